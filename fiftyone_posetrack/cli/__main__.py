@@ -1,0 +1,5 @@
+import sys
+
+from fiftyone_posetrack.cli import main
+
+sys.exit(main())
