@@ -12,7 +12,11 @@ import os
 import pathlib
 import tempfile
 
+import sys
+
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # test helpers (videos.py)
 
 _FO_HOME = pathlib.Path(tempfile.mkdtemp(prefix="posetrack-tests-"))
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(_FO_HOME / "db"))
