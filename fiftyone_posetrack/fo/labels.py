@@ -1,0 +1,174 @@
+"""Conversion between pixel arrays and FiftyOne labels, and a bulk frame-label writer.
+
+Pixel arrays (the library's convention) become FiftyOne's relative coordinates:
+
+- a box ``[x1, y1, x2, y2]`` in pixels -> ``bounding_box = [x / W, y / H, w / W, h / H]``
+- a joint ``(x, y)`` in pixels -> ``(x / W, y / H)``; a missing joint -> ``(nan, nan)``
+
+A person's :class:`fiftyone.core.labels.Detection` and
+:class:`fiftyone.core.labels.Keypoint` in the same frame share ``index`` = the
+track id, which is what the App uses to link them and to colour tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Mapping
+
+import fiftyone as fo
+import numpy as np
+
+from fiftyone_posetrack.types import BadInputError, FramePoses, FrameTracks
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "tracks_to_detections",
+    "poses_to_keypoints",
+    "detections_to_arrays",
+    "keypoints_to_arrays",
+    "write_frame_labels",
+]
+
+
+def _scale(width: int, height: int) -> np.ndarray:
+    if not (width and height and width > 0 and height > 0):
+        raise BadInputError(f"frame size must be positive, got {width}x{height}")
+    return np.array([width, height, width, height], dtype=np.float64)
+
+
+def tracks_to_detections(
+    tracks: FrameTracks, width: int, height: int, label: str = "person"
+) -> fo.Detections:
+    """Converts one frame's tracks to ``fo.Detections`` with ``index`` = track id.
+
+    Boxes are clipped to the frame before conversion.
+    """
+    scale = _scale(width, height)
+    boxes = np.clip(tracks.boxes, 0, scale)
+    rel = boxes / scale
+    rel[:, 2:] -= rel[:, :2]
+    return fo.Detections(
+        detections=[
+            fo.Detection(
+                label=label,
+                bounding_box=box.tolist(),
+                confidence=float(score),
+                index=int(tid),
+            )
+            for box, score, tid in zip(rel, tracks.scores, tracks.track_ids)
+        ]
+    )
+
+
+def poses_to_keypoints(
+    poses: FramePoses,
+    width: int,
+    height: int,
+    label: str = "person",
+    min_score: float = 0.0,
+) -> fo.Keypoints:
+    """Converts one frame's poses to ``fo.Keypoints`` with ``index`` = track id.
+
+    Joints with a NaN coordinate or a score below ``min_score`` become
+    ``(nan, nan)``, FiftyOne's marker for a missing point; their confidence is kept.
+    """
+    scale = _scale(width, height)[:2]
+    points = poses.keypoints / scale
+    missing = ~np.isfinite(points).all(axis=2) | (poses.scores < min_score)
+    points[missing] = np.nan
+    conf = np.nan_to_num(poses.scores, nan=0.0)
+    return fo.Keypoints(
+        keypoints=[
+            fo.Keypoint(
+                label=label,
+                points=[(float(x), float(y)) for x, y in pts],
+                confidence=c.tolist(),
+                index=int(tid),
+            )
+            for pts, c, tid in zip(points, conf, poses.track_ids)
+        ]
+    )
+
+
+def detections_to_arrays(
+    detections: fo.Detections | None, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Converts ``fo.Detections`` back to pixel arrays.
+
+    Returns:
+        ``(boxes (N, 4) [x1, y1, x2, y2] px, scores (N,), indices (N,))``;
+        a missing confidence reads as 1 and a missing index as -1
+    """
+    dets = [] if detections is None else detections.detections
+    if not dets:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
+    rel = np.array([d.bounding_box for d in dets], dtype=np.float64)
+    boxes = rel * _scale(width, height)
+    boxes[:, 2:] += boxes[:, :2]
+    scores = np.array([1.0 if d.confidence is None else d.confidence for d in dets])
+    index = np.array([-1 if d.index is None else d.index for d in dets], dtype=np.int64)
+    return boxes, scores, index
+
+
+def keypoints_to_arrays(
+    keypoints: fo.Keypoints | None, width: int, height: int, num_keypoints: int = 17
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Converts ``fo.Keypoints`` back to pixel arrays.
+
+    Returns:
+        ``(points (N, K, 2) px with NaN for missing joints, scores (N, K), indices (N,))``;
+        missing confidences read as 1 for present joints and 0 for missing ones
+    """
+    kps = [] if keypoints is None else keypoints.keypoints
+    if not kps:
+        return np.zeros((0, num_keypoints, 2)), np.zeros((0, num_keypoints)), np.zeros(0, dtype=np.int64)
+    points = np.full((len(kps), num_keypoints, 2), np.nan)
+    scores = np.zeros((len(kps), num_keypoints))
+    for i, kp in enumerate(kps):
+        pts = np.array(kp.points, dtype=np.float64).reshape(-1, 2)[:num_keypoints]
+        points[i, : len(pts)] = pts
+        if kp.confidence is not None:
+            c = np.array(kp.confidence, dtype=np.float64)[:num_keypoints]
+            scores[i, : len(c)] = c
+        else:
+            scores[i] = np.isfinite(points[i]).all(axis=1)
+    points *= _scale(width, height)[:2]
+    index = np.array([-1 if k.index is None else k.index for k in kps], dtype=np.int64)
+    return points, scores, index
+
+
+def write_frame_labels(
+    dataset: fo.Dataset,
+    fields: Mapping[str, Mapping[str, Mapping[int, fo.Label | None]]],
+) -> float:
+    """Writes frame labels of many videos in one bulk operation per field.
+
+    This is the fast path: no per-frame ``save()``; frames that do not exist yet
+    are created. Frames of a video that are not in the mapping are not touched.
+
+    Args:
+        dataset: the video dataset
+        fields: ``{frame_field: {sample_id: {frame_number: label}}}``, e.g.
+            ``{"pose_tracks": {sample.id: {1: fo.Detections(...), ...}}}``
+
+    Returns:
+        the seconds spent writing
+    """
+    start = time.perf_counter()
+    for field, per_sample in fields.items():
+        if not per_sample:
+            continue
+        for sample_id, frames in per_sample.items():
+            bad = [n for n in frames if not isinstance(n, (int, np.integer)) or n < 1]
+            if bad:
+                raise BadInputError(
+                    f"frame numbers must be integers >= 1, got {bad[:5]} for sample {sample_id}"
+                )
+        dataset.set_values(
+            f"frames.{field}",
+            {sid: {int(n): v for n, v in frames.items()} for sid, frames in per_sample.items()},
+            key_field="id",
+        )
+    return time.perf_counter() - start

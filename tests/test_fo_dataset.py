@@ -1,0 +1,119 @@
+"""FiftyOne glue against a real database (private temp FiftyOne home, see conftest)."""
+
+import numpy as np
+import pytest
+
+import fiftyone as fo
+
+from fiftyone_posetrack.fo.dataset import (
+    add_videos,
+    get_or_create_dataset,
+    import_mot_ground_truth,
+)
+from fiftyone_posetrack.fo.labels import (
+    detections_to_arrays,
+    keypoints_to_arrays,
+    poses_to_keypoints,
+    tracks_to_detections,
+    write_frame_labels,
+)
+from fiftyone_posetrack.formats.mot import write_mot
+from fiftyone_posetrack.types import BadInputError, FramePoses, FrameTracks
+from videos import make_video
+
+
+@pytest.fixture()
+def dataset(request):
+    ds = get_or_create_dataset(f"t-{request.node.name}", persistent=False)
+    yield ds
+    ds.delete()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("fo") / "clip.mp4", frames=30, size=(200, 100))
+
+
+def test_dataset_has_skeleton_and_metadata(dataset, clip):
+    ids = add_videos(dataset, [clip])
+    assert dataset.default_skeleton.labels[5] == "left_shoulder"
+    assert len(dataset.default_skeleton.edges) == 19
+    md = dataset[ids[0]].metadata
+    assert (md.frame_width, md.frame_height, md.total_frame_count) == (200, 100, 30)
+    assert add_videos(dataset, clip.parent) == ids, "a video is added once"
+    assert len(dataset) == 1
+
+
+def test_add_videos_refuses_bad_files_before_changing_dataset(dataset, clip, tmp_path):
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(BadInputError, match="corrupt.mp4"):
+        add_videos(dataset, [clip, bad])
+    assert len(dataset) == 0
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        add_videos(dataset, [tmp_path / "nope.mp4"])
+
+
+def test_non_video_dataset_is_refused():
+    ds = fo.Dataset()
+    ds.add_sample(fo.Sample(filepath="/tmp/x.jpg"))
+    with pytest.raises(BadInputError, match="not videos"):
+        get_or_create_dataset(ds.name)
+    ds.delete()
+
+
+def test_labels_round_trip_through_the_database(dataset, clip):
+    (sid,) = add_videos(dataset, [clip])
+    W, H = 200, 100
+    tracks = FrameTracks(np.array([[10, 20, 60, 90], [100, 5, 150, 95.0]]), [3, 7], [0.9, 0.4])
+    kp = np.random.default_rng(0).uniform([0, 0], [W, H], size=(2, 17, 2))
+    kp[1, 4] = np.nan
+    poses = FramePoses(kp, np.full((2, 17), 0.7), [3, 7])
+    written = write_frame_labels(
+        dataset,
+        {
+            "pred_detections": {sid: {n: tracks_to_detections(tracks, W, H) for n in (1, 2, 30)}},
+            "pred_keypoints": {sid: {2: poses_to_keypoints(poses, W, H)}},
+        },
+    )
+    assert written >= 0
+    sample = dataset[sid]
+    assert sample.frames[1].pred_detections is not None
+    assert sample.frames[3].pred_detections is None
+    boxes, scores, index = detections_to_arrays(sample.frames[30].pred_detections, W, H)
+    np.testing.assert_allclose(boxes, tracks.boxes, atol=1e-9)
+    np.testing.assert_allclose(scores, [0.9, 0.4])
+    assert index.tolist() == [3, 7]
+    pts, conf, index = keypoints_to_arrays(sample.frames[2].pred_keypoints, W, H)
+    np.testing.assert_allclose(pts, kp, atol=1e-9)
+    assert np.isnan(pts[1, 4]).all() and index.tolist() == [3, 7]
+    # detections and keypoints of a person share `index`
+    assert [d.index for d in sample.frames[2].pred_detections.detections] == [
+        k.index for k in sample.frames[2].pred_keypoints.keypoints
+    ]
+
+
+def test_write_frame_labels_rejects_bad_frame_numbers(dataset, clip):
+    (sid,) = add_videos(dataset, [clip])
+    with pytest.raises(BadInputError, match="frame numbers"):
+        write_frame_labels(dataset, {"x": {sid: {0: fo.Detections()}}})
+
+
+def test_import_mot_ground_truth(dataset, clip, tmp_path):
+    (sid,) = add_videos(dataset, [clip])
+    rows = np.array(
+        [[1, 1, 10, 10, 50, 80, 1, 1, 0.8], [1, 2, 100, 0, 40, 60, 1, 7, 1.0], [5, 1, 12, 11, 50, 80, 1, 1, 0.5]]
+    )
+    write_mot(tmp_path / "gt.txt", rows, gt=True)
+    assert import_mot_ground_truth(dataset[sid], tmp_path / "gt.txt") == 3
+    sample = dataset[sid]
+    dets = sample.frames[1].gt_detections.detections
+    assert [d.index for d in dets] == [1, 2]
+    assert dets[0].bounding_box == pytest.approx([0.05, 0.1, 0.25, 0.8])
+    assert dets[0].visibility == pytest.approx(0.8)
+    assert [d.ignore for d in dets] == [False, True]
+    rows[2, 0] = 31
+    write_mot(tmp_path / "late.txt", rows, gt=True)
+    with pytest.raises(BadInputError, match="has frame 31 but the video"):
+        import_mot_ground_truth(dataset[sid], tmp_path / "late.txt", field="other")
+    assert not dataset.has_frame_field("other")
