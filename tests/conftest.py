@@ -27,6 +27,8 @@ os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", str(_FO_HOME / "datasets")
 os.environ.setdefault("FIFTYONE_MODEL_ZOO_DIR", str(_FO_HOME / "models"))
 os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(_FO_HOME / "plugins"))
 os.environ.setdefault("FIFTYONE_OPERATOR_TIMEOUT", "600")
+os.environ["POSETRACK_OFFLINE"] = "1"  # no test may download weights
+os.environ["POSETRACK_CACHE"] = str(_FO_HOME / "posetrack-cache")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
