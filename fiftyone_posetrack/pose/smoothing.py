@@ -1,0 +1,277 @@
+"""Temporal smoothing of tracked poses: optical-flow averaging and the One-Euro filter.
+
+**Flow smoothing** (the HIE 2020 pose-tracking recipe). For a person tracked
+in frames ``k - 1``, ``k`` and ``k + 1``, each joint of frame ``k`` becomes::
+
+    J_k' = a * J(k-1 -> k) + a * J(k+1 -> k) + (1 - 2a) * J(k)
+
+where ``J(k-1 -> k)`` is the joint of frame ``k - 1`` moved into frame ``k``
+by the optical flow from ``k - 1`` to ``k`` (sampled at the joint), and
+``J(k+1 -> k)`` the joint of frame ``k + 1`` moved back by the flow from
+``k + 1`` to ``k``. With exact flow and independent joint noise of variance
+``s^2`` the result has variance ``(2a^2 + (1 - 2a)^2) s^2``: minimal (``s^2 / 3``)
+at ``a = 1/3``; the default ``a = 0.25`` (``0.375 s^2``, std x 0.61) weighs the
+detected joint most, which keeps flow errors (occlusions, fast limbs) from
+dominating. A neighbour term is dropped, and the remaining weights are
+renormalised, when the track is absent in that frame (track start / end), the
+neighbour's joint is NaN or scores below ``score_threshold``, or the flow loses
+the point. A NaN joint of frame ``k`` stays NaN (smoothing never invents
+joints). Neighbours are always the *unsmoothed* poses.
+
+:class:`FlowPoseSmoother` works on a window of three frames (:meth:`~FlowPoseSmoother.smooth`)
+or as a stream with one frame of delay (:meth:`~FlowPoseSmoother.push` /
+:meth:`~FlowPoseSmoother.flush`); :func:`smooth_pose_sequence` smooths a whole list.
+
+**One-Euro** (Casiez, Roussel & Vogel, CHI 2012): a per-joint low-pass filter
+whose cutoff rises with speed, ``f_c = min_cutoff + beta * |dx/dt|``; no flow
+needed, causal, one state per track (:class:`OneEuroPoseSmoother`).
+
+Keypoints are ``(x, y)`` pixels of the frame, as everywhere in the library.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from fiftyone_posetrack.flow import dense_flow, propagate_points, to_gray
+from fiftyone_posetrack.types import BadInputError, FramePoses
+
+__all__ = ["FlowPoseSmoother", "smooth_pose_sequence", "OneEuroFilter", "OneEuroPoseSmoother"]
+
+
+class FlowPoseSmoother:
+    """Optical-flow pose smoothing over ``(previous, current, next)`` frames.
+
+    Args:
+        alpha: weight ``a`` of each neighbour, in ``[0, 0.5]`` (0: no smoothing)
+        score_threshold: neighbour joints scoring below it are not used
+        method: ``"lk"`` (sparse Lucas-Kanade at the joints) or ``"dis"``
+            (dense DIS flow, sampled at the joints)
+        dis_preset: DIS preset for ``method="dis"``
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        score_threshold: float = 0.3,
+        method: str = "lk",
+        dis_preset: str = "fast",
+    ):
+        if not 0.0 <= float(alpha) <= 0.5:
+            raise BadInputError(f"alpha: expected a value in [0, 0.5], got {alpha}")
+        if method not in ("lk", "dis"):
+            raise BadInputError(f"method: expected 'lk' or 'dis', got {method!r}")
+        self.alpha = float(alpha)
+        self.score_threshold = float(score_threshold)
+        self.method = method
+        self.dis_preset = dis_preset
+        self._buffer: list[tuple[np.ndarray, FramePoses]] = []
+
+    def _moved_neighbour(self, src_gray, cur_gray, src: FramePoses, cur: FramePoses):
+        """Neighbour joints moved into the current frame: ``(M, K, 2)`` with NaN where unusable."""
+        moved = np.full(cur.keypoints.shape, np.nan)
+        if len(src) == 0 or len(cur) == 0:
+            return moved
+        src_row = {int(t): i for i, t in enumerate(src.track_ids)}
+        pairs = np.array(
+            [(i, src_row[int(t)]) for i, t in enumerate(cur.track_ids) if int(t) in src_row]
+        )
+        if len(pairs) == 0:
+            return moved
+        pts = src.keypoints[pairs[:, 1]]  # (P, K, 2)
+        usable = np.isfinite(pts).all(axis=2) & (src.scores[pairs[:, 1]] >= self.score_threshold)
+        usable &= np.isfinite(cur.keypoints[pairs[:, 0]]).all(axis=2)
+        if not usable.any():
+            return moved
+        flow = dense_flow(src_gray, cur_gray, self.dis_preset) if self.method == "dis" else None
+        out, ok = propagate_points(src_gray, cur_gray, pts[usable], self.method, flow)
+        block = np.full(pts.shape, np.nan)
+        block[usable] = np.where(ok[:, None], out, np.nan)
+        moved[pairs[:, 0]] = block
+        return moved
+
+    def smooth(
+        self,
+        cur_frame: np.ndarray,
+        cur_poses: FramePoses,
+        prev_frame: np.ndarray | None = None,
+        prev_poses: FramePoses | None = None,
+        next_frame: np.ndarray | None = None,
+        next_poses: FramePoses | None = None,
+    ) -> FramePoses:
+        """Smooths the poses of the current frame with its neighbours.
+
+        Args:
+            cur_frame: the current frame, BGR ``(H, W, 3)`` or gray ``(H, W)``
+            cur_poses: the current poses (``track_ids`` link them to the neighbours)
+            prev_frame, prev_poses: the previous frame and its poses, or None
+                (track start / first frame)
+            next_frame, next_poses: the next frame and its poses, or None
+
+        Returns:
+            a new :class:`FramePoses` with smoothed keypoints, the same scores,
+            track ids and boxes
+        """
+        cur_gray = to_gray(cur_frame)
+        kps = cur_poses.keypoints
+        weight_cur = 1.0 - 2.0 * self.alpha
+        total = np.where(np.isfinite(kps), kps * weight_cur, 0.0)
+        weight = np.full(kps.shape[:2], weight_cur)
+        if self.alpha > 0:
+            for frame, poses in ((prev_frame, prev_poses), (next_frame, next_poses)):
+                if frame is None or poses is None:
+                    continue
+                moved = self._moved_neighbour(to_gray(frame), cur_gray, poses, cur_poses)
+                have = np.isfinite(moved).all(axis=2)
+                total[have] += self.alpha * moved[have]
+                weight[have] += self.alpha
+        smoothed = np.where(
+            weight[..., None] > 0, total / np.maximum(weight, 1e-12)[..., None], kps
+        )
+        smoothed[~np.isfinite(kps).all(axis=2)] = np.nan
+        return FramePoses(
+            smoothed, cur_poses.scores.copy(), cur_poses.track_ids.copy(), cur_poses.boxes
+        )
+
+    def push(self, frame: np.ndarray, poses: FramePoses) -> FramePoses | None:
+        """Streams one frame in; returns the smoothed poses of the *previous* frame.
+
+        Returns None for the first frame (its next neighbour is not known yet);
+        call :meth:`flush` after the last frame to get the last one.
+        """
+        self._buffer.append((to_gray(frame), poses))
+        if len(self._buffer) < 2:
+            return None
+        if len(self._buffer) > 3:
+            self._buffer.pop(0)
+        prev = self._buffer[-3] if len(self._buffer) == 3 else (None, None)
+        cur, nxt = self._buffer[-2], self._buffer[-1]
+        return self.smooth(cur[0], cur[1], prev[0], prev[1], nxt[0], nxt[1])
+
+    def flush(self) -> FramePoses | None:
+        """Returns the smoothed poses of the last pushed frame and resets the stream."""
+        if not self._buffer:
+            return None
+        prev = self._buffer[-2] if len(self._buffer) >= 2 else (None, None)
+        cur = self._buffer[-1]
+        self._buffer = []
+        return self.smooth(cur[0], cur[1], prev[0], prev[1])
+
+
+def smooth_pose_sequence(
+    frames: Sequence[np.ndarray], poses_per_frame: Sequence[FramePoses], **kwargs
+) -> list[FramePoses]:
+    """Flow-smooths the tracked poses of a list of consecutive frames.
+
+    Args:
+        frames: BGR or gray frames
+        poses_per_frame: one :class:`FramePoses` per frame
+        **kwargs: :class:`FlowPoseSmoother` parameters (``alpha``, ``method``, ...)
+
+    Returns:
+        one smoothed :class:`FramePoses` per frame
+    """
+    if len(frames) != len(poses_per_frame):
+        raise BadInputError(
+            f"smooth_pose_sequence: {len(frames)} frames but {len(poses_per_frame)} pose sets"
+        )
+    smoother = FlowPoseSmoother(**kwargs)
+    out = [smoother.push(f, p) for f, p in zip(frames, poses_per_frame)]
+    out = [p for p in out if p is not None]
+    if len(frames):
+        out.append(smoother.flush())
+    return out
+
+
+class OneEuroFilter:
+    """The One-Euro filter, element-wise over arrays of a fixed shape.
+
+    Each element keeps its own state; NaN inputs give NaN outputs and leave
+    that element's state (and time) untouched.
+
+    Args:
+        min_cutoff: cutoff frequency at rest, in Hz (lower: smoother, more lag)
+        beta: cutoff increase per unit of speed (Hz per pixel / s for pixels);
+            the default 0.1 halves the jitter of a 60 px/s joint at 30 fps
+            without adding lag beyond the noise, 0.01 smooths 4x more but
+            lags ~5 px behind such a joint
+        d_cutoff: cutoff of the speed estimate, in Hz
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.1, d_cutoff: float = 1.0):
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise BadInputError(
+                "OneEuroFilter: expected min_cutoff > 0, d_cutoff > 0 and beta >= 0"
+            )
+        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
+        self.x = self.dx = self.t = None
+
+    @staticmethod
+    def _alpha(cutoff, dt):
+        tau = 1.0 / (2.0 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        """Filters the sample ``x`` taken at time ``t`` (seconds); returns the estimate."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.x is None:
+            self.x = np.full(x.shape, np.nan)
+            self.dx = np.zeros(x.shape)
+            self.t = np.full(x.shape, np.nan)
+        if x.shape != self.x.shape:
+            raise BadInputError(f"OneEuroFilter: expected shape {self.x.shape}, got {x.shape}")
+        seen, new = np.isfinite(x), ~np.isfinite(self.x)
+        first = seen & new
+        self.x[first], self.dx[first], self.t[first] = x[first], 0.0, t
+        upd = seen & ~new & (t > self.t)
+        if upd.any():
+            dt = t - self.t[upd]
+            dx = (x[upd] - self.x[upd]) / dt
+            self.dx[upd] += self._alpha(self.d_cutoff, dt) * (dx - self.dx[upd])
+            cutoff = self.min_cutoff + self.beta * np.abs(self.dx[upd])
+            self.x[upd] += self._alpha(cutoff, dt) * (x[upd] - self.x[upd])
+            self.t[upd] = t
+        return np.where(seen, self.x, np.nan)
+
+
+class OneEuroPoseSmoother:
+    """One-Euro smoothing of the joints of each track (causal, no flow).
+
+    Args:
+        fps: frame rate used to turn frame numbers into seconds
+        min_cutoff, beta, d_cutoff: :class:`OneEuroFilter` parameters (beta
+            per pixel / s)
+        max_gap: a track unseen for more frames than this starts afresh
+    """
+
+    def __init__(
+        self,
+        fps: float = 30.0,
+        min_cutoff: float = 1.0,
+        beta: float = 0.1,
+        d_cutoff: float = 1.0,
+        max_gap: int = 30,
+    ):
+        if fps <= 0:
+            raise BadInputError(f"fps: expected > 0, got {fps}")
+        self.fps, self.max_gap = float(fps), int(max_gap)
+        self.params = dict(min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff)
+        self._filters: dict[int, tuple[OneEuroFilter, int]] = {}
+        self._frame = -1
+
+    def update(self, poses: FramePoses, frame_number: int | None = None) -> FramePoses:
+        """Filters the poses of the next frame (``frame_number``: default previous + 1)."""
+        self._frame = self._frame + 1 if frame_number is None else int(frame_number)
+        out = np.full(poses.keypoints.shape, np.nan)
+        for i, tid in enumerate(poses.track_ids.tolist()):
+            filt, last = self._filters.get(tid, (None, None))
+            if filt is None or self._frame - last > self.max_gap:
+                filt = OneEuroFilter(**self.params)
+            out[i] = filt(poses.keypoints[i], self._frame / self.fps)
+            self._filters[tid] = (filt, self._frame)
+        stale = [t for t, (_, last) in self._filters.items() if self._frame - last > self.max_gap]
+        for t in stale:
+            del self._filters[t]
+        return FramePoses(out, poses.scores.copy(), poses.track_ids.copy(), poses.boxes)

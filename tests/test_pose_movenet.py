@@ -1,0 +1,84 @@
+"""MoveNet Lightning int8 (TFLite) on COCO people with ground-truth boxes (needs ../shared)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from fiftyone_posetrack.pose import make_pose_estimator
+from fiftyone_posetrack.pose.tflite_movenet import MoveNetTFLite
+from fiftyone_posetrack.types import BadInputError, xywh_to_xyxy
+
+
+@pytest.fixture(scope="module")
+def movenet(shared_dir):
+    (path,) = (shared_dir / "models" / "movenet-lightning-int8").glob("*.tflite")
+    return make_pose_estimator(f"movenet-tflite:{path}", threads=2)
+
+
+@pytest.fixture(scope="module")
+def coco(shared_dir):
+    root = shared_dir / "data" / "keypoints" / "coco"
+    data = json.loads((root / "test_coco.json").read_text())
+    images = {im["id"]: cv2.imread(str(root / im["file_name"])) for im in data["images"]}
+    return images, data["annotations"]
+
+
+def test_movenet_pck_on_large_coco_people(movenet, coco):
+    images, anns = coco
+    large = [a for a in anns if a["area"] >= 5000 and a["num_keypoints"] >= 10]
+    assert len(large) >= 8
+    image_ids = sorted({a["image_id"] for a in large})
+    frames = [images[i] for i in image_ids]
+    boxes = [
+        xywh_to_xyxy(np.array([a["bbox"] for a in large if a["image_id"] == i])) for i in image_ids
+    ]
+    start = time.perf_counter()
+    results = movenet.estimate_batch(frames, boxes)
+    ms = (time.perf_counter() - start) * 1000 / len(large)
+    hits = {0.05: 0, 0.1: 0, 0.2: 0}
+    total = inside = 0
+    for image_id, (kps, scores), b in zip(image_ids, results, boxes):
+        people = [a for a in large if a["image_id"] == image_id]
+        for ann, kp, box in zip(people, kps, b):
+            gt = np.array(ann["keypoints"], float).reshape(17, 3)
+            vis = gt[:, 2] > 0
+            dist = np.linalg.norm(kp[vis] - gt[vis, :2], axis=1)
+            size = max(ann["bbox"][2], ann["bbox"][3])
+            for thr in hits:
+                hits[thr] += int((dist <= thr * size).sum())
+            total += int(vis.sum())
+            margin = 0.1 * size
+            inside += int(
+                ((kp[vis] >= box[:2] - margin) & (kp[vis] <= box[2:] + margin)).all(axis=1).sum()
+            )
+    pck = {thr: h / total for thr, h in hits.items()}
+    print(
+        f"\nMoveNet on {len(large)} large COCO people ({total} visible joints): "
+        + ", ".join(f"PCK@{t} = {v:.2f}" for t, v in pck.items())
+        + f"; {inside / total:.2f} inside the gt box (+10%); {ms:.1f} ms/person"
+    )
+    assert pck[0.2] >= 0.85
+    assert pck[0.1] >= 0.7
+    assert inside / total >= 0.95
+
+
+def test_movenet_output_shapes_and_empty(movenet):
+    frame = np.zeros((120, 160, 3), np.uint8)
+    kps, scores = movenet.estimate(frame, np.zeros((0, 4)))
+    assert kps.shape == (0, 17, 2) and scores.shape == (0, 17)
+    kps, scores = movenet.estimate(frame, np.array([[10.0, 10.0, 60.0, 110.0]]))
+    assert kps.shape == (1, 17, 2) and np.isfinite(kps).all()
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_movenet_rejects_cuda_and_wrong_models(shared_dir):
+    (path,) = (shared_dir / "models" / "movenet-lightning-int8").glob("*.tflite")
+    with pytest.raises(BadInputError, match="CPU only"):
+        MoveNetTFLite(path, device="cuda")
+    with pytest.raises(BadInputError, match="not a TFLite flatbuffer"):
+        MoveNetTFLite(shared_dir / "models" / "yolox-nano" / "yolox_nano.onnx")
