@@ -189,3 +189,14 @@ def _download(info: ModelInfo, folder: pathlib.Path) -> None:
             os.replace(file, folder / file.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve_model_spec(spec: str, models_dir: str | os.PathLike | None = None) -> str:
+    """Turns a model name of :data:`MODELS` into a ``BACKEND:PATH`` spec.
+
+    Any other string (``rtmdet-onnx:PATH``, ``mmdet:CONFIG.py:CKPT``, a file
+    path) is returned unchanged.
+    """
+    if isinstance(spec, str) and spec in MODELS:
+        return f"{MODELS[spec].backend}:{model_path(spec, models_dir)}"
+    return spec

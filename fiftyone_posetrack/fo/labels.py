@@ -29,6 +29,7 @@ __all__ = [
     "detections_to_arrays",
     "keypoints_to_arrays",
     "write_frame_labels",
+    "sample_to_mot",
 ]
 
 
@@ -172,3 +173,36 @@ def write_frame_labels(
             key_field="id",
         )
     return time.perf_counter() - start
+
+
+def sample_to_mot(sample: fo.Sample, field: str) -> np.ndarray:
+    """Reads a video sample's frame-level ``fo.Detections`` into a MOT array.
+
+    Returns:
+        ``(N, 9)`` rows ``frame, id, x, y, w, h, conf, class, visibility`` in
+        pixels (see :mod:`fiftyone_posetrack.formats.mot`); ``id`` is the
+        detection's ``index`` (-1 when unset); detections with ``ignore=True``
+        get class -2 (distractor), the others class 1
+    """
+    md = sample.metadata
+    if md is None or not md.frame_width:
+        raise BadInputError(f"sample {sample.id} ({sample.filepath}) has no video metadata")
+    width, height = md.frame_width, md.frame_height
+    numbers, labels = sample._dataset.select(sample.id).values(["frames.frame_number", f"frames.{field}"])
+    rows = []
+    for number, dets in zip(numbers[0], labels[0]):
+        if dets is None or not dets.detections:
+            continue
+        boxes, scores, index = detections_to_arrays(dets, width, height)
+        vis = [getattr(d, "visibility", None) for d in dets.detections]
+        ign = [bool(getattr(d, "ignore", False)) for d in dets.detections]
+        block = np.empty((len(boxes), 9))
+        block[:, 0] = number
+        block[:, 1] = index
+        block[:, 2:4] = boxes[:, :2]
+        block[:, 4:6] = boxes[:, 2:] - boxes[:, :2]
+        block[:, 6] = scores
+        block[:, 7] = np.where(ign, -2, 1)
+        block[:, 8] = [-1.0 if v is None else float(v) for v in vis]
+        rows.append(block)
+    return np.concatenate(rows) if rows else np.zeros((0, 9))

@@ -1,0 +1,222 @@
+"""The streaming pose-tracking pipeline over frames (no database involved).
+
+::
+
+    pipeline = PoseTrackingPipeline(PipelineConfig(models_dir="models"))
+    with VideoReader("video.mp4") as reader:
+        for result in pipeline.process(reader.batches(8)):
+            result.frame_number, result.tracks, result.poses   # pixels
+
+Per batch of frames: the detector runs once on the whole batch; then, frame by
+frame, appearance embeddings, the tracker and the optical-flow box smoother;
+then the pose model runs once on all tracked boxes of the batch; pose smoothing
+needs the next frame, so results come out with one frame of delay (flushed at
+the end). Memory is one batch of frames plus a few gray frames, whatever the
+length of the video. ``timings`` accumulates the seconds spent in each stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from fiftyone_posetrack.pipeline.config import PipelineConfig
+from fiftyone_posetrack.types import FrameDetections, FramePoses, FrameTracks
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FrameResult", "PoseTrackingPipeline", "sanitize_detections", "sanitize_poses"]
+
+
+@dataclass
+class FrameResult:
+    """The pipeline's output for one frame.
+
+    Attributes:
+        frame_number: 1-based frame number
+        detections: the detector's (fused) boxes before tracking
+        tracks: the tracked (and smoothed) boxes with track ids
+        poses: the poses of ``tracks``, row for row (same ``track_ids``)
+    """
+
+    frame_number: int
+    detections: FrameDetections
+    tracks: FrameTracks
+    poses: FramePoses
+
+
+def sanitize_detections(dets: FrameDetections, width: int, height: int) -> tuple[FrameDetections, int]:
+    """Clips boxes to the frame and drops degenerate ones (zero area after clipping).
+
+    Models can emit boxes partly or wholly outside the frame; NaN boxes are
+    refused earlier by :class:`FrameDetections`.
+
+    Returns:
+        the kept detections and the number dropped
+    """
+    if len(dets) == 0:
+        return dets, 0
+    limit = np.array([width, height, width, height], dtype=np.float64)
+    boxes = np.clip(dets.boxes, 0, limit)
+    keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+    emb = None if dets.embeddings is None else dets.embeddings[keep]
+    return FrameDetections(boxes[keep], dets.scores[keep], emb), int((~keep).sum())
+
+
+def sanitize_poses(keypoints: np.ndarray, scores: np.ndarray, width: int, height: int, margin: float = 0.05):
+    """Marks joints that are NaN or far outside the frame as missing (NaN, score 0)."""
+    kp = np.asarray(keypoints, dtype=np.float64).copy()
+    sc = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
+    lo = -margin * np.array([width, height])
+    hi = (1 + margin) * np.array([width, height])
+    bad = ~np.isfinite(kp).all(axis=-1) | (kp < lo).any(axis=-1) | (kp > hi).any(axis=-1)
+    kp[bad] = np.nan
+    sc[bad] = 0.0
+    return np.clip(kp, 0, [width - 1, height - 1]), np.clip(sc, 0.0, 1.0)
+
+
+class PoseTrackingPipeline:
+    """Runs detect -> (box smoothing) -> track -> pose -> (pose smoothing) over frames.
+
+    The stages are built from ``config`` unless given (any object with the same
+    interface works, which is how tests and benchmarks swap parts).
+
+    Args:
+        config: the :class:`PipelineConfig`
+        detector: a :class:`fiftyone_posetrack.detection.Detector`
+        pose_estimator: a :class:`fiftyone_posetrack.pose.base.PoseEstimator`
+        embedder: a ReID embedder with ``embed(frame, boxes) -> (N, D)``, or
+            None for motion-only tracking (default: built from ``config.reid``)
+    """
+
+    def __init__(self, config: PipelineConfig | None = None, detector=None, pose_estimator=None, embedder="config"):
+        self.config = config = config or PipelineConfig()
+        self.timings: dict[str, float] = defaultdict(float)
+        self.frames_done = 0
+        self.dropped_boxes = 0
+        self.detector = detector if detector is not None else self._build_detector()
+        self.pose_estimator = pose_estimator if pose_estimator is not None else self._build_pose()
+        self.embedder = self._build_embedder() if embedder == "config" else embedder
+        self.reset()
+
+    # -- construction ----------------------------------------------------------------------
+
+    def _build_detector(self):
+        from fiftyone_posetrack.detection import FusedDetector, make_detector
+        from fiftyone_posetrack.models import resolve_model_spec
+
+        c = self.config
+        kwargs = dict(score_threshold=c.det_score_threshold, device=c.device, batch_size=c.batch_size)
+        first = make_detector(resolve_model_spec(c.detector, c.models_dir), **kwargs)
+        if not c.detector2:
+            return first
+        second = make_detector(resolve_model_spec(c.detector2, c.models_dir), **kwargs)
+        return FusedDetector([first, second], weights=list(c.fusion_weights))
+
+    def _build_pose(self):
+        from fiftyone_posetrack.models import resolve_model_spec
+        from fiftyone_posetrack.pose.base import make_pose_estimator
+
+        c = self.config
+        spec = resolve_model_spec(c.pose, c.models_dir)
+        kwargs = dict(device=c.device)
+        if c.pose2:
+            kwargs["second_model"] = resolve_model_spec(c.pose2, c.models_dir)
+        return make_pose_estimator(spec, **kwargs)
+
+    def _build_embedder(self):
+        if not self.config.reid:
+            return None
+        from fiftyone_posetrack.reid import make_embedder
+
+        return make_embedder(self.config.reid, device=self.config.device)
+
+    def reset(self) -> None:
+        """Starts a new video: fresh tracker, box smoother and pose smoother."""
+        from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
+        from fiftyone_posetrack.tracking.base import make_tracker
+        from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
+
+        c = self.config
+        self.tracker = make_tracker(c.tracker, **c.tracker_params)
+        self.box_smoother = (
+            FlowBoxSmoother(alpha=c.box_alpha, max_gap=c.box_max_gap, method=c.flow_method)
+            if c.box_smoothing
+            else None
+        )
+        self.flow_smoother = (
+            FlowPoseSmoother(alpha=c.pose_alpha, method=c.flow_method) if c.pose_smoothing == "flow" else None
+        )
+        self.euro_smoother = OneEuroPoseSmoother() if c.pose_smoothing == "one-euro" else None
+        self._pending: list[tuple[int, FrameDetections, FrameTracks]] = []
+
+    @contextmanager
+    def _timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - start
+
+    # -- processing ------------------------------------------------------------------------
+
+    def process(self, batches: Iterable[tuple[list[int], list[np.ndarray]]]) -> Iterator[FrameResult]:
+        """Processes a stream of ``(frame_numbers, frames)`` batches of one video, in order.
+
+        Yields one :class:`FrameResult` per frame, in frame order. Call on a
+        fresh pipeline or after :meth:`reset`; it resets at the end.
+        """
+        try:
+            for numbers, frames in batches:
+                yield from self._process_batch(numbers, frames)
+            if self.flow_smoother is not None and self._pending:
+                with self._timed("pose_smoothing"):
+                    poses = self.flow_smoother.flush()
+                yield self._emit(poses)
+        finally:
+            self.reset()
+
+    def _process_batch(self, numbers: list[int], frames: list[np.ndarray]) -> Iterator[FrameResult]:
+        height, width = frames[0].shape[:2]
+        with self._timed("detection"):
+            detections = self.detector.detect(frames)
+        tracked = []
+        for frame, dets in zip(frames, detections):
+            dets, dropped = sanitize_detections(dets, width, height)
+            self.dropped_boxes += dropped
+            if self.embedder is not None and len(dets):
+                with self._timed("reid"):
+                    dets.embeddings = self.embedder.embed(frame, dets.boxes)
+            with self._timed("tracking"):
+                tracks = self.tracker.update(dets, frame)
+            if self.box_smoother is not None:
+                with self._timed("box_smoothing"):
+                    tracks = self.box_smoother.update(tracks, frame)
+            tracked.append((dets, tracks))
+        with self._timed("pose"):
+            results = self.pose_estimator.estimate_batch(frames, [t.boxes for _, t in tracked])
+        for number, frame, (dets, tracks), (kps, scores) in zip(numbers, frames, tracked, results):
+            kps, scores = sanitize_poses(kps, scores, width, height)
+            poses = FramePoses(kps, scores, tracks.track_ids, tracks.boxes)
+            self.frames_done += 1
+            if self.flow_smoother is not None:
+                self._pending.append((number, dets, tracks))
+                with self._timed("pose_smoothing"):
+                    smoothed = self.flow_smoother.push(frame, poses)
+                if smoothed is not None:
+                    yield self._emit(smoothed)
+                continue
+            if self.euro_smoother is not None:
+                with self._timed("pose_smoothing"):
+                    poses = self.euro_smoother.update(poses, number)
+            yield FrameResult(number, dets, tracks, poses)
+
+    def _emit(self, poses: FramePoses) -> FrameResult:
+        number, dets, tracks = self._pending.pop(0)
+        return FrameResult(number, dets, tracks, poses)
