@@ -86,6 +86,12 @@ def test_wbf_two_models_semantics():
     np.testing.assert_allclose(boxes[1], b[1])
     with pytest.raises(BadInputError, match="weights"):
         weighted_boxes_fusion([a, b], [np.array([0.9]), np.array([0.3, 0.8])], weights=[1.0])
+    with pytest.raises(BadInputError, match="weights"):
+        weighted_boxes_fusion([a, b], [np.array([0.9]), np.array([0.3, 0.8])], weights=[0, 0])
+    # weight 0 leaves a model out: the other one's boxes and scores come back as they are
+    only_b = weighted_boxes_fusion([a, b], [np.array([0.9]), np.array([0.3, 0.8])], weights=[0, 1])
+    np.testing.assert_allclose(only_b[0], b[[1, 0]])
+    np.testing.assert_allclose(only_b[1], [0.8, 0.3])
     empty = weighted_boxes_fusion([np.zeros((0, 4))], [np.zeros(0)])
     assert empty[0].shape == (0, 4) and empty[1].shape == (0,)
 

@@ -33,6 +33,16 @@ from fiftyone_posetrack.types import BadInputError, FrameDetections
 __all__ = ["weighted_boxes_fusion", "FusedDetector"]
 
 
+def _check_weights(weights, n_models: int) -> np.ndarray:
+    weights = np.ones(n_models) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights.shape != (n_models,) or (weights < 0).any() or not weights.sum() > 0:
+        raise BadInputError(
+            f"WBF: expected {n_models} non-negative weights, not all 0, "
+            f"got {np.ravel(weights).tolist()}"
+        )
+    return weights
+
+
 def weighted_boxes_fusion(
     boxes_list: Sequence[np.ndarray],
     scores_list: Sequence[np.ndarray],
@@ -47,7 +57,8 @@ def weighted_boxes_fusion(
         boxes_list: one ``(N_i, 4)`` ``[x1, y1, x2, y2]`` array per model (any
             unit; pixels in this library)
         scores_list: one ``(N_i,)`` score array per model
-        weights: one weight per model (default: all 1)
+        weights: one non-negative weight per model (default: all 1); a model
+            of weight 0 is ignored
         iou_thr: a box joins the best-overlapping cluster when IoU > ``iou_thr``
         skip_box_thr: boxes scoring below it are ignored
         conf_type: ``"avg"`` (the paper) or ``"max"``
@@ -59,9 +70,11 @@ def weighted_boxes_fusion(
     n_models = len(boxes_list)
     if len(scores_list) != n_models:
         raise BadInputError(f"WBF: {n_models} box arrays but {len(scores_list)} score arrays")
-    weights = np.ones(n_models) if weights is None else np.asarray(weights, dtype=np.float64)
-    if weights.shape != (n_models,) or (weights <= 0).any():
-        raise BadInputError(f"WBF: expected {n_models} positive weights, got {weights.tolist()}")
+    weights = _check_weights(weights, n_models)
+    used = np.flatnonzero(weights > 0)  # a model of weight 0 is left out entirely
+    boxes_list = [boxes_list[m] for m in used]
+    scores_list = [scores_list[m] for m in used]
+    weights, n_models = weights[used], len(used)
     if conf_type not in ("avg", "max"):
         raise BadInputError(f"WBF: conf_type must be 'avg' or 'max', got {conf_type!r}")
 
@@ -146,11 +159,7 @@ class FusedDetector(Detector):
             raise BadInputError("FusedDetector: expected a non-empty list of Detector instances")
         super().__init__(score_threshold, detectors[0].device, batch_size)
         self.detectors = detectors
-        self.weights = np.ones(len(detectors)) if weights is None else np.asarray(weights, float)
-        if self.weights.shape != (len(detectors),):
-            raise BadInputError(
-                f"FusedDetector: {len(detectors)} detectors but {len(self.weights)} weights"
-            )
+        self.weights = _check_weights(weights, len(detectors))
         self.iou_thr = float(iou_thr)
         self.skip_box_thr = float(skip_box_thr)
         self.conf_type = conf_type

@@ -17,6 +17,8 @@ when resized to a batch), so boxes run one by one.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from fiftyone_posetrack.detection.runtime import check_model_file
@@ -28,6 +30,8 @@ from fiftyone_posetrack.pose.crops import (
     fix_aspect_ratio,
 )
 from fiftyone_posetrack.types import BadInputError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MoveNetTFLite"]
 
@@ -42,7 +46,7 @@ class MoveNetTFLite(PoseEstimator):
 
     Args:
         model_path: the ``.tflite`` file
-        device: only ``"cpu"`` / ``"auto"`` (TFLite runs on the CPU here)
+        device: ignored: TFLite runs on the CPU (a warning says so for ``"cuda"``)
         padding: box enlargement before the square crop (1.25)
         threads: interpreter CPU threads (None: LiteRT's default)
     """
@@ -52,7 +56,7 @@ class MoveNetTFLite(PoseEstimator):
     ):
         super().__init__(device, batch_size=1)
         if str(device).lower().startswith("cuda"):
-            raise BadInputError(f"MoveNet TFLite runs on the CPU only; got device={device!r}")
+            logger.warning("MoveNet TFLite runs on the CPU only; ignoring device=%r", device)
         path = check_model_file(model_path, "MoveNet TFLite model", SOURCE)
         with open(path, "rb") as f:
             head = f.read(8)
