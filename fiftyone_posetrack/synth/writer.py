@@ -1,0 +1,164 @@
+"""Writing a synthetic sequence: H.264 video via ffmpeg, MOT ground truth, seqinfo.ini.
+
+OpenCV's own writers cannot produce H.264 on many systems (and ``mp4v`` does not
+play in browsers), so frames are streamed as raw BGR bytes to an ``ffmpeg``
+process that encodes ``libx264`` / ``yuv420p`` -- one frame at a time, never
+the whole video in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+from fiftyone_posetrack.types import BadInputError
+
+
+def find_ffmpeg() -> str:
+    """Path of an ``ffmpeg`` executable.
+
+    The system ``ffmpeg`` first, else the one bundled with ``imageio-ffmpeg``.
+
+    Raises:
+        FileNotFoundError: when neither exists, saying how to install ffmpeg
+    """
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        pass
+    else:
+        try:
+            return imageio_ffmpeg.get_ffmpeg_exe()
+        except RuntimeError:
+            pass
+    raise FileNotFoundError(
+        "ffmpeg is needed to write H.264 video but was not found: install it "
+        "(e.g. `apt-get install ffmpeg`, `brew install ffmpeg`) or `pip install imageio-ffmpeg`"
+    )
+
+
+class H264Writer:
+    """Streams BGR frames into an H.264 (``yuv420p``) mp4 through ffmpeg.
+
+    Use as a context manager::
+
+        with H264Writer("video.mp4", 640, 360, fps=25) as writer:
+            for frame in frames:
+                writer.write(frame)
+
+    Args:
+        path: the output ``.mp4``
+        width, height: frame size in pixels; both must be even (yuv420p)
+        fps: frames per second
+        crf: x264 constant rate factor (lower = better quality)
+        preset: x264 speed preset
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ):
+        if width % 2 or height % 2 or width < 2 or height < 2:
+            raise BadInputError(
+                f"H.264 yuv420p video needs an even width and height, got {width}x{height}"
+            )
+        if not fps > 0:
+            raise BadInputError(f"fps must be > 0, got {fps}")
+        self.path = os.fspath(path)
+        self.width, self.height = int(width), int(height)
+        self.frames = 0
+        cmd = [
+            find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
+            "-framerate", f"{float(fps):g}", "-i", "pipe:0",
+            "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", preset,
+            "-crf", str(int(crf)), "-movflags", "+faststart", self.path,
+        ]  # fmt: skip
+        self._stderr_path = self.path + ".ffmpeg.log"
+        self._stderr = open(self._stderr_path, "wb")
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Appends one ``(height, width, 3)`` uint8 BGR frame."""
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise BadInputError(
+                f"frame must be ({self.height}, {self.width}, 3) uint8, "
+                f"got {frame.shape} {frame.dtype}"
+            )
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except BrokenPipeError:
+            self._finish()
+            raise RuntimeError(f"ffmpeg stopped while writing {self.path}: {self._log()}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finishes the file; raises RuntimeError if ffmpeg failed."""
+        code = self._finish()
+        if code != 0:
+            raise RuntimeError(f"ffmpeg failed (exit {code}) writing {self.path}: {self._log()}")
+        os.remove(self._stderr_path)
+
+    def _finish(self) -> int:
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        code = self._proc.wait()
+        self._stderr.close()
+        return code
+
+    def _log(self) -> str:
+        try:
+            with open(self._stderr_path, encoding="utf-8", errors="replace") as f:
+                return f.read().strip()[-2000:] or "(no message)"
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> "H264Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._proc.kill()
+            self._finish()
+
+
+def write_seqinfo(
+    path: str | os.PathLike,
+    name: str,
+    frames: int,
+    fps: float,
+    width: int,
+    height: int,
+    im_dir: str = "img1",
+    im_ext: str = ".jpg",
+) -> None:
+    """Writes a MOTChallenge ``seqinfo.ini``."""
+    rate = int(round(fps)) if float(fps).is_integer() else f"{float(fps):g}"
+    text = (
+        "[Sequence]\n"
+        f"name={name}\n"
+        f"imDir={im_dir}\n"
+        f"frameRate={rate}\n"
+        f"seqLength={int(frames)}\n"
+        f"imWidth={int(width)}\n"
+        f"imHeight={int(height)}\n"
+        f"imExt={im_ext}\n"
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
