@@ -132,3 +132,26 @@ def test_config_validation_names_the_bad_value():
         PipelineConfig.from_dict({"detectr": "x"})
     c = PipelineConfig(tracker_params={"max_age": 5})
     assert PipelineConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"detector2": "yolox-nano", "tracker": "bytetrack", "pose_smoothing": "one-euro"},
+        {"flow_method": "dis", "box_max_gap": 3, "tracker": "sort", "pose_smoothing": "none"},
+    ],
+)
+def test_pipeline_variants(crowd, config, changes):
+    pipeline = PoseTrackingPipeline(config.replace(**changes))
+    with VideoReader(crowd.video_path, stop=10) as reader:
+        results = list(pipeline.process(reader.batches(4), fps=reader.fps))
+    assert [r.frame_number for r in results] == list(range(1, 11))
+    assert sum(len(r.tracks) for r in results) > 10
+    for r in results:
+        np.testing.assert_array_equal(r.poses.track_ids, r.tracks.track_ids)
+        assert (r.tracks.boxes[:, 2:] <= [480, 272]).all() and (r.tracks.boxes >= 0).all()
+
+
+def test_pose2_needs_two_mmpose_models():
+    with pytest.raises(BadInputError, match="config.pose2"):
+        PipelineConfig(pose2="movenet-lightning-int8")

@@ -163,7 +163,7 @@ def _run_video(dataset, sample, pipeline, config, flush_frames: int, progress: b
     count = 0
     with VideoReader(full.filepath, expected_frames=n_frames) as reader:
         bar = tqdm(total=n_frames, desc=sample.filepath.rsplit("/", 1)[-1], unit="frame", disable=not progress)
-        for result in pipeline.process(reader.batches(config.batch_size)):
+        for result in pipeline.process(reader.batches(config.batch_size), fps=reader.fps):
             dets[result.frame_number] = tracks_to_detections(result.tracks, width, height)
             kps[result.frame_number] = poses_to_keypoints(
                 result.poses, width, height, min_score=config.keypoint_threshold

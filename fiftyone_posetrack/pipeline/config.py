@@ -108,6 +108,8 @@ class PipelineConfig:
             bad("pose_smoothing", "'flow', 'one-euro' or 'none'")
         if len(tuple(self.fusion_weights)) != 2 or min(self.fusion_weights) < 0:
             bad("fusion_weights", "two non-negative weights")
+        if self.pose2 and not str(self.pose2).startswith("mmpose:"):
+            bad("pose2", "an 'mmpose:CONFIG[:CHECKPOINT]' spec (heatmap averaging needs two mmpose models)")
         if not isinstance(self.tracker_params, dict):
             bad("tracker_params", "a dict")
         for name in ("detections_field", "keypoints_field"):

@@ -31,6 +31,9 @@ from fiftyone_posetrack.types import FrameDetections, FramePoses, FrameTracks
 
 logger = logging.getLogger(__name__)
 
+#: score threshold of the member detectors of a fusion (the real one applies after WBF)
+FUSION_MEMBER_THRESHOLD = 0.05
+
 __all__ = ["FrameResult", "PoseTrackingPipeline", "sanitize_detections", "sanitize_poses"]
 
 
@@ -112,12 +115,16 @@ class PoseTrackingPipeline:
         from fiftyone_posetrack.models import resolve_model_spec
 
         c = self.config
-        kwargs = dict(score_threshold=c.det_score_threshold, device=c.device, batch_size=c.batch_size)
-        first = make_detector(resolve_model_spec(c.detector, c.models_dir), **kwargs)
+        kwargs = dict(device=c.device, batch_size=c.batch_size)
         if not c.detector2:
-            return first
-        second = make_detector(resolve_model_spec(c.detector2, c.models_dir), **kwargs)
-        return FusedDetector([first, second], weights=list(c.fusion_weights))
+            return make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
+        # Members keep low-score boxes: WBF lowers the score of a box only one model
+        # finds, so the threshold applies to the fused scores.
+        members = [
+            make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
+            for spec in (c.detector, c.detector2)
+        ]
+        return FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
 
     def _build_pose(self):
         from fiftyone_posetrack.models import resolve_model_spec
@@ -137,8 +144,12 @@ class PoseTrackingPipeline:
 
         return make_embedder(self.config.reid, device=self.config.device)
 
-    def reset(self) -> None:
-        """Starts a new video: fresh tracker, box smoother and pose smoother."""
+    def reset(self, fps: float = 30.0) -> None:
+        """Starts a new video: fresh tracker, box smoother and pose smoother.
+
+        Args:
+            fps: the video's frame rate (the One-Euro filter's time base)
+        """
         from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
         from fiftyone_posetrack.tracking.base import make_tracker
         from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
@@ -153,7 +164,7 @@ class PoseTrackingPipeline:
         self.flow_smoother = (
             FlowPoseSmoother(alpha=c.pose_alpha, method=c.flow_method) if c.pose_smoothing == "flow" else None
         )
-        self.euro_smoother = OneEuroPoseSmoother() if c.pose_smoothing == "one-euro" else None
+        self.euro_smoother = OneEuroPoseSmoother(fps=fps or 30.0) if c.pose_smoothing == "one-euro" else None
         self._pending: list[tuple[int, FrameDetections, FrameTracks]] = []
 
     @contextmanager
@@ -166,12 +177,18 @@ class PoseTrackingPipeline:
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, batches: Iterable[tuple[list[int], list[np.ndarray]]]) -> Iterator[FrameResult]:
+    def process(
+        self, batches: Iterable[tuple[list[int], list[np.ndarray]]], fps: float = 30.0
+    ) -> Iterator[FrameResult]:
         """Processes a stream of ``(frame_numbers, frames)`` batches of one video, in order.
 
-        Yields one :class:`FrameResult` per frame, in frame order. Call on a
-        fresh pipeline or after :meth:`reset`; it resets at the end.
+        Args:
+            batches: e.g. :meth:`fiftyone_posetrack.video.VideoReader.batches`
+            fps: the video's frame rate
+
+        Yields one :class:`FrameResult` per frame, in frame order.
         """
+        self.reset(fps)
         try:
             for numbers, frames in batches:
                 yield from self._process_batch(numbers, frames)
