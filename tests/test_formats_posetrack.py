@@ -234,3 +234,13 @@ def test_not_json_and_missing_file(tmp_path):
         read_posetrack_json(path)
     with pytest.raises(FileNotFoundError):
         read_posetrack_json(tmp_path / "missing.json")
+
+
+def test_video_name_survives_any_file_name(tmp_path):
+    video = _random_video(False)
+    video.name = "my-sequence"
+    for fr in video.frames:
+        fr.file_name = f"img1/{fr.frame_index + 1:06d}.jpg"
+    path = tmp_path / "v.json"
+    write_posetrack_json(path, video)
+    assert read_posetrack_json(path).name == "my-sequence"

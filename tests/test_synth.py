@@ -129,12 +129,14 @@ def test_posetrack_json_matches_mot(crowd):
 
 
 def test_same_seed_same_output(tmp_path):
-    a = render_crowd(tmp_path / "a", people=5, frames=12, width=W, height=H, seed=11)
-    b = render_crowd(tmp_path / "b", people=5, frames=12, width=W, height=H, seed=11)
-    c = render_crowd(tmp_path / "c", people=5, frames=12, width=W, height=H, seed=12)
+    # same folder name (it names the sequence in the files), different parents
+    a = render_crowd(tmp_path / "a" / "seq", people=5, frames=12, width=W, height=H, seed=11)
+    b = render_crowd(tmp_path / "b" / "seq", people=5, frames=12, width=W, height=H, seed=11)
+    c = render_crowd(tmp_path / "c" / "seq", people=5, frames=12, width=W, height=H, seed=12)
     read = lambda p: open(p, "rb").read()  # noqa: E731
     assert read(a.gt_path) == read(b.gt_path)
     assert read(a.posetrack_path) == read(b.posetrack_path)
+    assert read(a.seqinfo_path) == read(b.seqinfo_path)
     assert read(a.gt_path) != read(c.gt_path)
 
     def digest(seed):
@@ -296,3 +298,9 @@ def test_cli_images_option(cli, tmp_path, capsys):
     jpgs = sorted(p.name for p in (out / "img1").iterdir())
     assert jpgs == [f"{i:06d}.jpg" for i in range(1, 5)]
     assert cv2.imread(str(out / "img1" / jpgs[0])).shape == (96, 128, 3)
+
+
+def test_posetrack_json_names_the_sequence(crowd):
+    import os
+
+    assert read_posetrack_json(crowd.posetrack_path).name == os.path.basename(crowd.out_dir)

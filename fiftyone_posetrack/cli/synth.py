@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     vis = result.mot[:, 8]
     mean_vis = float(vis.mean()) if len(vis) else float("nan")
     print(f"wrote {result.out_dir}")
-    print(f"  video      {result.video_path} ({result.frames} frames, {result.width}x{result.height}, {result.fps:g} fps)")
+    size = f"{result.width}x{result.height}"
+    print(f"  video      {result.video_path} ({result.frames} frames, {size}, {result.fps:g} fps)")
     print(f"  gt         {result.gt_path} ({len(result.mot)} boxes, {result.people} people)")
     print(f"  posetrack  {result.posetrack_path}")
     print(f"  mean visibility {mean_vis:.3f}, {int((vis < 0.5).sum())} boxes less than half visible")

@@ -149,7 +149,8 @@ def read_posetrack_videos(path: str | os.PathLike) -> list[PoseTrackVideo]:
     """Reads a PoseTrack18 file, one :class:`PoseTrackVideo` per video in it.
 
     Images are grouped into videos by ``vid_id`` (or, without it, by the
-    folder of ``file_name``). A frame's index is, in order of preference, the
+    folder of ``file_name``); a video's name is the images' ``video_name``
+    (written by this module) or else the folder of ``file_name``. A frame's index is, in order of preference, the
     image's ``frame_index`` key (written by this module), its ``frame_id``
     when that follows PoseTrack's numbering for the video, or its position
     among the video's images in the file.
@@ -210,8 +211,9 @@ def read_posetrack_videos(path: str | os.PathLike) -> list[PoseTrackVideo]:
     if num_kp is None:
         num_kp = len(COCO_KEYPOINTS)
     if names is None:
-        names = COCO_KEYPOINTS if num_kp == len(COCO_KEYPOINTS) else tuple(f"joint_{k}" for k in range(num_kp))
-        skeleton = list(COCO_EDGES) if num_kp == len(COCO_KEYPOINTS) else []
+        coco = num_kp == len(COCO_KEYPOINTS)
+        names = COCO_KEYPOINTS if coco else tuple(f"joint_{k}" for k in range(num_kp))
+        skeleton = list(COCO_EDGES) if coco else []
 
     groups: dict[str, list[dict]] = {}
     for img in images:
@@ -281,6 +283,8 @@ def _video_key(img: dict) -> str:
 
 
 def _video_name(img: dict, key: str) -> str:
+    if isinstance(img.get("video_name"), str) and img["video_name"]:
+        return img["video_name"]
     folder = os.path.basename(os.path.dirname(str(img["file_name"])))
     return folder or key or "video"
 
@@ -377,7 +381,8 @@ def _ignore_regions(img: dict, path: str) -> list[np.ndarray]:
                 f"{path}: image {img['id']} ignore region {r}: x and y lists differ in length"
             )
         try:
-            regions.append(np.stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)], axis=1).reshape(-1, 2))
+            poly = np.stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)], axis=1)
+            regions.append(poly.reshape(-1, 2))
         except (TypeError, ValueError):
             raise BadInputError(f"{path}: image {img['id']} ignore region {r} is not numeric") from None
     return regions
@@ -401,8 +406,9 @@ def write_posetrack_json(path: str | os.PathLike, video: PoseTrackVideo) -> None
 
     Images get PoseTrack's ``frame_id`` numbering when the video's ``vid_id``
     is numeric (``"000000"`` when it has none) and the frame indices are below
-    10000, plus a ``frame_index`` key, so that any frame subset reads back at
-    the right positions. Annotations get ``bbox`` and ``bbox_head`` as
+    10000, plus two keys official files lack (readers ignore unknown keys):
+    ``frame_index``, so that any frame subset reads back at the right
+    positions, and ``video_name``. Annotations get ``bbox`` and ``bbox_head`` as
     ``[x, y, w, h]``, flat ``keypoints``, ``scores`` (empty for ground truth,
     i.e. when :attr:`PoseTrackFrame.scores` is None) and ``num_keypoints``.
     The category's skeleton is written 1-based.
@@ -431,10 +437,11 @@ def write_posetrack_json(path: str | os.PathLike, video: PoseTrackVideo) -> None
             "vid_id": str(vid_id),
             "frame_id": frame_id,
             "frame_index": int(fr.frame_index),
+            "video_name": video.name,
             "nframes": int(nframes),
             "is_labeled": bool(fr.is_labeled),
-            "ignore_regions_x": [_num_list(r[:, 0]) for r in fr.ignore_regions],
-            "ignore_regions_y": [_num_list(r[:, 1]) for r in fr.ignore_regions],
+            "ignore_regions_x": [_num_list(np.asarray(r)[:, 0]) for r in fr.ignore_regions],
+            "ignore_regions_y": [_num_list(np.asarray(r)[:, 1]) for r in fr.ignore_regions],
         }
         if video.width is not None and video.height is not None:
             img["width"], img["height"] = int(video.width), int(video.height)
@@ -492,6 +499,10 @@ def _check_frame(fr: PoseTrackFrame, num_kp: int) -> None:
             raise BadInputError(f"{where}: {name} has shape {tuple(got)}, expected {want}")
     if n and not np.isfinite(fr.keypoints).all():
         raise BadInputError(f"{where}: keypoints contain NaN or inf (use (0, 0) with flag 0)")
+    for r, poly in enumerate(fr.ignore_regions):
+        poly = np.asarray(poly)
+        if poly.ndim != 2 or poly.shape[1] != 2 or not np.isfinite(poly).all():
+            raise BadInputError(f"{where}: ignore region {r} must be a finite (P, 2) array of (x, y)")
 
 
 def _scores(scores: np.ndarray | None, j: int) -> list:

@@ -26,6 +26,8 @@ GT_NAME = os.path.join("gt", "gt.txt")
 POSETRACK_NAME = "posetrack.json"
 SEQINFO_NAME = "seqinfo.ini"
 IMAGE_DIR = "img1"
+#: track ids live in a uint16 label map
+MAX_PEOPLE = 65535
 
 
 @dataclass
@@ -101,17 +103,22 @@ class SynthResult:
 
 def check_params(people: int, frames: int, width: int, height: int, fps: float) -> None:
     """Raises :class:`BadInputError` naming the first unusable parameter."""
-    for name, value, low in (("people", people, 1), ("frames", frames, 1), ("width", width, 64), ("height", height, 64)):
+    limits = (("people", people, 1, MAX_PEOPLE), ("frames", frames, 1, None),
+              ("width", width, 64, None), ("height", height, 64, None))  # fmt: skip
+    for name, value, low, high in limits:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise BadInputError(f"{name} must be an integer, got {value!r}")
         if value < low:
             raise BadInputError(f"{name} must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise BadInputError(f"{name} must be <= {high}, got {value}")
     for name, value in (("width", width), ("height", height)):
         if value % 2:
             raise BadInputError(
                 f"{name} must be even (H.264 yuv420p video needs even frame sizes), got {value}"
             )
-    if not isinstance(fps, (int, float, np.number)) or isinstance(fps, bool) or not np.isfinite(fps) or fps <= 0:
+    number = isinstance(fps, (int, float, np.number)) and not isinstance(fps, bool)
+    if not number or not np.isfinite(fps) or fps <= 0:
         raise BadInputError(f"fps must be a number > 0, got {fps!r}")
 
 

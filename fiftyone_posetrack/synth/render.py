@@ -181,10 +181,9 @@ def person_geometry(
     top = neck - 0.02 * a
     shoulder = top - 0.03 * a
     base = pelvis + 0.01 * a
-    polys = np.stack([
-        np.stack([waist + n_wa, waist - n_wa, bottom - 0.9 * n_wa, bottom + 0.9 * n_wa, bottom, bottom], 1),
-        np.stack([top + 0.6 * n_sh, shoulder + n_sh, base + n_wa, base - n_wa, shoulder - n_sh, top - 0.6 * n_sh], 1),
-    ], axis=1)  # fmt: skip
+    trouser_top = [waist + n_wa, waist - n_wa, bottom - 0.9 * n_wa, bottom + 0.9 * n_wa, bottom, bottom]
+    torso = [top + 0.6 * n_sh, shoulder + n_sh, base + n_wa, base - n_wa, shoulder - n_sh, top - 0.6 * n_sh]
+    polys = np.stack([np.stack(trouser_top, 1), np.stack(torso, 1)], axis=1)
 
     radius = P.HEAD_RADIUS * s
     face = local[:, P.HEAD] + np.stack([0.3 * cos_yaw * radius, 0.22 * radius], axis=1)
@@ -285,7 +284,7 @@ class FrameTruth:
 
 
 def shade_shadows(image: np.ndarray, feet: np.ndarray, height_px: np.ndarray) -> None:
-    """Darkens a soft-edged ellipse on the floor under each person, in place."""
+    """Darkens an ellipse on the floor under each person (a contact shadow), in place."""
     hgt, wid = image.shape[:2]
     for (fx, fy), s in zip(feet, height_px):
         ax, ay = 0.22 * s, 0.045 * s

@@ -74,10 +74,21 @@ class Scene:
     frames: int
     fps: float
     background: np.ndarray = field(repr=False)
+    _table: "WalkerTable | None" = field(default=None, init=False, repr=False, compare=False)
 
     def states(self, frame: int) -> "WalkerStates":
-        """Positions, headings and gait phases of the walkers on the floor at ``frame``."""
-        return walker_states(self.walkers, frame, self.fps)
+        """Positions, headings and gait phases of the walkers on the floor at ``frame``.
+
+        The walkers' parameters are tabulated on the first call; call
+        :meth:`refresh` after changing :attr:`walkers`.
+        """
+        if self._table is None:
+            self._table = WalkerTable.from_walkers(self.walkers)
+        return self._table.states(frame, self.fps)
+
+    def refresh(self) -> None:
+        """Forgets the tabulated walker parameters (after editing :attr:`walkers`)."""
+        self._table = None
 
 
 @dataclass
@@ -101,33 +112,63 @@ class WalkerStates:
     arm_amp: np.ndarray
 
 
+@dataclass
+class WalkerTable:
+    """The walkers' constant parameters as arrays (one row per walker)."""
+
+    start: np.ndarray  # (P, 2) metres
+    delta: np.ndarray  # (P, 2) end - start, metres
+    dist: np.ndarray  # (P,) metres
+    speed: np.ndarray  # (P,) m/s
+    start_frame: np.ndarray  # (P,)
+    phase0: np.ndarray  # (P,) radians
+    omega: np.ndarray  # (P,) gait frequency, rad/s
+    height_m: np.ndarray
+    hip_amp: np.ndarray
+    arm_amp: np.ndarray
+
+    @classmethod
+    def from_walkers(cls, walkers: list[Walker]) -> "WalkerTable":
+        def col(get):
+            return np.array([get(w) for w in walkers], dtype=np.float64)
+
+        start = col(lambda w: w.start).reshape(-1, 2)
+        delta = col(lambda w: w.end).reshape(-1, 2) - start
+        speed, hip = col(lambda w: w.speed), col(lambda w: w.hip_amp)
+        height = col(lambda w: w.appearance.height_m)
+        return cls(
+            start=start,
+            delta=delta,
+            dist=np.hypot(delta[:, 0], delta[:, 1]),
+            speed=speed,
+            start_frame=col(lambda w: w.start_frame),
+            phase0=col(lambda w: w.phase0),
+            omega=gait_frequency(speed, hip, height),
+            height_m=height,
+            hip_amp=hip,
+            arm_amp=col(lambda w: w.arm_amp),
+        )
+
+    def states(self, frame: float, fps: float) -> WalkerStates:
+        """Vectorized :class:`WalkerStates` of the walkers whose walk spans ``frame``."""
+        elapsed = (frame - self.start_frame) / fps  # seconds since the start point
+        travelled = self.speed * elapsed
+        idx = np.flatnonzero((travelled >= 0) & (travelled <= self.dist))
+        unit = self.delta[idx] / np.maximum(self.dist[idx], 1e-9)[:, None]
+        return WalkerStates(
+            index=idx,
+            ground=self.start[idx] + unit * travelled[idx, None],
+            yaw=np.arctan2(unit[:, 1], unit[:, 0]),
+            phase=self.phase0[idx] + self.omega[idx] * elapsed[idx],
+            height_m=self.height_m[idx],
+            hip_amp=self.hip_amp[idx],
+            arm_amp=self.arm_amp[idx],
+        )
+
+
 def walker_states(walkers: list[Walker], frame: float, fps: float) -> WalkerStates:
     """Vectorized :class:`WalkerStates` of the walkers whose walk spans ``frame``."""
-    start = np.array([w.start for w in walkers], dtype=np.float64).reshape(-1, 2)
-    end = np.array([w.end for w in walkers], dtype=np.float64).reshape(-1, 2)
-    speed = np.array([w.speed for w in walkers], dtype=np.float64)
-    t0 = np.array([w.start_frame for w in walkers], dtype=np.float64)
-    delta = end - start
-    dist = np.hypot(delta[:, 0], delta[:, 1])
-    elapsed = (frame - t0) / fps  # seconds since the start point
-    travelled = speed * elapsed
-    on_walk = (travelled >= 0) & (travelled <= dist)
-    idx = np.flatnonzero(on_walk)
-    unit = delta[idx] / np.maximum(dist[idx], 1e-9)[:, None]
-    height = np.array([walkers[i].appearance.height_m for i in idx], dtype=np.float64)
-    hip = np.array([walkers[i].hip_amp for i in idx], dtype=np.float64)
-    arm = np.array([walkers[i].arm_amp for i in idx], dtype=np.float64)
-    phase0 = np.array([walkers[i].phase0 for i in idx], dtype=np.float64)
-    omega = gait_frequency(speed[idx], hip, height)
-    return WalkerStates(
-        index=idx,
-        ground=start[idx] + unit * travelled[idx, None],
-        yaw=np.arctan2(unit[:, 1], unit[:, 0]),
-        phase=phase0 + omega * elapsed[idx],
-        height_m=height,
-        hip_amp=hip,
-        arm_amp=arm,
-    )
+    return WalkerTable.from_walkers(walkers).states(frame, fps)
 
 
 def crossing_walker(
@@ -194,7 +235,9 @@ def random_scene(
             hip_amp=float(rng.uniform(0.32, 0.42)),
             arm_amp=float(rng.uniform(0.25, 0.45)),
         )
-        walker = crossing_walker(camera, appearances[i], direction, depth_a, depth_b, speed, 0.0, **extra)
+        walker = crossing_walker(
+            camera, appearances[i], direction, depth_a, depth_b, speed, 0.0, **extra
+        )
         duration = walker.duration_frames(fps)
         edge = SIDE_MARGIN_M / speed * fps  # frames from the start point to the frame's side
         mode = rng.choice(3, p=[0.4, 0.4, 0.2])
@@ -267,7 +310,8 @@ def render_background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
     image[int(np.ceil(wall_row)):] = np.where(is_grout, grout, tile_rgb)
 
     # wall: base colour, skirting, doors / posters / windows
-    wall = np.array(_hsv_bgr(rng.random(), rng.uniform(0.05, 0.3), rng.uniform(0.55, 0.9)), dtype=np.float32)
+    wall_hsv = (rng.random(), rng.uniform(0.05, 0.3), rng.uniform(0.55, 0.9))
+    wall = np.array(_hsv_bgr(*wall_hsv), dtype=np.float32)
     top = image[: int(np.ceil(wall_row))]
     top[:] = wall * (0.85 + 0.15 * rows[: len(top)] / max(wall_row, 1.0))[..., None]
     skirt = max(2, int(0.02 * hgt))
@@ -278,8 +322,9 @@ def render_background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
         x = int(rng.uniform(0, wid - w))
         y = int(max(0.0, wall_row - skirt - h - rng.uniform(0, 0.3) * wall_row))
         colour = tuple(float(c) for c in rng.uniform(30, 240, 3))
-        cv2.rectangle(top, (x, y), (x + w, min(y + h, len(top) - skirt)), colour, -1)
-        cv2.rectangle(top, (x, y), (x + w, min(y + h, len(top) - skirt)), tuple(c * 0.5 for c in colour), ss * 2)
+        corner = (x + w, min(y + h, len(top) - skirt))
+        cv2.rectangle(top, (x, y), corner, colour, -1)
+        cv2.rectangle(top, (x, y), corner, tuple(c * 0.5 for c in colour), ss * 2)
 
     image += rng.normal(0.0, 7.0, size=image.shape).astype(np.float32)
     image = cv2.GaussianBlur(image, (0, 0), 0.8 * ss)
