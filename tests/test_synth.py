@@ -304,3 +304,16 @@ def test_posetrack_json_names_the_sequence(crowd):
     import os
 
     assert read_posetrack_json(crowd.posetrack_path).name == os.path.basename(crowd.out_dir)
+
+
+def test_ffmpeg_failure_is_reported_with_its_message(tmp_path):
+    from fiftyone_posetrack.synth.writer import H264Writer
+
+    path = tmp_path / "x.mp4"
+    with pytest.raises(RuntimeError, match="ffmpeg .*preset"):
+        with H264Writer(path, 64, 64, 25, preset="no-such-preset") as writer:
+            for _ in range(500):
+                writer.write(np.zeros((64, 64, 3), dtype=np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["x.mp4"])  # no log left behind
+    with pytest.raises(BadInputError, match="even"):
+        H264Writer(tmp_path / "y.mp4", 65, 64, 25)

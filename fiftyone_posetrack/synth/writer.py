@@ -121,9 +121,12 @@ class H264Writer:
         return code
 
     def _log(self) -> str:
+        """ffmpeg's error output (the log file is removed)."""
         try:
             with open(self._stderr_path, encoding="utf-8", errors="replace") as f:
-                return f.read().strip()[-2000:] or "(no message)"
+                text = f.read().strip()[-2000:] or "(no message)"
+            os.remove(self._stderr_path)
+            return text
         except OSError:
             return "(no log)"
 
@@ -136,6 +139,8 @@ class H264Writer:
         else:
             self._proc.kill()
             self._finish()
+            if os.path.exists(self._stderr_path):
+                os.remove(self._stderr_path)
 
 
 def write_seqinfo(
