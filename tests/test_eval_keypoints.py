@@ -73,7 +73,8 @@ def _mmpose_frames(data):
 
 def test_reproduces_mmpose_coco_metric(coco):
     pytest.importorskip("xtcocotools")
-    result = evaluate_keypoint_frames(_mmpose_frames(coco), "coco", score_mode="bbox_keypoint", nms_threshold=0.9)
+    frames = _mmpose_frames(coco)
+    result = evaluate_keypoint_frames(frames, "coco", score_mode="bbox_keypoint", nms_threshold=0.9)
     assert result["backend"] == "xtcocotools"
     for key, value in MMPOSE_TARGET.items():
         assert abs(result[key] - value) <= 1e-9, (key, result[key])
