@@ -180,6 +180,10 @@ def test_empty_sides_and_bad_input():
         evaluate_mot_arrays(np.vstack([gt, gt[:1]]), res)
     with pytest.raises(BadInputError, match="shape"):
         evaluate_mot_arrays(gt[:, :4], res)
+    world = gt.copy()
+    world[:, 7] = 4.4852  # a MOT15 world coordinate read as a class
+    with pytest.raises(BadInputError, match="not a MOTChallenge class"):
+        evaluate_mot_arrays(world, res)
     with pytest.raises(BadInputError, match="gt_ignore"):
         match_mot_arrays(gt, res, gt_ignore=np.zeros(3, bool))
 

@@ -18,7 +18,8 @@ applies them, so that every metric sees the same boxes):
 - only pedestrian gt rows (class 1, or -1 = unknown as in MOT15) whose
   ``conf`` (the MOTChallenge "consider" flag) is not 0 are evaluated; other
   classes (cars, occluders, ...) are dropped without removing predictions;
-- visibility is not used (-1 = unknown).
+  a class outside MOTChallenge's 1-12 (and -1) is an error, as in TrackEval;
+- visibility is not used (-1 = unknown); ids must be unique within a frame.
 
 CLEAR-MOT and identity metrics come from py-motmetrics (its accumulator fed
 with our IoU distances; MOTP is the mean ``1 - IoU`` of the matches, the
@@ -55,6 +56,7 @@ __all__ = [
 DISTRACTOR_CLASSES = (2, 7, 8, 12)
 #: gt classes that are evaluated (-1 = no class, MOT15)
 PEDESTRIAN_CLASSES = (1, -1)
+_VALID_CLASSES = (-1, *range(1, 13))
 
 #: keys of every per-sequence / OVERALL result dict, in print order
 METRIC_KEYS = (
@@ -120,9 +122,16 @@ class _Frame:
 def _prepare(gt, pred, iou_threshold, gt_ignore):
     """Splits into frames and applies the MOTChallenge preprocessing.
 
-    Returns ``(frames, ignored_gt_mask, ignored_pred_mask)``.
+    Returns ``(gt, pred, frames, ignored_gt_mask, ignored_pred_mask)``.
     """
     gt, pred = _as_mot(gt, "ground truth"), _as_mot(pred, "predictions")
+    bad = ~np.isin(gt[:, CLASS], _VALID_CLASSES)
+    if bad.any():
+        raise BadInputError(
+            f"ground truth: class {gt[bad, CLASS][0]:g} (row {int(np.argmax(bad))}) is not a "
+            "MOTChallenge class (1-12, or -1 for none); 10-column MOT15 files carry world "
+            "coordinates there, which must load as class -1"
+        )
     if gt_ignore is None:
         gt_ignore = np.zeros(len(gt), dtype=bool)
     gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
