@@ -26,7 +26,9 @@ with our IoU distances; MOTP is the mean ``1 - IoU`` of the matches, the
 py-motmetrics convention), HOTA/DetA/AssA from TrackEval (means over the 19
 localisation thresholds ``alpha = 0.05 ... 0.95``). Ratios with a zero
 denominator are NaN (MOTA is ``-inf`` when there are false positives but no
-ground truth), as py-motmetrics reports them.
+ground truth), as py-motmetrics reports them. (py-motmetrics 1.4's own
+``iou_matrix`` / ``compare_to_groundtruth`` call ``np.asfarray``, gone in
+NumPy 2; its accumulator and metrics work with NumPy 2 and pandas 3.)
 """
 
 from __future__ import annotations
