@@ -143,6 +143,9 @@ def test_distractors_and_zero_marked_as_trackeval_mot17(tmp_path):
     car = gt[:, 7] == 3
     flagged = evaluate_mot_arrays(gt, res, name="s", gt_ignore=car)["s"]
     assert flagged["fp"] == 13 - 6
+    marked = gt.copy()
+    marked[car, 7] = -2  # the library's own ignore class
+    assert evaluate_mot_arrays(marked, res, name="s")["s"] == flagged
 
 
 def test_row_level_marks():

@@ -11,14 +11,15 @@ applies them, so that every metric sees the same boxes):
 - similarity is the box IoU; a gt and a prediction can match when
   ``IoU >= iou_threshold`` (0.5);
 - ground-truth rows of a distractor class (MOT16+: 2 person on vehicle,
-  7 static person, 8 distractor, 12 reflection) or flagged by ``gt_ignore``
-  are *ignore* boxes: the predictions Hungarian-matched to them (on IoU, among
+  7 static person, 8 distractor, 12 reflection), of class -2 (this library's
+  marker for an ignored box, e.g. a FiftyOne detection with ``ignore=True``)
+  or flagged by ``gt_ignore`` are *ignore* boxes: the predictions Hungarian-matched to them (on IoU, among
   all gt boxes of the frame) are removed before evaluation, and they are never
   counted as misses;
 - only pedestrian gt rows (class 1, or -1 = unknown as in MOT15) whose
   ``conf`` (the MOTChallenge "consider" flag) is not 0 are evaluated; other
   classes (cars, occluders, ...) are dropped without removing predictions;
-  a class outside MOTChallenge's 1-12 (and -1) is an error, as in TrackEval;
+  a class outside MOTChallenge's 1-12 (and -1, -2) is an error, as in TrackEval;
 - visibility is not used (-1 = unknown); ids must be unique within a frame.
 
 CLEAR-MOT and identity metrics come from py-motmetrics (its accumulator fed
@@ -45,6 +46,7 @@ from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
     "DISTRACTOR_CLASSES",
+    "IGNORE_CLASS",
     "METRIC_KEYS",
     "MotMatches",
     "evaluate_mot_arrays",
@@ -56,9 +58,11 @@ __all__ = [
 
 #: MOT16/17 gt classes whose matched predictions are ignored (MOT20 adds 6)
 DISTRACTOR_CLASSES = (2, 7, 8, 12)
+#: class of a gt box to ignore (not a MOTChallenge class)
+IGNORE_CLASS = -2
 #: gt classes that are evaluated (-1 = no class, MOT15)
 PEDESTRIAN_CLASSES = (1, -1)
-_VALID_CLASSES = (-1, *range(1, 13))
+_VALID_CLASSES = (IGNORE_CLASS, -1, *range(1, 13))
 
 #: keys of every per-sequence / OVERALL result dict, in print order
 METRIC_KEYS = (
@@ -131,7 +135,7 @@ def _prepare(gt, pred, iou_threshold, gt_ignore):
     if bad.any():
         raise BadInputError(
             f"ground truth: class {gt[bad, CLASS][0]:g} (row {int(np.argmax(bad))}) is not a "
-            "MOTChallenge class (1-12, or -1 for none); 10-column MOT15 files carry world "
+            "MOTChallenge class (1-12, -1 for none, -2 to ignore); 10-column MOT15 files carry world "
             "coordinates there, which must load as class -1"
         )
     if gt_ignore is None:
@@ -139,7 +143,7 @@ def _prepare(gt, pred, iou_threshold, gt_ignore):
     gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
     if len(gt_ignore) != len(gt):
         raise BadInputError(f"gt_ignore: expected {len(gt)} flags, got {len(gt_ignore)}")
-    distractor = gt_ignore | np.isin(gt[:, CLASS], DISTRACTOR_CLASSES)
+    distractor = gt_ignore | np.isin(gt[:, CLASS], (*DISTRACTOR_CLASSES, IGNORE_CLASS))
     keep_gt = np.isin(gt[:, CLASS], PEDESTRIAN_CLASSES) & (np.trunc(gt[:, CONF]) != 0) & ~distractor
     ignored_pred = np.zeros(len(pred), dtype=bool)
 
