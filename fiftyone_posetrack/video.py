@@ -242,7 +242,7 @@ def find_ffmpeg() -> str:
     fallback.
 
     Raises:
-        BadInputError: if none is found, saying how to install one
+        FileNotFoundError: if none is found, saying how to install one
     """
     exe = shutil.which("ffmpeg")
     if exe:
@@ -251,11 +251,11 @@ def find_ffmpeg() -> str:
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # noqa: BLE001 - any failure means "not available"
+    except (ImportError, RuntimeError):
         pass
-    raise BadInputError(
-        "ffmpeg is required to encode H.264 video but was not found; install it "
-        "(e.g. `sudo apt-get install -y ffmpeg`) or `pip install imageio-ffmpeg`"
+    raise FileNotFoundError(
+        "ffmpeg is needed to encode H.264 video but was not found: install it "
+        "(e.g. `sudo apt-get install -y ffmpeg`, `brew install ffmpeg`) or `pip install imageio-ffmpeg`"
     )
 
 

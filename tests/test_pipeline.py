@@ -160,16 +160,18 @@ def test_pose2_needs_two_mmpose_models():
 def test_claims_are_exclusive_and_stale_claims_expire(dataset, config):
     import time
 
-    from fiftyone_posetrack.fo.run import claim_video, claimed_field
+    from fiftyone_posetrack.fo.jobs import claim_video, status_fields
 
     sid = dataset.first().id
-    for name, cls in ((status_field(config), fo.StringField), (claimed_field(config), fo.FloatField)):
-        dataset.add_sample_field(name, cls)
+    status, claimed = status_fields(config.detections_field)
+    dataset.add_sample_field(status, fo.StringField)
+    dataset.add_sample_field(claimed, fo.FloatField)
+    field = config.detections_field
     start = time.time()
-    assert claim_video(dataset, sid, config, start)
-    assert not claim_video(dataset, sid, config, start), "a running video is not claimed twice"
+    assert claim_video(dataset, sid, field, start)
+    assert not claim_video(dataset, sid, field, start), "a running video is not claimed twice"
     time.sleep(0.05)
-    assert claim_video(dataset, sid, config, start, stale_after=0.01), "an abandoned claim expires"
-    dataset._sample_collection.update_one({"_id": dataset.first()._id}, {"$set": {status_field(config): "done"}})
-    assert not claim_video(dataset, sid, config, time.time(), stale_after=0.01)
-    assert claim_video(dataset, sid, config.replace(overwrite=True), time.time() + 1)
+    assert claim_video(dataset, sid, field, start, stale_after=0.01), "an abandoned claim expires"
+    dataset._sample_collection.update_one({"_id": dataset.first()._id}, {"$set": {status: "done"}})
+    assert not claim_video(dataset, sid, field, time.time(), stale_after=0.01)
+    assert claim_video(dataset, sid, field, time.time() + 1, overwrite=True)

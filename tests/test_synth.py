@@ -220,30 +220,21 @@ def test_crossing_occlusion_is_exact():
 # ---------------------------------------------------------------- errors and the CLI
 
 
-@pytest.fixture(autouse=False)
-def cli(monkeypatch):
-    """``fiftyone_posetrack.cli.main``, callable from Python.
-
-    ``build_parser`` imports every module of the cli package, ``__main__``
-    included, whose import runs ``sys.exit(main())`` on pytest's own argv; a
-    stand-in module keeps that import inert (the real ``__main__`` is only
-    meant for ``python -m``).
-    """
-    import types
-
-    monkeypatch.setitem(sys.modules, "fiftyone_posetrack.cli.__main__", types.ModuleType("__main__"))
+@pytest.fixture()
+def cli():
+    """``fiftyone_posetrack.cli.main``, callable from Python."""
     return main
 
 
 def test_missing_ffmpeg_gives_clear_error(monkeypatch, tmp_path):
     import shutil
 
-    from fiftyone_posetrack.synth import writer
+    from fiftyone_posetrack.video import find_ffmpeg
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
     with pytest.raises(FileNotFoundError, match="install"):
-        writer.find_ffmpeg()
+        find_ffmpeg()
 
 
 @pytest.mark.parametrize(

@@ -9,38 +9,12 @@ the whole video in memory.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import numpy as np
 
 from fiftyone_posetrack.types import BadInputError
-
-
-def find_ffmpeg() -> str:
-    """Path of an ``ffmpeg`` executable.
-
-    The system ``ffmpeg`` first, else the one bundled with ``imageio-ffmpeg``.
-
-    Raises:
-        FileNotFoundError: when neither exists, saying how to install ffmpeg
-    """
-    exe = shutil.which("ffmpeg")
-    if exe:
-        return exe
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        pass
-    else:
-        try:
-            return imageio_ffmpeg.get_ffmpeg_exe()
-        except RuntimeError:
-            pass
-    raise FileNotFoundError(
-        "ffmpeg is needed to write H.264 video but was not found: install it "
-        "(e.g. `apt-get install ffmpeg`, `brew install ffmpeg`) or `pip install imageio-ffmpeg`"
-    )
+from fiftyone_posetrack.video import find_ffmpeg
 
 
 class H264Writer:
