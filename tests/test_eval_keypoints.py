@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from fiftyone_posetrack import cli
+from fiftyone_posetrack.cli import main
 from fiftyone_posetrack.eval.keypoints import (
     CROWDPOSE_SIGMAS,
     KeypointFrame,
@@ -164,15 +162,8 @@ def test_bad_input(coco):
                                                 np.zeros((0, 17, 2)), np.zeros((0, 17)), [])])  # fmt: skip
 
 
-@pytest.fixture
-def main(monkeypatch):
-    """``posetrack`` from Python; an inert stand-in replaces ``cli/__main__``,
-    whose import (by ``build_parser``) would run the CLI on pytest's argv."""
-    monkeypatch.setitem(sys.modules, "fiftyone_posetrack.cli.__main__", types.ModuleType("__main__"))
-    return cli.main
 
-
-def test_cli_eval_kpts(coco, shared_dir, tmp_path, capsys, main):
+def test_cli_eval_kpts(coco, shared_dir, tmp_path, capsys):
     pytest.importorskip("xtcocotools")
     dt = tmp_path / "dt.json"
     dt.write_text(json.dumps(_gt_results(coco)))

@@ -6,13 +6,11 @@ import contextlib
 import io
 import json
 import shutil
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from fiftyone_posetrack import cli
+from fiftyone_posetrack.cli import main
 from fiftyone_posetrack.eval.mot import (
     METRIC_KEYS,
     evaluate_mot_arrays,
@@ -196,16 +194,8 @@ def test_sequence_names(tmp_path):
     assert sequence_name(tmp_path / "TUD-Campus" / "gt.txt") == "TUD-Campus"
 
 
-@pytest.fixture
-def main(monkeypatch):
-    """``posetrack`` from Python. ``build_parser`` also imports ``cli/__main__``,
-    whose import would run ``sys.exit(main())`` on pytest's argv: an inert
-    stand-in takes its place (reported to the lead)."""
-    monkeypatch.setitem(sys.modules, "fiftyone_posetrack.cli.__main__", types.ModuleType("__main__"))
-    return cli.main
 
-
-def test_cli_eval_mot(shared_dir, capsys, tmp_path, main):
+def test_cli_eval_mot(shared_dir, capsys, tmp_path):
     (gt1, res1), (gt2, res2) = _pairs(shared_dir)
     rc = main(["eval-mot", "--pair", str(gt1), str(res1), "--pair", str(gt2), str(res2)])
     assert rc == 0

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from fiftyone_posetrack import cli
+from fiftyone_posetrack.cli import main
 from fiftyone_posetrack.eval.posetrack import (
     POSEVAL_JOINTS,
     _inside,
@@ -167,15 +165,8 @@ def test_point_in_polygon_excludes_the_boundary():
     assert _inside(pts, square).tolist() == [True, False, False, False, False, True]
 
 
-@pytest.fixture
-def main(monkeypatch):
-    """``posetrack`` from Python; an inert stand-in replaces ``cli/__main__``,
-    whose import (by ``build_parser``) would run the CLI on pytest's argv."""
-    monkeypatch.setitem(sys.modules, "fiftyone_posetrack.cli.__main__", types.ModuleType("__main__"))
-    return cli.main
 
-
-def test_cli_posetrack(shared_dir, capsys, tmp_path, main):
+def test_cli_posetrack(shared_dir, capsys, tmp_path):
     val = shared_dir / "data/keypoints/posetrack18/annotations/val"
     assert main(["eval-kpts", str(val), str(val), "--kind", "posetrack"]) == 0
     out = json.loads(capsys.readouterr().out)
