@@ -61,6 +61,8 @@ class VideoJob:
         compute: ``compute(sample, num_frames)`` yields ``(frame_number,
             {field: label})`` for the video, in any order, each frame once
         overwrite: recompute videos already done
+        input_field: the frame field ``compute`` reads, if any (stages that
+            replace their input read a temporary copy named here)
         timings: seconds per stage, filled by ``compute`` and the writes
     """
 
@@ -68,6 +70,7 @@ class VideoJob:
     outputs: dict[str, type]
     compute: Callable[[fo.Sample, int], Iterator[tuple[int, FrameLabels]]]
     overwrite: bool = False
+    input_field: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 

@@ -24,6 +24,7 @@ from fiftyone_posetrack.types import BadInputError, FramePoses, FrameTracks
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "boxes_to_detections",
     "tracks_to_detections",
     "poses_to_keypoints",
     "detections_to_arrays",
@@ -39,6 +40,30 @@ def _scale(width: int, height: int) -> np.ndarray:
     return np.array([width, height, width, height], dtype=np.float64)
 
 
+def boxes_to_detections(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    width: int,
+    height: int,
+    track_ids: np.ndarray | None = None,
+    label: str = "person",
+) -> fo.Detections:
+    """Converts ``(N, 4)`` ``[x1, y1, x2, y2]`` pixel boxes to ``fo.Detections``.
+
+    Boxes are clipped to the frame. ``track_ids`` (if given) become ``index``.
+    """
+    scale = _scale(width, height)
+    rel = np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), 0, scale) / scale
+    rel[:, 2:] -= rel[:, :2]
+    ids = [None] * len(rel) if track_ids is None else [int(t) for t in track_ids]
+    return fo.Detections(
+        detections=[
+            fo.Detection(label=label, bounding_box=box.tolist(), confidence=float(score), index=tid)
+            for box, score, tid in zip(rel, scores, ids)
+        ]
+    )
+
+
 def tracks_to_detections(
     tracks: FrameTracks, width: int, height: int, label: str = "person"
 ) -> fo.Detections:
@@ -46,21 +71,7 @@ def tracks_to_detections(
 
     Boxes are clipped to the frame before conversion.
     """
-    scale = _scale(width, height)
-    boxes = np.clip(tracks.boxes, 0, scale)
-    rel = boxes / scale
-    rel[:, 2:] -= rel[:, :2]
-    return fo.Detections(
-        detections=[
-            fo.Detection(
-                label=label,
-                bounding_box=box.tolist(),
-                confidence=float(score),
-                index=int(tid),
-            )
-            for box, score, tid in zip(rel, tracks.scores, tracks.track_ids)
-        ]
-    )
+    return boxes_to_detections(tracks.boxes, tracks.scores, width, height, tracks.track_ids, label)
 
 
 def poses_to_keypoints(

@@ -5,8 +5,10 @@ One line per box::
     frame, id, bb_left, bb_top, bb_width, bb_height, conf, x, y, z     (MOT15 / det / results)
     frame, id, bb_left, bb_top, bb_width, bb_height, conf, class, visibility   (MOT16+ gt)
 
-In MOT15 files columns 8-10 are unused world coordinates (-1); they load as
-class = -1 and visibility = -1, which every consumer reads as "unknown".
+In MOT15 files (10 columns) columns 8-10 are world coordinates (usually -1,
+but not always: TUD-Stadtmitte's ground truth has real values); lines with 10
+or more columns therefore load as class = -1 and visibility = -1, which every
+consumer reads as "unknown".
 
 Frames are 1-based; boxes are ``[x, y, w, h]`` in pixels. The reader returns one
 float64 array with the columns above (missing trailing columns filled with -1,
@@ -60,6 +62,8 @@ def read_mot(path: str | os.PathLike, min_columns: int = 6) -> np.ndarray:
                     f"(frame, id, x, y, w, h, ...), got {len(values)}"
                 )
             row = values[:9] + [-1.0] * (9 - min(len(values), 9))
+            if len(values) >= 10:  # MOT15: x, y, z world coordinates, not class / visibility
+                row[CLASS] = row[VIS] = -1.0
             if len(values) < 8:
                 row[CLASS] = 1.0
             if len(values) < 9:

@@ -1,0 +1,273 @@
+"""The pipeline's stages one at a time, on the fields of a FiftyOne video collection.
+
+Each function runs one stage over the videos of a collection and writes a new
+frame field, reading earlier stages' fields as input:
+
+============================  ======================  =================================
+function                      reads                   writes
+============================  ======================  =================================
+:func:`detect_persons`        the video               ``fo.Detections`` (no ``index``)
+:func:`track_detections`      a ``Detections`` field  ``fo.Detections`` with ``index``
+:func:`estimate_poses`        tracked ``Detections``  ``fo.Keypoints`` with the same ``index``
+:func:`smooth_poses`          ``Keypoints`` + video   ``fo.Keypoints``
+============================  ======================  =================================
+
+They are :class:`fiftyone_posetrack.fo.jobs.VideoJob` s, so they share the
+runner's guarantees: constant memory, atomic per-video claims, resumable,
+no half-written labels, and input fields never modified (writing a stage's
+output over its own input needs ``overwrite_input=True``).
+"""
+
+from __future__ import annotations
+
+import fiftyone as fo
+
+from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, run_video_jobs
+from fiftyone_posetrack.fo.labels import (
+    boxes_to_detections,
+    detections_to_arrays,
+    keypoints_to_arrays,
+    poses_to_keypoints,
+    tracks_to_detections,
+)
+from fiftyone_posetrack.types import BadInputError, FrameDetections, FramePoses
+from fiftyone_posetrack.video import VideoReader
+
+__all__ = ["detect_persons", "track_detections", "estimate_poses", "smooth_poses"]
+
+
+def _frame_labels(dataset, sample_id: str, field: str) -> dict[int, fo.Label]:
+    numbers, labels = dataset.select(sample_id).values(["frames.frame_number", f"frames.{field}"])
+    return {n: label for n, label in zip(numbers[0], labels[0]) if label is not None}
+
+
+def _check_input(samples, field: str, cls: type) -> None:
+    schema = samples.get_frame_field_schema() or {}
+    if field not in schema:
+        raise BadInputError(f"frame field {field!r} does not exist; frame fields: {sorted(schema)}")
+    have = getattr(schema[field], "document_type", None)
+    if have is not cls:
+        raise BadInputError(
+            f"frame field {field!r} holds {getattr(have, '__name__', type(schema[field]).__name__)}, "
+            f"expected {cls.__name__}"
+        )
+
+
+def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
+    """Runs ``job``; when it would overwrite its input, runs on a temporary copy of the input."""
+    out_field = next(iter(job.outputs))
+    if in_field != out_field:
+        return run_video_jobs(samples, job, **kwargs)
+    if not overwrite_input:
+        raise BadInputError(
+            f"the output field {out_field!r} is the input field; pass overwrite_input=True to replace it"
+        )
+    dataset = samples._dataset
+    tmp = f"posetrack_input_{out_field}"
+    if dataset.has_frame_field(tmp):
+        dataset.delete_frame_field(tmp)
+    dataset.clone_frame_field(in_field, tmp)
+    try:
+        job.input_field = tmp
+        return run_video_jobs(samples, job, **kwargs)
+    finally:
+        dataset.delete_frame_field(tmp)
+
+
+def detect_persons(
+    samples,
+    detector,
+    field: str = "pred_raw_detections",
+    batch_size: int = 8,
+    overwrite: bool = False,
+    **kwargs,
+) -> RunSummary:
+    """Detects persons in every frame and writes untracked ``fo.Detections``.
+
+    Args:
+        samples: a video collection
+        detector: a :class:`fiftyone_posetrack.detection.Detector`
+        field: the output frame field
+        batch_size: frames per detector call
+        overwrite: recompute videos already done
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+    """
+
+    def compute(sample, n_frames):
+        w, h = sample.metadata.frame_width, sample.metadata.frame_height
+        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+            for numbers, frames in reader.batches(batch_size):
+                for n, dets in zip(numbers, detector.detect(frames)):
+                    yield n, {field: boxes_to_detections(dets.boxes, dets.scores, w, h)}
+
+    job = VideoJob("person detection", {field: fo.Detections}, compute, overwrite)
+    return run_video_jobs(samples, job, **kwargs)
+
+
+def track_detections(
+    samples,
+    in_field: str,
+    out_field: str = "pred_detections",
+    tracker: str = "deepsort",
+    tracker_params: dict | None = None,
+    embedder=None,
+    box_smoother=None,
+    overwrite: bool = False,
+    overwrite_input: bool = False,
+    **kwargs,
+) -> RunSummary:
+    """Tracks an existing detections field: writes copies of the boxes with ``index`` = track id.
+
+    Args:
+        samples: a video collection
+        in_field: a frame field of ``fo.Detections`` (e.g. from another detector)
+        out_field: the output field (a new one unless ``overwrite_input``)
+        tracker: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``
+        tracker_params: the tracker's keyword arguments
+        embedder: a ReID embedder (``embed(frame, boxes)``) for appearance
+            matching; None tracks by motion only (and reads no frames unless
+            ``box_smoother`` is given)
+        box_smoother: a :class:`fiftyone_posetrack.tracking.box_smoothing.FlowBoxSmoother`
+        overwrite: recompute videos already done
+        overwrite_input: allow ``out_field == in_field``
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+    """
+    from fiftyone_posetrack.tracking.base import make_tracker
+
+    _check_input(samples, in_field, fo.Detections)
+    make_tracker(tracker, **(tracker_params or {}))  # refuse bad names / params up front
+    needs_frames = embedder is not None or box_smoother is not None
+    dataset = samples._dataset
+
+    def compute(sample, n_frames):
+        w, h = sample.metadata.frame_width, sample.metadata.frame_height
+        trk = make_tracker(tracker, **(tracker_params or {}))
+        if box_smoother is not None:
+            box_smoother.reset()
+        inputs = _frame_labels(dataset, sample.id, job.input_field)
+        frames = VideoReader(sample.filepath, expected_frames=n_frames) if needs_frames else None
+        stream = iter(frames) if frames is not None else ((n, None) for n in range(1, n_frames + 1))
+        try:
+            for n, frame in stream:
+                boxes, scores, _ = detections_to_arrays(inputs.get(n), w, h)
+                dets = FrameDetections(boxes, scores)
+                if embedder is not None and len(dets):
+                    dets.embeddings = embedder.embed(frame, dets.boxes)
+                tracks = trk.update(dets, frame)
+                if box_smoother is not None:
+                    tracks = box_smoother.update(tracks, frame)
+                yield n, {out_field: tracks_to_detections(tracks, w, h)}
+        finally:
+            if frames is not None:
+                frames.close()
+
+    job = VideoJob("tracking", {out_field: fo.Detections}, compute, overwrite, input_field=in_field)
+    return _run(samples, job, in_field, overwrite_input, **kwargs)
+
+
+def estimate_poses(
+    samples,
+    pose_estimator,
+    tracks_field: str = "pred_detections",
+    out_field: str = "pred_keypoints",
+    batch_size: int = 8,
+    keypoint_threshold: float = 0.0,
+    overwrite: bool = False,
+    **kwargs,
+) -> RunSummary:
+    """Estimates a pose in every box of a (tracked) detections field.
+
+    Each ``fo.Keypoint`` gets the ``index`` of its box, so tracked skeletons
+    link to their tracks.
+
+    Args:
+        samples: a video collection
+        pose_estimator: a :class:`fiftyone_posetrack.pose.base.PoseEstimator`
+        tracks_field: a frame field of ``fo.Detections``
+        out_field: the output ``fo.Keypoints`` field
+        batch_size: frames per pose call (all their boxes in one pass)
+        keypoint_threshold: joints scoring below it are stored as missing
+        overwrite: recompute videos already done
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+    """
+    from fiftyone_posetrack.pipeline.core import sanitize_poses
+
+    _check_input(samples, tracks_field, fo.Detections)
+    dataset = samples._dataset
+
+    def compute(sample, n_frames):
+        w, h = sample.metadata.frame_width, sample.metadata.frame_height
+        inputs = _frame_labels(dataset, sample.id, tracks_field)
+        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+            for numbers, frames in reader.batches(batch_size):
+                boxed = [detections_to_arrays(inputs.get(n), w, h) for n in numbers]
+                results = pose_estimator.estimate_batch(frames, [b for b, _, _ in boxed])
+                for n, (boxes, _, index), (kps, scores) in zip(numbers, boxed, results):
+                    kps, scores = sanitize_poses(kps, scores, w, h)
+                    poses = FramePoses(kps, scores, index, boxes)
+                    yield n, {out_field: poses_to_keypoints(poses, w, h, min_score=keypoint_threshold)}
+
+    job = VideoJob("pose estimation", {out_field: fo.Keypoints}, compute, overwrite)
+    return run_video_jobs(samples, job, **kwargs)
+
+
+def smooth_poses(
+    samples,
+    in_field: str = "pred_keypoints",
+    out_field: str = "pred_keypoints_smoothed",
+    method: str = "flow",
+    alpha: float = 0.25,
+    flow_method: str = "lk",
+    overwrite: bool = False,
+    overwrite_input: bool = False,
+    **kwargs,
+) -> RunSummary:
+    """Temporally smooths a tracked keypoints field (joints linked by ``index``).
+
+    Args:
+        samples: a video collection
+        in_field: a frame field of ``fo.Keypoints`` with ``index`` = track id
+        out_field: the output field
+        method: ``"flow"`` (``J = a*J(k-1->k) + a*J(k+1->k) + (1-2a)*J(k)``,
+            joints moved by optical flow) or ``"one-euro"``
+        alpha: ``a`` of the flow formula, in ``[0, 0.5]``
+        flow_method: ``"lk"`` or ``"dis"``
+        overwrite: recompute videos already done
+        overwrite_input: allow ``out_field == in_field``
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+    """
+    from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
+
+    _check_input(samples, in_field, fo.Keypoints)
+    if method not in ("flow", "one-euro"):
+        raise BadInputError(f"method: expected 'flow' or 'one-euro', got {method!r}")
+    if method == "flow":
+        FlowPoseSmoother(alpha=alpha, method=flow_method)  # validates the parameters
+    dataset = samples._dataset
+
+    def compute(sample, n_frames):
+        w, h = sample.metadata.frame_width, sample.metadata.frame_height
+        inputs = _frame_labels(dataset, sample.id, job.input_field)
+
+        def poses(n):
+            kps, scores, index = keypoints_to_arrays(inputs.get(n), w, h)
+            return FramePoses(kps, scores, index)
+
+        def label(p):
+            return {out_field: poses_to_keypoints(p, w, h)}
+
+        if method == "one-euro":
+            smoother = OneEuroPoseSmoother(fps=sample.metadata.frame_rate or 30.0)
+            for n in range(1, n_frames + 1):
+                yield n, label(smoother.update(poses(n), n))
+            return
+        smoother = FlowPoseSmoother(alpha=alpha, method=flow_method)
+        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+            for n, frame in reader:
+                out = smoother.push(frame, poses(n))
+                if out is not None:
+                    yield n - 1, label(out)
+            yield n_frames, label(smoother.flush())
+
+    job = VideoJob("pose smoothing", {out_field: fo.Keypoints}, compute, overwrite, input_field=in_field)
+    return _run(samples, job, in_field, overwrite_input, **kwargs)
