@@ -300,23 +300,8 @@ def evaluate_mot_files(
         while name in sequences or name == "OVERALL":
             k += 1
             name = f"{base}#{k}"
-        sequences[name] = (_read(gt_path), _read(res_path))
+        sequences[name] = (read_mot(gt_path), read_mot(res_path))
     return evaluate_mot_sequences(sequences, iou_threshold)
-
-
-def _read(path) -> np.ndarray:
-    """:func:`read_mot`, with 10-column lines read as MOT15 (no class, no visibility).
-
-    MOT15 files carry world coordinates ``x, y, z`` in columns 8-10, which are
-    not a class and a visibility (TUD-Stadtmitte's gt has real values there).
-    """
-    data = read_mot(path)
-    with open(path, encoding="utf-8") as f:
-        first = next((line for line in f if line.strip()), "")
-    if len(first.replace(",", " ").split()) >= 10:
-        data[:, CLASS] = -1.0
-        data[:, 8] = -1.0
-    return data
 
 
 @dataclass
