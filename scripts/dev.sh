@@ -11,6 +11,8 @@
 # Environment:
 #   POSETRACK_VENV      the virtualenv to use (default: .venv in the repo)
 #   POSETRACK_NO_MM=1   skip the OpenMMLab extra (mmcv is built from source: ~7 min once)
+#   POSETRACK_MODELS_DIR  local folder of pretrained models (<dir>/<name>/<file>); the demo
+#                       uses ../shared/models when it exists and this is unset
 #   POSETRACK_CACHE     wheel cache (default: ~/.cache/fiftyone-posetrack)
 set -euo pipefail
 
@@ -107,6 +109,12 @@ case "$cmd" in
     ;;
   demo)
     setup
+    # Developer convenience: in this project's workspace the pretrained models lie in
+    # ../shared/models; elsewhere the demo downloads them once (or says what to fetch).
+    if [[ -z ${POSETRACK_MODELS_DIR:-} && -d $REPO/../shared/models ]]; then
+      export POSETRACK_MODELS_DIR=$REPO/../shared/models
+      log "using the local models in $POSETRACK_MODELS_DIR"
+    fi
     exec "$VENV/bin/posetrack" demo "$@"
     ;;
   test)
