@@ -1,0 +1,57 @@
+"""`posetrack run` and `posetrack demo` end to end, and their bad-input errors."""
+
+import pytest
+
+import fiftyone as fo
+
+from fiftyone_posetrack.cli import main
+from fiftyone_posetrack.synth import render_crowd
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return render_crowd(tmp_path_factory.mktemp("cli"), people=3, frames=12, width=320, height=192, seed=1).video_path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run"], "give video files/folders, or --dataset"),
+        (["run", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
+        (["run", "--dataset", "no-such-dataset"], "no dataset named 'no-such-dataset'"),
+        (["run", "x.mp4", "--box-alpha", "3"], "config.box_alpha"),
+        (["run", "x.mp4", "--tracker", "kalmanish"], "unknown tracker 'kalmanish'"),
+        (["run", "x.mp4", "--param", "max_age"], "--param: expected KEY=VALUE"),
+        (["run", "x.mp4", "--device", "tpu"], "config.device"),
+        (["demo", "--video", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
+    ],
+)
+def test_bad_input_is_named(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_models_say_what_to_fetch(video, tmp_path, capsys):
+    assert main(["run", video, "--dataset", "cli-nomodels", "--models-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "rtmdet-nano-person" in err and "download.openmmlab.com" in err and "--models-dir" in err
+
+
+def test_run_labels_a_video(video, shared_dir, capsys):
+    args = ["run", video, "--dataset", "cli-run", "--models-dir", str(shared_dir / "models"), "--reid", "none"]
+    assert main(args) == 0
+    assert "1 video(s) processed" in capsys.readouterr().out
+    ds = fo.load_dataset("cli-run")
+    assert ds.count("frames.pred_keypoints.keypoints") > 0
+    assert main(args) == 0
+    assert "0 video(s) processed, 1 already done" in capsys.readouterr().out
+    ds.delete()
+
+
+def test_demo_runs_end_to_end_and_evaluates(shared_dir, tmp_path, capsys):
+    args = ["demo", "--people", "3", "--frames", "10", "--width", "320", "--height", "192",
+            "--out", str(tmp_path / "demo"), "--models-dir", str(shared_dir / "models"), "--reid", "none"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "MOTA" in out and "IDF1" in out and "HOTA" in out
+    assert fo.load_dataset("posetrack-demo").count("frames.pred_detections.detections") > 0
