@@ -65,8 +65,8 @@ def test_update_by_hand():
 
 def test_batched_equals_one_by_one():
     rng = np.random.default_rng(0)
-    boxes = np.sort(rng.uniform(0, 500, (6, 4)).reshape(6, 2, 2), axis=1).transpose(0, 2, 1).reshape(6, 4)
-    boxes = boxes[:, [0, 2, 1, 3]]
+    xy = rng.uniform(0, 500, (6, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(20, 200, (6, 2))], axis=1)
     mean, cov = KF.predict(*KF.initiate(xyxy_to_xyah(boxes)))
     z = xyxy_to_xyah(boxes + rng.normal(0, 2, boxes.shape))
     mb, cb = KF.update(mean, cov, z)
@@ -124,3 +124,29 @@ def test_linear_assignment_limit():
     assert len(m) == 0 and uc.tolist() == [0, 1, 2]
     m, _, _ = linear_assignment(np.array([[np.nan, 0.1]]), 0.5)
     assert m.tolist() == [[0, 1]]
+
+
+def test_linear_assignment_is_optimal():
+    """Same matched count and total cost as scipy's Hungarian on the admissible pairs."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, m = rng.integers(0, 8, 2)
+        cost = rng.random((n, m))
+        if trial % 3 == 0:  # sparse: mostly forbidden pairs (the conflict-free fast path)
+            cost[rng.random((n, m)) < 0.8] = INF_COST
+        limit = 0.5
+        matches, ur, uc = linear_assignment(cost, limit)
+        assert len(matches) + len(ur) == n and len(matches) + len(uc) == m
+        assert (cost[matches[:, 0], matches[:, 1]] <= limit).all()
+        # reference: unmatched costs `limit` per side / 2, as in the extended problem
+        big = np.full((n + m, n + m), 1e9)
+        big[:n, :m] = np.where(cost <= limit, cost, 1e9)
+        big[:n, m:] = np.where(np.eye(n), limit / 2, 1e9) if n else big[:n, m:]
+        big[n:, :m] = np.where(np.eye(m), limit / 2, 1e9) if m else big[n:, :m]
+        big[n:, m:] = 0
+        r, c = linear_sum_assignment(big)
+        ref = big[r, c].sum()
+        ours = cost[matches[:, 0], matches[:, 1]].sum() + (len(ur) + len(uc)) * limit / 2
+        assert ours == pytest.approx(ref, abs=1e-9)

@@ -252,7 +252,7 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"ReID checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as safe_error:  # noqa: BLE001 (torch raises several kinds)
+    except Exception as safe_error:  # torch raises several kinds
         warnings.warn(
             f"{path}: cannot be loaded with torch.load(weights_only=True) ({safe_error}); "
             "unpickling it fully, which can execute code from the file: use only files you trust",
@@ -260,7 +260,7 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
         )
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise BadInputError(f"{path} is not a torch checkpoint: {e}") from e
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "model_state_dict"):

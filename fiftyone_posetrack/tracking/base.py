@@ -152,8 +152,9 @@ class TrackSet:
         fields are zeros)."""
         n = len(values["ids"])
         for name, (shape, dtype) in self.fields.items():
-            value = values.get(name, 0)
-            new = np.broadcast_to(np.asarray(value, dtype=dtype), (n, *shape))
+            new = np.asarray(values.get(name, 0), dtype=dtype)
+            if new.shape != (n, *shape):
+                new = np.broadcast_to(new, (n, *shape))
             setattr(self, name, np.concatenate([getattr(self, name), new]))
         self.galleries.extend(values.get("galleries", [None] * n))
 

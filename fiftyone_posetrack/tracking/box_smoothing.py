@@ -162,7 +162,7 @@ class FlowBoxSmoother:
             prop, ok = propagate_boxes(self._prev, gray, self._boxes, self.method, **self.kwargs)
 
         # matched: blend the detection with the propagated previous box
-        common, cur_i, prev_i = np.intersect1d(tracks.track_ids, self._ids, return_indices=True)
+        _, cur_i, prev_i = np.intersect1d(tracks.track_ids, self._ids, return_indices=True)
         blend = ok[prev_i]
         cur_i, prev_i = cur_i[blend], prev_i[blend]
         boxes[cur_i] = self.alpha * boxes[cur_i] + (1 - self.alpha) * prop[prev_i]

@@ -115,15 +115,20 @@ class DeepSort(Tracker):
         conf = np.flatnonzero(t.confirmed & (t.tsu <= self.max_age))
         if len(conf) == 0 or len(boxes) == 0:
             return _NO_MATCH
-        gated = self.kf.gating_distance(t.mean[conf], t.cov[conf], xyah, self.only_position)
+        inside = self.kf.gating_distance(t.mean[conf], t.cov[conf], xyah, self.only_position)
+        inside = inside <= self.gating_threshold
+        some = inside.any(axis=1)  # tracks with no detection in their gate cannot match
+        conf, inside = conf[some], inside[some]
         if feats is not None:
             cost, limit = gallery_distance(self._galleries(conf), feats), self.max_cosine_distance
         else:
             cost, limit = iou_distance(self.pred_boxes[conf], boxes), self.max_iou_distance
-        cost[gated > self.gating_threshold] = INF_COST
+        cost[~inside] = INF_COST
+        some = (cost <= limit).any(axis=1)
+        conf, cost = conf[some], cost[some]
         tsu = t.tsu[conf]
         unmatched = np.arange(len(boxes))
-        rows, cols = [], []
+        rows, cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for level in np.unique(tsu):  # most recently updated tracks first
             level_rows = np.flatnonzero(tsu == level)
             m, _, um = linear_assignment(cost[np.ix_(level_rows, unmatched)], limit)

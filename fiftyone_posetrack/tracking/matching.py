@@ -89,9 +89,9 @@ def gallery_distance(galleries: list[np.ndarray], features: np.ndarray) -> np.nd
     if len(nonempty) == 0 or len(features) == 0:
         return out
     stacked = np.concatenate([galleries[i] for i in nonempty])  # (G, D)
-    dist = 1.0 - (stacked @ features.T).astype(np.float64)  # (G, N)
     starts = np.concatenate([[0], np.cumsum(sizes[nonempty])[:-1]])
-    out[nonempty] = np.minimum.reduceat(dist, starts, axis=0)
+    best = np.maximum.reduceat(stacked @ features.T, starts, axis=0)  # highest cosine
+    out[nonempty] = 1.0 - best.astype(np.float64)
     return out
 
 
@@ -117,11 +117,20 @@ def linear_assignment(
         empty = np.zeros((0, 2), dtype=np.int64)
         return empty, np.arange(n), np.arange(m)
     cost = np.where(np.isfinite(cost), cost, INF_COST)
-    _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=float(max_cost) + 1e-9)
-    rows = np.flatnonzero(x >= 0)
-    cols = x[rows].astype(np.int64)
-    keep = cost[rows, cols] <= max_cost
-    rows, cols = rows[keep], cols[keep]
+    admissible = cost <= max_cost
+    sub_rows = np.flatnonzero(admissible.any(axis=1))  # only rows / cols that can match
+    sub_cols = np.flatnonzero(admissible.any(axis=0))
+    rows = cols = np.zeros(0, dtype=np.int64)
+    n_adm = int(admissible.sum())
+    if len(sub_rows) and n_adm == len(sub_rows) == len(sub_cols):
+        rows, cols = np.nonzero(admissible)  # no conflicts: each can only take the other
+    elif len(sub_rows):
+        sub = cost[np.ix_(sub_rows, sub_cols)]
+        _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=float(max_cost) + 1e-9)
+        r = np.flatnonzero(x >= 0)
+        rows, cols = sub_rows[r], sub_cols[x[r]]
+        keep = cost[rows, cols] <= max_cost
+        rows, cols = rows[keep], cols[keep]
     matched_cols = np.zeros(m, dtype=bool)
     matched_cols[cols] = True
     matched_rows = np.zeros(n, dtype=bool)

@@ -44,7 +44,8 @@ def check_mot_detections(dets, what: str = "detections") -> np.ndarray:
     frames = arr[:, 0]
     bad = (frames < 1) | (frames != np.round(frames))
     if bad.any():
-        raise BadInputError(f"{what}: rows {np.flatnonzero(bad)[:5].tolist()} have frames that are not integers >= 1")
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise BadInputError(f"{what}: rows {rows} have frames that are not integers >= 1")
     full = np.full((len(arr), 9), -1.0)
     full[:, : min(arr.shape[1], 9)] = arr[:, :9]
     if arr.shape[1] < 7:
