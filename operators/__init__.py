@@ -2,11 +2,29 @@
 
 The operators are thin: they read their parameters, call
 :mod:`fiftyone_posetrack` and report. Each one is listed in ``fiftyone.yml``
-(FiftyOne silently skips unlisted operators).
+(FiftyOne silently skips unlisted operators). See ``docs/operators.md``.
 """
 
 from .data import ImportVideos
+from .formats import ExportMOT, ExportPoseTrack, ImportMOT, ImportPoseTrack
+from .stages import DetectPersons, EstimatePoses, RunPoseTracking, SmoothPoses, TrackPersons
+from .tune import TuneTracker
+
+OPERATORS = (
+    ImportVideos,
+    ImportMOT,
+    ImportPoseTrack,
+    DetectPersons,
+    TrackPersons,
+    EstimatePoses,
+    SmoothPoses,
+    RunPoseTracking,
+    TuneTracker,
+    ExportMOT,
+    ExportPoseTrack,
+)
 
 
 def register(p):
-    p.register(ImportVideos)
+    for operator in OPERATORS:
+        p.register(operator)

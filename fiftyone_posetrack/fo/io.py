@@ -1,0 +1,777 @@
+"""Import and export of MOTChallenge and PoseTrack data for FiftyOne video datasets.
+
+Import:
+
+- :func:`import_mot_sequences`: a MOTChallenge folder (``SEQ/img1/*.jpg`` +
+  ``SEQ/gt/gt.txt`` + ``SEQ/seqinfo.ini``, optionally ``SEQ/det/det.txt``), or
+  sequences holding a ``video.mp4`` (what ``posetrack synth`` writes). Image
+  sequences are encoded once to H.264 mp4 files (FiftyOne video samples need
+  a video file; browsers play only H.264).
+- :func:`import_posetrack`: PoseTrack18 JSON files (one per video, or several
+  videos per file) onto existing video samples, or onto videos encoded from
+  the images the files name.
+
+Export (one file per video, named after the video, see :func:`video_name`):
+
+- :func:`export_mot`: MOTChallenge text files (``<out>/<name>.txt`` results, or
+  ``<out>/<name>/gt/gt.txt`` + ``seqinfo.ini`` ground truth).
+- :func:`export_posetrack`: PoseTrack18 JSON files in the challenge's
+  submission format (``<out>/<name>.json``).
+
+Sample fields written by the importers: ``sequence`` (the video's name in its
+benchmark) and, for PoseTrack, ``posetrack_info`` (``vid_id``, the image
+``file_names`` per frame and the ``labeled`` frame numbers), which the exporter
+uses to write files that line up with the ground truth.
+
+Coordinates follow the module conventions: files hold pixels, FiftyOne holds
+relative ``[x, y, w, h]`` boxes and ``(x, y)`` points; missing joints are NaN in
+FiftyOne and ``(0, 0)`` with visibility 0 in PoseTrack files.
+"""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import logging
+import os
+from dataclasses import dataclass, field
+
+import fiftyone as fo
+import numpy as np
+
+from fiftyone_posetrack.fo.dataset import add_videos, import_mot_ground_truth
+from fiftyone_posetrack.fo.labels import (
+    boxes_to_detections,
+    detections_to_arrays,
+    keypoints_to_arrays,
+    sample_to_mot,
+    write_frame_labels,
+)
+from fiftyone_posetrack.formats import mot
+from fiftyone_posetrack.formats.posetrack import (
+    POSETRACK_KEYPOINTS,
+    PoseTrackFrame,
+    PoseTrackVideo,
+    read_posetrack_videos,
+    write_posetrack_json,
+)
+from fiftyone_posetrack.skeleton import COCO_KEYPOINTS
+from fiftyone_posetrack.types import BadInputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SEQUENCE_FIELD",
+    "POSETRACK_INFO_FIELD",
+    "MotSequence",
+    "find_mot_sequences",
+    "encode_images",
+    "import_mot_sequences",
+    "import_posetrack",
+    "video_name",
+    "export_mot",
+    "export_posetrack",
+    "keypoint_names",
+]
+
+#: sample field holding a video's name in its benchmark (MOT sequence, PoseTrack video)
+SEQUENCE_FIELD = "sequence"
+#: sample field with the PoseTrack image names and labelled frames of a video
+POSETRACK_INFO_FIELD = "posetrack_info"
+
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+# --------------------------------------------------------------------------- MOTChallenge import
+
+
+@dataclass
+class MotSequence:
+    """One MOTChallenge sequence folder.
+
+    Attributes:
+        name: the sequence name (``seqinfo.ini``'s ``name``, else the folder name)
+        path: the folder
+        video: ``<path>/video.mp4`` when it exists
+        images: the frame images (``imDir``, default ``img1``), sorted
+        gt: ``gt/gt.txt`` when it exists
+        det: ``det/det.txt`` when it exists
+        fps: ``frameRate`` (None when unknown)
+        length: ``seqLength`` (None when unknown)
+    """
+
+    name: str
+    path: str
+    video: str | None = None
+    images: list[str] = field(default_factory=list)
+    gt: str | None = None
+    det: str | None = None
+    fps: float | None = None
+    length: int | None = None
+
+
+def _read_seqinfo(path: str) -> dict:
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as e:
+        raise BadInputError(f"{path}: not a seqinfo.ini file ({e})") from None
+    if not parser.has_section("Sequence"):
+        raise BadInputError(f"{path}: no [Sequence] section")
+    return {k.lower(): v.strip() for k, v in parser.items("Sequence")}
+
+
+def _sequence(path: str) -> MotSequence | None:
+    """The sequence in folder ``path``, or None when it is not one."""
+    info_path = os.path.join(path, "seqinfo.ini")
+    info = _read_seqinfo(info_path) if os.path.isfile(info_path) else {}
+    im_dir = os.path.join(path, info.get("imdir", "img1"))
+    video = os.path.join(path, "video.mp4")
+    has_video, has_images = os.path.isfile(video), os.path.isdir(im_dir)
+    if not (has_video or has_images):
+        return None
+    images = []
+    if has_images:
+        images = sorted(p for p in glob.glob(os.path.join(im_dir, "*")) if p.lower().endswith(_IMAGE_EXTS))
+
+    def number(key, cast):
+        try:
+            return cast(info[key]) if key in info else None
+        except ValueError:
+            raise BadInputError(f"{info_path}: {key} must be a number, got {info[key]!r}") from None
+
+    gt, det = os.path.join(path, "gt", "gt.txt"), os.path.join(path, "det", "det.txt")
+    return MotSequence(
+        name=info.get("name") or os.path.basename(os.path.abspath(path)),
+        path=os.path.abspath(path),
+        video=video if has_video else None,
+        images=images,
+        gt=gt if os.path.isfile(gt) else None,
+        det=det if os.path.isfile(det) else None,
+        fps=number("framerate", float),
+        length=number("seqlength", int),
+    )
+
+
+def find_mot_sequences(root: str | os.PathLike) -> list[MotSequence]:
+    """Finds the MOTChallenge sequences in ``root`` (itself a sequence, or up to 3 levels above some).
+
+    A sequence is a folder with a ``video.mp4`` or an image folder (``img1``, or
+    ``imDir`` of its ``seqinfo.ini``).
+
+    Raises:
+        FileNotFoundError: if ``root`` does not exist
+        BadInputError: if no sequence is found
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no such directory: {root}")
+    found, level = [], [root]
+    for _ in range(4):
+        nxt = []
+        for folder in level:
+            seq = _sequence(folder)
+            if seq is not None:
+                found.append(seq)
+            else:
+                nxt.extend(sorted(p for p in glob.glob(os.path.join(folder, "*")) if os.path.isdir(p)))
+        level = nxt
+    if not found:
+        raise BadInputError(
+            f"no MOTChallenge sequence in {root}: expected folders SEQ/ holding img1/*.jpg "
+            "(+ gt/gt.txt, seqinfo.ini) or video.mp4"
+        )
+    return sorted(found, key=lambda s: s.path)
+
+
+def encode_images(images: list[str], out_path: str | os.PathLike, fps: float) -> str:
+    """Encodes image files, in the given order, into an H.264 mp4 (frame ``i`` = ``images[i - 1]``).
+
+    Odd frame sizes are padded by one pixel at the right / bottom (pixel
+    coordinates stay valid). The file is written under a temporary name and
+    moved into place, so a half-written video never remains.
+
+    Raises:
+        BadInputError: if an image cannot be read or the sizes differ
+    """
+    import cv2
+
+    from fiftyone_posetrack.synth.writer import H264Writer
+
+    if not images:
+        raise BadInputError("no images to encode")
+    out_path = os.fspath(out_path)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = out_path + ".part.mp4"
+    writer, size = None, None
+    try:
+        for path in images:
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
+            if img is None:
+                raise BadInputError(f"cannot read image {path}")
+            if size is None:
+                size = img.shape[:2]
+                h, w = size
+                writer = H264Writer(tmp, w + w % 2, h + h % 2, fps)
+            elif img.shape[:2] != size:
+                raise BadInputError(f"{path} is {img.shape[1]}x{img.shape[0]}, the first image {size[1]}x{size[0]}")
+            if img.shape[0] % 2 or img.shape[1] % 2:
+                img = cv2.copyMakeBorder(img, 0, img.shape[0] % 2, 0, img.shape[1] % 2, cv2.BORDER_REPLICATE)
+            writer.write(img)
+        writer.close()
+        writer = None
+        os.replace(tmp, out_path)
+    finally:
+        if writer is not None:
+            writer.__exit__(RuntimeError, None, None)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out_path
+
+
+def _default_videos_dir(dataset: fo.Dataset) -> str:
+    return os.path.join(fo.config.default_dataset_dir, "posetrack-videos", dataset.name)
+
+
+def _encoded_video(name: str, images: list[str], fps: float, videos_dir: str) -> str:
+    """The mp4 of an image sequence, encoded unless a complete one exists already."""
+    from fiftyone_posetrack.video import probe_video
+
+    path = os.path.join(videos_dir, f"{name}.mp4")
+    if os.path.isfile(path):
+        try:
+            if probe_video(path).frame_count == len(images):
+                return path
+        except BadInputError:
+            pass
+    logger.info("encoding %d images of %s into %s", len(images), name, path)
+    return encode_images(images, path, fps)
+
+
+def _ensure_sample_field(dataset: fo.Dataset, name: str, ftype, **kwargs) -> None:
+    if not dataset.has_sample_field(name):
+        dataset.add_sample_field(name, ftype, **kwargs)
+
+
+def _write_untracked(sample: fo.Sample, det_path: str, det_field: str) -> int:
+    data = mot.read_mot(det_path)
+    w, h = sample.metadata.frame_width, sample.metadata.frame_height
+    per_frame = {
+        f: boxes_to_detections(
+            np.column_stack([r[:, mot.X : mot.Y + 1], r[:, mot.X : mot.Y + 1] + r[:, mot.W : mot.H + 1]]),
+            r[:, mot.CONF],
+            w,
+            h,
+        )
+        for f, r in mot.split_frames(data).items()
+    }
+    write_frame_labels(sample._dataset, {det_field: {sample.id: per_frame}})
+    return len(data)
+
+
+def import_mot_sequences(
+    dataset: fo.Dataset,
+    root: str | os.PathLike,
+    gt_field: str | None = "gt_detections",
+    det_field: str | None = None,
+    videos_dir: str | os.PathLike | None = None,
+    default_fps: float = 30.0,
+) -> dict:
+    """Imports MOTChallenge sequences as video samples with their ground truth.
+
+    Each sequence becomes one sample (``sequence`` = its name): its
+    ``video.mp4``, or its images encoded once to ``<videos_dir>/<name>.mp4``.
+    Importing again adds no duplicate samples and reuses encoded videos.
+
+    Args:
+        dataset: a video dataset
+        root: a sequence folder, or a folder above sequence folders
+            (e.g. ``MOT17/train``)
+        gt_field: frame field for ``gt/gt.txt`` (``fo.Detections`` with
+            ``index`` = track id, see
+            :func:`~fiftyone_posetrack.fo.dataset.import_mot_ground_truth`);
+            None skips ground truth
+        det_field: frame field for the public detections ``det/det.txt``
+            (untracked ``fo.Detections`` with ``confidence``); None skips them
+        videos_dir: where encoded videos go (default:
+            ``<fo.config.default_dataset_dir>/posetrack-videos/<dataset name>``)
+        default_fps: frame rate of image sequences without ``frameRate``
+
+    Returns:
+        ``{"sequences": [names], "sample_ids": [ids], "gt_boxes": n, "det_boxes": n}``
+
+    Raises:
+        FileNotFoundError, BadInputError: naming the bad folder or file
+    """
+    sequences = find_mot_sequences(root)
+    names = [s.name for s in sequences]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadInputError(f"{root}: several sequences are named {dupes}; import them separately")
+    videos_dir = os.fspath(videos_dir) if videos_dir else _default_videos_dir(dataset)
+    for seq in sequences:  # refuse bad input before changing the dataset
+        if seq.video is None and seq.length is not None and seq.length != len(seq.images):
+            raise BadInputError(
+                f"{seq.path}: seqinfo.ini says seqLength={seq.length} but the image folder has "
+                f"{len(seq.images)} images"
+            )
+        for path in (seq.gt, seq.det):
+            if path:
+                mot.read_mot(path)
+    _ensure_sample_field(dataset, SEQUENCE_FIELD, fo.StringField)
+    out = {"sequences": [], "sample_ids": [], "gt_boxes": 0, "det_boxes": 0}
+    for seq in sequences:
+        video = seq.video or _encoded_video(seq.name, seq.images, seq.fps or default_fps, videos_dir)
+        (sample_id,) = add_videos(dataset, [video])
+        sample = dataset[sample_id]
+        sample[SEQUENCE_FIELD] = seq.name
+        sample.save()
+        if gt_field and seq.gt:
+            out["gt_boxes"] += import_mot_ground_truth(sample, seq.gt, gt_field)
+        if det_field and seq.det:
+            out["det_boxes"] += _write_untracked(sample, seq.det, det_field)
+        out["sequences"].append(seq.name)
+        out["sample_ids"].append(sample_id)
+    if dataset.default_skeleton is None:
+        from fiftyone_posetrack.skeleton import fiftyone_skeleton
+
+        dataset.default_skeleton = fiftyone_skeleton()
+        dataset.save()
+    return out
+
+
+# --------------------------------------------------------------------------- PoseTrack import
+
+
+def _find_json(path: str) -> list[str]:
+    if os.path.isdir(path):
+        files = sorted(glob.glob(os.path.join(path, "**", "*.json"), recursive=True))
+        if not files:
+            raise BadInputError(f"no .json files in {path}")
+        return files
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file or directory: {path}")
+    return [path]
+
+
+def _find_sample(dataset: fo.Dataset, name: str) -> fo.Sample | None:
+    if not len(dataset):
+        return None
+    if dataset.has_sample_field(SEQUENCE_FIELD):
+        match = dataset.match({SEQUENCE_FIELD: name})
+        if len(match):
+            return match.first()
+    for sid, path in zip(*dataset.values(["id", "filepath"])):
+        if os.path.splitext(os.path.basename(path))[0] == name:
+            return dataset[sid]
+    return None
+
+
+def _video_images(video: PoseTrackVideo, image_root: str) -> list[str]:
+    indices = [fr.frame_index for fr in video.frames]
+    n = video.nframes or (max(indices) + 1 if indices else 0)
+    if sorted(indices) != list(range(n)):
+        missing = sorted(set(range(n)) - set(indices))[:5]
+        raise BadInputError(
+            f"PoseTrack video {video.name!r} lists {len(indices)} of its {n} frames (missing e.g. {missing}); "
+            "a video needs every frame's image: add the video to the dataset first instead"
+        )
+    images = [os.path.join(image_root, fr.file_name) for fr in sorted(video.frames, key=lambda f: f.frame_index)]
+    absent = [p for p in images if not os.path.isfile(p)]
+    if absent:
+        raise BadInputError(
+            f"PoseTrack video {video.name!r}: {len(absent)} of its {n} images are missing under "
+            f"image_root {image_root}, e.g. {absent[0]}"
+        )
+    return images
+
+
+def _posetrack_labels(video: PoseTrackVideo, width: int, height: int, label: str):
+    """``({frame: fo.Keypoints}, {frame: fo.Detections}, {frame: fo.Polylines})`` of the labelled frames."""
+    kp_frames, det_frames, ignore_frames = {}, {}, {}
+    scale = np.array([width, height], dtype=np.float64)
+
+    def rel(box):  # [x1, y1, x2, y2] px -> relative [x, y, w, h]
+        return [box[0] / width, box[1] / height, (box[2] - box[0]) / width, (box[3] - box[1]) / height]
+
+    for fr in video.frames:
+        if not fr.is_labeled:
+            continue
+        pts = np.asarray(fr.keypoints, dtype=np.float64).reshape(len(fr), -1, 2) / scale
+        vis = np.asarray(fr.visibility).reshape(len(fr), -1)
+        pts[vis == 0] = np.nan
+        kps, dets = [], []
+        for j, tid in enumerate(fr.track_ids):
+            attrs = {}
+            if fr.head_boxes is not None and np.isfinite(fr.head_boxes[j]).all():
+                attrs["bbox_head"] = rel(fr.head_boxes[j])
+            kp = fo.Keypoint(
+                label=label,
+                points=[(float(x), float(y)) for x, y in pts[j]],
+                index=int(tid),
+                visibility=[int(v) for v in vis[j]],
+                **attrs,
+            )
+            if fr.scores is not None and np.isfinite(fr.scores[j]).all():
+                kp.confidence = [float(s) for s in fr.scores[j]]
+            kps.append(kp)
+            box = np.asarray(fr.boxes[j], dtype=np.float64)
+            if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
+                dets.append(fo.Detection(label=label, bounding_box=rel(box), index=int(tid), **attrs))
+        n = fr.frame_index + 1
+        kp_frames[n] = fo.Keypoints(keypoints=kps)
+        det_frames[n] = fo.Detections(detections=dets)
+        if fr.ignore_regions:
+            shapes = [[(float(x) / width, float(y) / height) for x, y in np.asarray(r)] for r in fr.ignore_regions]
+            ignore_frames[n] = fo.Polylines(
+                polylines=[fo.Polyline(label="ignore", points=shapes, closed=True, filled=True)]
+            )
+    return kp_frames, det_frames, ignore_frames
+
+
+def import_posetrack(
+    dataset: fo.Dataset,
+    path: str | os.PathLike,
+    keypoints_field: str = "gt_keypoints",
+    detections_field: str | None = "gt_detections",
+    ignore_field: str | None = "gt_ignore",
+    image_root: str | os.PathLike | None = None,
+    videos_dir: str | os.PathLike | None = None,
+    fps: float = 25.0,
+    label: str = "person",
+) -> dict:
+    """Imports PoseTrack18 annotations as frame labels of video samples.
+
+    Each video of the files goes onto the sample whose ``sequence`` field or
+    file name (without extension) is the video's name; when there is none and
+    ``image_root`` is given, the video's images (``<image_root>/<file_name>``,
+    every frame) are encoded to ``<videos_dir>/<name>.mp4`` and added.
+
+    Written per labelled frame: ``fo.Keypoints`` (``index`` = ``track_id``,
+    joints with visibility 0 as NaN, the flags in ``visibility``, the head box
+    as relative ``[x, y, w, h]`` in ``bbox_head``, per-joint ``confidence`` for
+    prediction files), with ``detections_field`` the person boxes as
+    ``fo.Detections`` with the same ``index`` (and ``bbox_head``), and with
+    ``ignore_field`` the frame's ignore regions as one filled ``fo.Polyline``
+    (label ``"ignore"``, one shape per region). These are the conventions of
+    :func:`fiftyone_posetrack.fo.evaluation.evaluate_poses` (``kind="posetrack"``,
+    ``ignore_field``). The sample gets ``sequence`` and ``posetrack_info`` (see the
+    module docstring); a file whose joints are not COCO-17 sets the field's
+    skeleton (``dataset.skeletons[keypoints_field]``).
+
+    Args:
+        dataset: a video dataset
+        path: a PoseTrack18 ``.json`` file or a folder of them (searched recursively)
+        keypoints_field: the frame field for the poses
+        detections_field: the frame field for the boxes, or None
+        ignore_field: the frame field (``fo.Polylines``) for ignore regions, or None
+        image_root: the folder the files' ``file_name`` paths are relative to
+            (PoseTrack's root folder); only needed for videos not in the dataset
+        videos_dir: where encoded videos go (default as :func:`import_mot_sequences`)
+        fps: the frame rate of encoded videos (PoseTrack does not state one)
+        label: the label of the imported people
+
+    Returns:
+        ``{"videos": [names], "sample_ids": [ids], "poses": n}``
+    """
+    from fiftyone_posetrack.skeleton import COCO_EDGES
+
+    files = _find_json(os.fspath(path))
+    videos = [(f, v) for f in files for v in read_posetrack_videos(f)]
+    names = [v.name for _, v in videos]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadInputError(f"{path}: several files hold the videos {dupes}")
+    videos_dir = os.fspath(videos_dir) if videos_dir else _default_videos_dir(dataset)
+    targets = []
+    for file, video in videos:  # resolve every video before changing the dataset
+        sample = _find_sample(dataset, video.name)
+        images = None
+        if sample is None:
+            if image_root is None:
+                raise BadInputError(
+                    f"{file}: no sample of the dataset is the video {video.name!r} (by its `sequence` field "
+                    "or file name); add the video first or pass image_root to encode it from its images"
+                )
+            images = _video_images(video, os.fspath(image_root))
+        targets.append((file, video, sample, images))
+    _ensure_sample_field(dataset, SEQUENCE_FIELD, fo.StringField)
+    out = {"videos": [], "sample_ids": [], "poses": 0}
+    for file, video, sample, images in targets:
+        if sample is None:
+            (sid,) = add_videos(dataset, [_encoded_video(video.name, images, fps, videos_dir)])
+            sample = dataset[sid]
+        md = sample.metadata
+        n_frames = md.total_frame_count
+        last = max((fr.frame_index + 1 for fr in video.frames), default=0)
+        if n_frames and last > n_frames:
+            raise BadInputError(f"{file}: has frame {last} but the video {sample.filepath} has {n_frames} frames")
+        kp_frames, det_frames, ignore_frames = _posetrack_labels(video, md.frame_width, md.frame_height, label)
+        fields = {keypoints_field: {sample.id: kp_frames}}
+        if detections_field:
+            fields[detections_field] = {sample.id: det_frames}
+        if ignore_field and ignore_frames:
+            fields[ignore_field] = {sample.id: ignore_frames}
+        write_frame_labels(dataset, fields)
+        by_index = sorted(video.frames, key=lambda f: f.frame_index)
+        sample[SEQUENCE_FIELD] = video.name
+        sample[POSETRACK_INFO_FIELD] = {
+            "vid_id": video.vid_id,
+            "file_names": {str(fr.frame_index + 1): fr.file_name for fr in by_index},
+            "labeled": [fr.frame_index + 1 for fr in by_index if fr.is_labeled],
+            "nframes": video.nframes,
+        }
+        sample.save()
+        if tuple(video.keypoint_names) != tuple(COCO_KEYPOINTS) or [tuple(e) for e in video.skeleton] != [
+            tuple(e) for e in COCO_EDGES
+        ]:
+            dataset.skeletons[keypoints_field] = fo.KeypointSkeleton(
+                labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton]
+            )
+            dataset.save()
+        out["videos"].append(video.name)
+        out["sample_ids"].append(sample.id)
+        out["poses"] += sum(len(fr) for fr in video.frames if fr.is_labeled)
+    if dataset.default_skeleton is None:
+        from fiftyone_posetrack.skeleton import fiftyone_skeleton
+
+        dataset.default_skeleton = fiftyone_skeleton()
+        dataset.save()
+    return out
+
+
+# --------------------------------------------------------------------------- export
+
+
+def video_name(sample: fo.Sample) -> str:
+    """A video's name in exported files.
+
+    The ``sequence`` field when set; else the file name without extension,
+    except for files named ``video.*`` (``posetrack synth``'s layout), which
+    take their folder's name.
+    """
+    if sample.has_field(SEQUENCE_FIELD) and sample[SEQUENCE_FIELD]:
+        return str(sample[SEQUENCE_FIELD])
+    stem = os.path.splitext(os.path.basename(sample.filepath))[0]
+    if stem == "video":
+        return os.path.basename(os.path.dirname(os.path.abspath(sample.filepath))) or stem
+    return stem
+
+
+def _video_samples(samples, what: str) -> list[fo.Sample]:
+    if samples.media_type != "video":
+        raise BadInputError(f"{what} needs a video collection, got media type {samples.media_type!r}")
+    if not len(samples):
+        raise BadInputError(f"{what}: the collection has no samples")
+    keep = [f for f in (SEQUENCE_FIELD, POSETRACK_INFO_FIELD) if samples.has_sample_field(f)]
+    out = list(samples.select_fields(keep))
+    names = [video_name(s) for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadInputError(
+            f"{what}: several videos are named {dupes}; give them distinct `{SEQUENCE_FIELD}` values"
+        )
+    return out
+
+
+def _check_frame_field(samples, name: str, cls: type, param: str) -> None:
+    schema = samples.get_frame_field_schema() or {}
+    if name not in schema:
+        raise BadInputError(f"{param}: frame field {name!r} does not exist; frame fields: {sorted(schema)}")
+    have = getattr(schema[name], "document_type", None)
+    if have is not cls:
+        raise BadInputError(
+            f"{param}: frame field {name!r} holds {getattr(have, '__name__', type(schema[name]).__name__)}, "
+            f"expected {cls.__name__}"
+        )
+
+
+def _targets(paths: list[str], overwrite: bool) -> list[str]:
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing and not overwrite:
+        raise BadInputError(f"{existing[0]} exists ({len(existing)} file(s) would be replaced); pass overwrite=True")
+    return paths
+
+
+def export_mot(
+    samples,
+    field: str,
+    out_dir: str | os.PathLike,
+    gt: bool = False,
+    overwrite: bool = False,
+) -> list[str]:
+    """Writes a ``fo.Detections`` frame field as MOTChallenge text files, one per video.
+
+    Args:
+        samples: a video collection
+        field: the frame field (``index`` = track id; untracked boxes get id -1)
+        out_dir: the output folder
+        gt: write ground truth: ``<out_dir>/<name>/gt/gt.txt`` (MOT16+ columns,
+            ``ignore=True`` boxes as class -2) and ``<name>/seqinfo.ini``, the
+            layout TrackEval and ``posetrack eval-mot`` read; else tracker
+            results ``<out_dir>/<name>.txt`` (the challenge's submission layout)
+        overwrite: replace existing files
+
+    Returns:
+        the written ``.txt`` paths, in sample order
+    """
+    from fiftyone_posetrack.synth.writer import write_seqinfo
+
+    _check_frame_field(samples, field, fo.Detections, "field")
+    videos = _video_samples(samples, "MOT export")
+    out_dir = os.fspath(out_dir)
+    names = [video_name(s) for s in videos]
+    layout = (lambda n: os.path.join(out_dir, n, "gt", "gt.txt")) if gt else (lambda n: os.path.join(out_dir, n + ".txt"))
+    paths = _targets([layout(n) for n in names], overwrite)
+    for sample, name, path in zip(videos, names, paths):
+        rows = sample_to_mot(sample, field)
+        if gt:
+            rows[:, mot.CONF] = 1.0
+        mot.write_mot(path, rows, gt=gt)
+        if gt:
+            md = sample.metadata
+            write_seqinfo(
+                os.path.join(out_dir, name, "seqinfo.ini"),
+                name,
+                md.total_frame_count,
+                md.frame_rate or 30.0,
+                md.frame_width,
+                md.frame_height,
+            )
+    return paths
+
+
+def keypoint_names(samples, field: str) -> tuple[str, ...]:
+    """The joint names of a keypoints field: its skeleton, the default skeleton, else COCO-17."""
+    dataset = samples._dataset
+    skeleton = dataset.skeletons.get(field) or dataset.default_skeleton
+    if skeleton is not None and skeleton.labels:
+        return tuple(skeleton.labels)
+    return tuple(COCO_KEYPOINTS)
+
+
+def export_posetrack(
+    samples,
+    keypoints_field: str,
+    out_dir: str | os.PathLike,
+    detections_field: str | None = None,
+    posetrack_joints: bool = False,
+    overwrite: bool = False,
+) -> list[str]:
+    """Writes a tracked ``fo.Keypoints`` field as PoseTrack18 JSON files, one per video.
+
+    This is the PoseTrack challenge's submission format: ``<out_dir>/<name>.json``
+    per video, every frame an image (``file_name`` / ``vid_id`` / labelled
+    flags from ``posetrack_info`` when the video was imported from PoseTrack,
+    else ``images/<name>/<frame-1:06d>.jpg``, all labelled), every person an
+    annotation with ``track_id`` = ``index``, flat ``keypoints`` (missing
+    joints ``0, 0, 0``, others visibility 1) and per-joint ``scores``.
+
+    Args:
+        samples: a video collection
+        keypoints_field: the ``fo.Keypoints`` frame field; every keypoint needs
+            an ``index`` (track id)
+        out_dir: the output folder
+        detections_field: an ``fo.Detections`` field whose boxes (matched by
+            ``index``) become ``bbox``; default: the extent of the joints
+        posetrack_joints: reorder the joints by name into PoseTrack18's order
+            (joints the field lacks, e.g. ``head_bottom`` / ``head_top`` for
+            COCO-17, are written missing); default: the field's own joints
+        overwrite: replace existing files
+
+    Returns:
+        the written paths, in sample order
+    """
+    _check_frame_field(samples, keypoints_field, fo.Keypoints, "keypoints_field")
+    if detections_field:
+        _check_frame_field(samples, detections_field, fo.Detections, "detections_field")
+    videos = _video_samples(samples, "PoseTrack export")
+    names_in = keypoint_names(samples, keypoints_field)
+    names_out = POSETRACK_KEYPOINTS if posetrack_joints else names_in
+    order = np.array([names_in.index(n) if n in names_in else -1 for n in names_out])
+    out_dir = os.fspath(out_dir)
+    names = [video_name(s) for s in videos]
+    paths = _targets([os.path.join(out_dir, n + ".json") for n in names], overwrite)
+    has_info = samples.has_sample_field(POSETRACK_INFO_FIELD)
+    for sample, name, path in zip(videos, names, paths):
+        info = (sample[POSETRACK_INFO_FIELD] if has_info else None) or {}
+        video = _posetrack_video(sample, name, keypoints_field, detections_field, order, names_out, info)
+        write_posetrack_json(path, video)
+    return paths
+
+
+def _posetrack_video(sample, name, kp_field, det_field, order, names_out, info) -> PoseTrackVideo:
+    from fiftyone_posetrack.skeleton import COCO_EDGES
+
+    md = sample.metadata
+    if md is None or not md.total_frame_count:
+        raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
+    w, h, n_frames = md.frame_width, md.frame_height, int(md.total_frame_count)
+    view = sample._dataset.select(sample.id)
+    numbers = view.values("frames.frame_number")[0]
+    kps = dict(zip(numbers, view.values(f"frames.{kp_field}")[0]))
+    dets = dict(zip(numbers, view.values(f"frames.{det_field}")[0])) if det_field else {}
+    file_names = info.get("file_names") or {}
+    labeled = set(info.get("labeled") or range(1, n_frames + 1))
+    k_out = len(order)
+    frames = []
+    for n in range(1, n_frames + 1):
+        pts, scores, index = keypoints_to_arrays(kps.get(n), w, h, num_keypoints=max(int(order.max()) + 1, 1))
+        if (index < 0).any():
+            raise BadInputError(
+                f"keypoints_field: {kp_field!r} of {sample.filepath} frame {n} has keypoints without "
+                "`index` (track id); track the people first"
+            )
+        m = len(index)
+        xy = np.zeros((m, k_out, 2))
+        sc = np.zeros((m, k_out))
+        have = order >= 0
+        xy[:, have] = pts[:, order[have]]
+        sc[:, have] = scores[:, order[have]]
+        present = np.isfinite(xy).all(axis=2)
+        xy[~present] = 0.0
+        sc[~present] = 0.0
+        boxes = _boxes_for(dets.get(n), index, xy, present, w, h)
+        frames.append(
+            PoseTrackFrame(
+                frame_index=n - 1,
+                file_name=file_names.get(str(n), f"images/{name}/{n - 1:06d}.jpg"),
+                is_labeled=n in labeled,
+                track_ids=index,
+                boxes=boxes,
+                keypoints=xy,
+                visibility=present.astype(np.int64),
+                scores=sc,
+            )
+        )
+    skeleton = [tuple(e) for e in COCO_EDGES] if tuple(names_out) == tuple(COCO_KEYPOINTS) else []
+    if not skeleton:
+        skel = sample._dataset.skeletons.get(kp_field)
+        if skel is not None and tuple(skel.labels) == tuple(names_out):
+            skeleton = [tuple(e) for e in skel.edges]
+    return PoseTrackVideo(
+        name=name,
+        width=w,
+        height=h,
+        frames=frames,
+        keypoint_names=tuple(names_out),
+        skeleton=skeleton,
+        vid_id=info.get("vid_id"),
+        nframes=info.get("nframes") or n_frames,
+    )
+
+
+def _boxes_for(dets, index, xy, present, w, h) -> np.ndarray:
+    """``(M, 4)`` ``[x1, y1, x2, y2]`` pixel boxes of the people: their tracked box, else the joints' extent."""
+    boxes = np.full((len(index), 4), np.nan)
+    if dets is not None and dets.detections:
+        b, _, idx = detections_to_arrays(dets, w, h)
+        where = {int(i): j for j, i in enumerate(idx)}
+        for r, i in enumerate(index):
+            if int(i) in where:
+                boxes[r] = b[where[int(i)]]
+    for r in np.flatnonzero(~np.isfinite(boxes).all(axis=1)):
+        if present[r].any():
+            p = xy[r][present[r]]
+            boxes[r] = [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()]
+    return boxes
