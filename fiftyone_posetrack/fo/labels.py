@@ -30,6 +30,7 @@ __all__ = [
     "detections_to_arrays",
     "keypoints_to_arrays",
     "write_frame_labels",
+    "frames_to_mot",
     "sample_to_mot",
 ]
 
@@ -186,22 +187,23 @@ def write_frame_labels(
     return time.perf_counter() - start
 
 
-def sample_to_mot(sample: fo.Sample, field: str) -> np.ndarray:
-    """Reads a video sample's frame-level ``fo.Detections`` into a MOT array.
+def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndarray:
+    """Converts one video's per-frame ``fo.Detections`` into a MOT array.
+
+    Args:
+        frame_numbers: the frame numbers (1-based), one per entry of ``detections``
+        detections: ``fo.Detections`` (or None) per frame
+        width, height: the frame size in pixels
 
     Returns:
         ``(N, 9)`` rows ``frame, id, x, y, w, h, conf, class, visibility`` in
-        pixels (see :mod:`fiftyone_posetrack.formats.mot`); ``id`` is the
-        detection's ``index`` (-1 when unset); detections with ``ignore=True``
-        get class -2 (distractor), the others class 1
+        pixels (see :mod:`fiftyone_posetrack.formats.mot`), in frame order and
+        then in the order of the detections; ``id`` is the detection's
+        ``index`` (-1 when unset); detections with ``ignore=True`` get class -2
+        (distractor), the others class 1
     """
-    md = sample.metadata
-    if md is None or not md.frame_width:
-        raise BadInputError(f"sample {sample.id} ({sample.filepath}) has no video metadata")
-    width, height = md.frame_width, md.frame_height
-    numbers, labels = sample._dataset.select(sample.id).values(["frames.frame_number", f"frames.{field}"])
     rows = []
-    for number, dets in zip(numbers[0], labels[0]):
+    for number, dets in zip(frame_numbers, detections):
         if dets is None or not dets.detections:
             continue
         boxes, scores, index = detections_to_arrays(dets, width, height)
@@ -217,3 +219,17 @@ def sample_to_mot(sample: fo.Sample, field: str) -> np.ndarray:
         block[:, 8] = [-1.0 if v is None else float(v) for v in vis]
         rows.append(block)
     return np.concatenate(rows) if rows else np.zeros((0, 9))
+
+
+def sample_to_mot(sample: fo.Sample, field: str) -> np.ndarray:
+    """Reads a video sample's frame-level ``fo.Detections`` into a MOT array.
+
+    Returns:
+        ``(N, 9)`` rows ``frame, id, x, y, w, h, conf, class, visibility`` in
+        pixels, see :func:`frames_to_mot`
+    """
+    md = sample.metadata
+    if md is None or not md.frame_width:
+        raise BadInputError(f"sample {sample.id} ({sample.filepath}) has no video metadata")
+    numbers, labels = sample._dataset.select(sample.id).values(["frames.frame_number", f"frames.{field}"])
+    return frames_to_mot(numbers[0], labels[0], md.frame_width, md.frame_height)
