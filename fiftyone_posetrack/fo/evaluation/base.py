@@ -1,0 +1,414 @@
+"""Shared machinery of this package's FiftyOne evaluation runs.
+
+Every evaluation here is a real FiftyOne evaluation run: a
+:class:`fiftyone.core.evaluation.EvaluationMethodConfig` subclass named
+``XxxConfig`` next to its :class:`fiftyone.core.evaluation.EvaluationMethod`
+``Xxx`` (FiftyOne stores the config's class path and finds the method by
+dropping ``Config``), and a :class:`fiftyone.core.evaluation.EvaluationResults`
+subclass whose public attributes are its JSON. So ``list_evaluations()``,
+``get_evaluation_info()``, ``load_evaluation_results()``,
+``rename_evaluation()`` and ``delete_evaluation()`` work as for FiftyOne's own
+runs; renaming renames, and deleting removes, every field the run wrote.
+
+Fields are stored as FiftyOne spells them: ``config.pred_field`` /
+``config.gt_field`` are full paths (``"frames.pred_detections"``), so that
+FiftyOne helpers such as ``to_evaluation_patches`` can read them.
+
+Videos are named by their file name without extension; repeated names get
+``#2``, ``#3`` (in collection order), and ``OVERALL`` is reserved.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fiftyone as fo
+import fiftyone.core.evaluation as foe
+import fiftyone.core.fields as fof
+
+from fiftyone_posetrack.types import BadInputError
+
+__all__ = [
+    "PosetrackEvaluation",
+    "PosetrackEvaluationConfig",
+    "PosetrackEvaluationResults",
+    "RawLabel",
+    "VideoLabels",
+    "frame_path",
+    "read_videos",
+    "video_names",
+]
+
+
+def frame_path(field: str) -> str:
+    """``"pred_detections"`` or ``"frames.pred_detections"`` -> ``"frames.pred_detections"``."""
+    return field if field.startswith("frames.") else f"frames.{field}"
+
+
+def _bare(field: str) -> str:
+    return field[len("frames.") :] if field.startswith("frames.") else field
+
+
+def check_video_collection(samples) -> None:
+    """Raises :class:`BadInputError` unless ``samples`` is a non-empty video collection."""
+    if getattr(samples, "media_type", None) != fo.core.media.VIDEO:
+        raise BadInputError(
+            f"samples: expected a video dataset or view, got media type "
+            f"{getattr(samples, 'media_type', None)!r} (frames and patches views are not videos)"
+        )
+    if len(samples) == 0:
+        raise BadInputError("samples: the collection is empty")
+
+
+def check_label_field(samples, field: str, label_type, what: str) -> str:
+    """Validates a frame-level label field; returns its bare name (no ``frames.``)."""
+    if not isinstance(field, str) or not field:
+        raise BadInputError(f"{what}: expected a frame field name, got {field!r}")
+    name = _bare(field)
+    if not samples.has_frame_field(name):
+        raise BadInputError(
+            f"{what}: the collection has no frame field {name!r} "
+            f"(frame fields: {sorted(samples.get_frame_field_schema())})"
+        )
+    ftype = samples.get_field(frame_path(name))
+    doc_type = getattr(ftype, "document_type", None)
+    if doc_type is None or not issubclass(doc_type, label_type):
+        raise BadInputError(
+            f"{what}: frames.{name} holds {getattr(doc_type, '__name__', ftype)}, "
+            f"expected {label_type.__name__}"
+        )
+    return name
+
+
+def check_eval_key(eval_key: str) -> str:
+    if not isinstance(eval_key, str) or not eval_key.isidentifier():
+        raise BadInputError(f"eval_key: expected a valid Python identifier, got {eval_key!r}")
+    return eval_key
+
+
+def video_names(filepaths: Sequence[str]) -> list[str]:
+    """File names without extension, repeated ones suffixed ``#2``, ``#3``, ..."""
+    names, seen = [], set()
+    for path in filepaths:
+        base = name = os.path.splitext(os.path.basename(path))[0] or "video"
+        k = 1
+        while name in seen or name == "OVERALL":
+            k += 1
+            name = f"{base}#{k}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+@dataclass
+class VideoLabels:
+    """The frames of one video as read from a collection.
+
+    Attributes:
+        sample_id: the video sample's id
+        name: its name (see :func:`video_names`)
+        filepath: the video file
+        width, height: frame size in pixels
+        num_frames: the video's frame count from its metadata (0 if unknown)
+        frame_numbers: the frame numbers that have a frame document, ascending
+        frame_ids: their frame ids
+        labels: ``{field: [label or None per frame]}``
+    """
+
+    sample_id: str
+    name: str
+    filepath: str
+    width: int
+    height: int
+    num_frames: int
+    frame_numbers: list[int]
+    frame_ids: list[str]
+    labels: dict[str, list] = field(default_factory=dict)
+
+
+class RawLabel:
+    """Attribute access to a label as the database stores it (no validation).
+
+    Reading labels as raw dicts and wrapping them is about 10x faster than
+    building FiftyOne label objects, and the converters of
+    :mod:`fiftyone_posetrack.fo.labels` only read attributes. ``id`` is the
+    label id as a string; a missing attribute reads as None; the lists
+    ``detections``, ``keypoints``, ``polylines`` hold :class:`RawLabel` items.
+    """
+
+    def __init__(self, doc: dict):
+        self.__dict__.update(doc)
+        if "_id" in doc:
+            self.id = str(doc["_id"])
+        for name in ("detections", "keypoints", "polylines"):
+            if name in doc:
+                setattr(self, name, [RawLabel(d) for d in doc[name] or []])
+
+    def __getattr__(self, name):  # only called for attributes the label lacks
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
+def read_videos(samples, fields: Iterable[str | None]) -> list[VideoLabels]:
+    """Reads the frame labels of ``fields`` of every video in one query.
+
+    The collection's view stages apply (filtered labels stay filtered).
+    Labels are :class:`RawLabel` objects.
+
+    Raises:
+        BadInputError: for a video without metadata (frame size)
+    """
+    fields = [f for f in dict.fromkeys(fields) if f]
+    paths = ["id", "filepath", "metadata", "frames.id", "frames.frame_number"]
+    paths += [f"frames.{f}" for f in fields]
+    values = samples.values(paths, _raw=True)
+    ids, filepaths, metadata, frame_ids, numbers = values[:5]
+    names = video_names(filepaths)
+    out = []
+    for i, (sid, path, md) in enumerate(zip(ids, filepaths, metadata)):
+        md = md or {}
+        if not md.get("frame_width") or not md.get("frame_height"):
+            raise BadInputError(
+                f"video {path} (sample {sid}) has no metadata with its frame size; "
+                "run fiftyone_posetrack.fo.dataset.ensure_metadata() first"
+            )
+        out.append(
+            VideoLabels(
+                sample_id=str(sid),
+                name=names[i],
+                filepath=path,
+                width=int(md["frame_width"]),
+                height=int(md["frame_height"]),
+                num_frames=int(md.get("total_frame_count") or 0),
+                frame_numbers=[int(n) for n in numbers[i] or []],
+                frame_ids=[str(f) for f in frame_ids[i] or []],
+                labels={
+                    f: [None if lab is None else RawLabel(lab) for lab in v[i] or []]
+                    for f, v in zip(fields, values[5:])
+                },
+            )
+        )
+    return out
+
+
+def region_polygons(polylines, width: int, height: int) -> list[np.ndarray]:
+    """The polygons of a frame's ``fo.Polylines`` ignore regions, in pixels.
+
+    Every shape of every polyline is one polygon ``(P, 2)`` ``(x, y)``; shapes
+    with fewer than 3 points are skipped.
+    """
+    if polylines is None:
+        return []
+    scale = np.array([width, height], dtype=np.float64)
+    polys = []
+    for line in polylines.polylines:
+        for shape in line.points:
+            pts = np.asarray(shape, dtype=np.float64).reshape(-1, 2)
+            if len(pts) >= 3 and np.isfinite(pts).all():
+                polys.append(pts * scale)
+    return polys
+
+
+def points_in_regions(points: np.ndarray, polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """``(Q,)`` bool: whether each ``(x, y)`` point lies strictly inside any polygon."""
+    from fiftyone_posetrack.eval.posetrack import _inside
+
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    inside = np.zeros(len(points), dtype=bool)
+    for poly in polygons:
+        if len(points):
+            inside |= _inside(points, poly)
+    return inside
+
+
+def to_builtin(value):
+    """A copy with numpy scalars/arrays as Python values (NaN and inf kept)."""
+    if isinstance(value, dict):
+        return {str(k): to_builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_builtin(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_builtin(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def finite_or_none(value):
+    """``value`` as float, or None when it is NaN/inf (for database fields)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class PosetrackEvaluationConfig(foe.EvaluationMethodConfig):
+    """Base config of this package's evaluation runs.
+
+    Args:
+        pred_field: the predictions' field, ``"frames.<name>"``
+        gt_field: the ground truth's field, ``"frames.<name>"``
+        **kwargs: further JSON-serializable parameters of the run
+    """
+
+    def __init__(self, pred_field: str, gt_field: str, **kwargs):
+        super().__init__(**kwargs)
+        self.pred_field = pred_field
+        self.gt_field = gt_field
+
+    @property
+    def type(self) -> str:
+        return "evaluation"
+
+    @property
+    def method(self) -> str:
+        raise NotImplementedError("subclass must name its method")
+
+
+class PosetrackEvaluation(foe.EvaluationMethod):
+    """Base method: the fields it writes, and their rename / cleanup.
+
+    Subclasses list their fields in :meth:`field_names` as
+    ``(sample_fields, frame_fields, label_attributes)`` where the label
+    attributes are ``(label_field, attribute)`` pairs of frame-level label
+    lists (``("pred_detections", "track_eval")``).
+    """
+
+    def field_names(self, eval_key: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+        raise NotImplementedError
+
+    def _paths(self, samples, eval_key) -> list[str]:
+        sample_fields, frame_fields, label_attrs = self.field_names(eval_key)
+        paths = list(sample_fields) + [f"frames.{f}" for f in frame_fields]
+        for label_field, attr in label_attrs:
+            ftype = samples.get_field(frame_path(label_field))
+            list_name = getattr(getattr(ftype, "document_type", None), "_LABEL_LIST_FIELD", None)
+            if list_name:
+                paths.append(f"frames.{label_field}.{list_name}.{attr}")
+        return paths
+
+    def get_fields(self, samples, eval_key):
+        return self._paths(samples, eval_key)
+
+    def _existing(self, dataset, eval_key) -> tuple[list[int], list[str]]:
+        paths = self._paths(dataset, eval_key)
+        keep = [i for i, p in enumerate(paths) if dataset.get_field(p) is not None]
+        return keep, paths
+
+    def rename(self, samples, eval_key, new_eval_key):
+        dataset = samples._dataset
+        keep, old = self._existing(dataset, eval_key)
+        new = self._paths(dataset, new_eval_key)
+        sample_map = {old[i]: new[i] for i in keep if not old[i].startswith("frames.")}
+        frame_map = {old[i][7:]: new[i][7:] for i in keep if old[i].startswith("frames.")}
+        if sample_map:
+            dataset.rename_sample_fields(sample_map)
+        if frame_map:
+            dataset.rename_frame_fields(frame_map)
+
+    def cleanup(self, samples, eval_key):
+        dataset = samples._dataset
+        keep, paths = self._existing(dataset, eval_key)
+        paths = [paths[i] for i in keep]
+        sample_fields = [p for p in paths if not p.startswith("frames.")]
+        frame_fields = [p[7:] for p in paths if p.startswith("frames.")]
+        if sample_fields:
+            dataset.delete_sample_fields(sample_fields, error_level=1)
+        if frame_fields:
+            dataset.delete_frame_fields(frame_fields, error_level=1)
+
+    def _validate_run(self, samples, eval_key, existing_info):
+        self._validate_fields_match(eval_key, "pred_field", existing_info)
+        self._validate_fields_match(eval_key, "gt_field", existing_info)
+
+    def declare_fields(self, samples, eval_key, types: dict[str, type]) -> None:
+        """Adds the run's fields to the schema (``types``: path -> field class)."""
+        dataset = samples._dataset
+        new = {p: t() for p, t in types.items() if dataset.get_field(p) is None}
+        frame = {p[7:]: f for p, f in new.items() if p.startswith("frames.")}
+        sample = {p: f for p, f in new.items() if not p.startswith("frames.")}
+        # one schema merge per nesting level, rather than one per field
+        if frame:
+            dataset.add_dynamic_frame_fields(fields=frame)
+        if sample:
+            dataset.add_dynamic_sample_fields(fields=sample)
+
+
+class PosetrackEvaluationResults(foe.EvaluationResults):
+    """Base results: metrics per video and ``"OVERALL"``.
+
+    Args:
+        samples: the evaluated collection
+        config: the run's config
+        eval_key: the run's key
+        metrics_by_video: ``{video: metrics dict, ..., "OVERALL": metrics}``
+        video_ids: ``{video: sample id}``
+        backend: the run's method (built from ``config`` when omitted)
+    """
+
+    #: metric keys printed by :meth:`print_report`, subclasses override
+    report_keys: tuple[str, ...] = ()
+
+    def __init__(self, samples, config, eval_key, metrics_by_video, video_ids, backend=None, **kwargs):
+        super().__init__(samples, config, eval_key, backend=backend)
+        self.metrics_by_video = to_builtin(metrics_by_video)
+        self.video_ids = dict(video_ids)
+        for name, value in kwargs.items():
+            setattr(self, name, to_builtin(value))
+
+    @classmethod
+    def _from_dict(cls, d, samples, config, eval_key):
+        return cls(samples, config, eval_key, **d)
+
+    def metrics(self, video: str | None = None) -> dict:
+        """The metrics of ``video``, or the overall ones (a copy)."""
+        key = "OVERALL" if video is None else video
+        if key not in self.metrics_by_video:
+            raise BadInputError(f"video: expected one of {sorted(self.per_video)}, got {video!r}")
+        return dict(self.metrics_by_video[key])
+
+    @property
+    def per_video(self) -> dict[str, dict]:
+        """``{video: metrics}`` without ``OVERALL``."""
+        return {k: v for k, v in self.metrics_by_video.items() if k != "OVERALL"}
+
+    def report(self, keys: Sequence[str] | None = None) -> str:
+        """A plain-text table of ``keys`` per video and overall."""
+        keys = list(keys or self.report_keys)
+        rows = list(self.metrics_by_video)
+        width = max([len(r) for r in rows] + [7])
+
+        def fmt(v):
+            if isinstance(v, bool) or v is None:
+                return str(v)
+            if isinstance(v, int):
+                return str(v)
+            if isinstance(v, float):
+                return "nan" if math.isnan(v) else f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+            return str(v)
+
+        cols = [[fmt(self.metrics_by_video[r].get(k)) for k in keys] for r in rows]
+        widths = [max([len(k)] + [len(c[j]) for c in cols]) for j, k in enumerate(keys)]
+        lines = [" " * width + "  " + "  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+        for r, c in zip(rows, cols):
+            lines.append(r.ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(c, widths)))
+        return "\n".join(lines)
+
+    def print_report(self, keys: Sequence[str] | None = None) -> None:
+        """Prints :meth:`report`."""
+        print(self.report(keys))
+
+
+INT = fof.IntField
+FLOAT = fof.FloatField
+STRING = fof.StringField
+BOOL = fof.BooleanField

@@ -1,0 +1,665 @@
+"""Pose evaluation of video datasets as a FiftyOne evaluation run, and COCO export.
+
+Numbers come from :mod:`fiftyone_posetrack.eval.keypoints` (OKS AP/AR via
+xtcocotools / pycocotools: :func:`~fiftyone_posetrack.eval.keypoints.frames_to_coco`
+then :func:`~fiftyone_posetrack.eval.keypoints.keypoint_ap`) and
+:func:`fiftyone_posetrack.eval.posetrack.evaluate_posetrack` (poseval's
+per-joint AP and MOTA/MOTP). Every evaluated frame is one COCO image; videos are
+evaluated alone and pooled (``OVERALL``).
+
+Conventions (keypoints are relative ``(x, y)`` in FiftyOne, pixels of the
+video's frame size in the metrics):
+
+- **frames**: a frame is evaluated when its ground-truth keypoints field is
+  set (an empty ``fo.Keypoints`` counts: an annotated frame without people);
+  predictions on other frames are not evaluated (PoseTrack labels only some
+  frames);
+- **joints** are found by name (the field's skeleton, else the dataset's
+  default skeleton, else COCO-17 order). OKS uses the benchmark's joints and
+  sigmas (:data:`~fiftyone_posetrack.skeleton.COCO_SIGMAS` for ``coco``,
+  CrowdPose's 14 for ``crowdpose``; a joint the data lacks is unlabelled in
+  the ground truth and ``(0, 0)`` with score 0 in the predictions);
+- **ground truth**: a joint is labelled when its point is not NaN and its
+  ``visibility`` attribute entry (if any) is > 0; the OKS scale (``area``)
+  and the ``bbox`` come from the ground-truth box of the same ``index`` in
+  ``gt_box_field`` when there is one, else from the extent of the labelled
+  joints; ``iscrowd`` / ``crowd`` on the pose, or ``ignore`` / ``iscrowd`` on
+  its box, make it a COCO crowd region;
+- **predictions**: the instance score is ``score_mode`` of
+  :func:`~fiftyone_posetrack.eval.keypoints.instance_scores` (default
+  ``bbox_keypoint``: the ``confidence`` of the predicted box of the same
+  ``index`` in ``pred_box_field`` (1 without one) times the mean of the
+  joint confidences above 0.2), then OKS-NMS at 0.9 as mmpose does (the box
+  area of the same ``index``, else the joints' extent, as NMS area);
+  missing joints (NaN) are ``(0, 0)`` with score 0;
+- **PoseTrack** (``kind="posetrack"``, also computes the COCO OKS numbers):
+  poseval's 15 joints by name (``neck`` stands for ``head_bottom``). COCO-17
+  data have no ``head_bottom`` / ``head_top``: those joints have no ground
+  truth and are reported as NaN (absent from the totals, which average the
+  joints that have ground truth), never as 0; the eyes and ears of COCO are
+  not PoseTrack joints and are not evaluated. PCKh needs a head box per
+  ground-truth person: the pose's (else its box's) ``bbox_head`` attribute
+  (relative ``[x, y, w, h]``) when present, else an estimate, a square of
+  side ``box height / 8`` from the person's box (the classic eight-heads
+  body canon; an approximation, so PoseTrack numbers without head boxes
+  are indicative only). Ground truth and predictions need ``index`` (the
+  track id). Ignore regions: ``ignore_field`` (frame-level ``fo.Polylines``).
+
+Fields written for ``eval_key="pose_eval"``: ``pose_eval_ap`` (OKS AP per
+video) and, for ``posetrack``, ``pose_eval_pt_ap`` and ``pose_eval_mota``
+(poseval totals, percent) on each video sample; None where undefined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import fiftyone as fo
+
+from fiftyone_posetrack.eval.keypoints import CROWDPOSE_KEYPOINTS, KeypointFrame, frames_to_coco, keypoint_ap
+from fiftyone_posetrack.fo.evaluation.base import (
+    FLOAT,
+    PosetrackEvaluation,
+    PosetrackEvaluationConfig,
+    PosetrackEvaluationResults,
+    VideoLabels,
+    check_eval_key,
+    check_label_field,
+    check_video_collection,
+    finite_or_none,
+    frame_path,
+    read_videos,
+    region_polygons,
+)
+from fiftyone_posetrack.fo.labels import detections_to_arrays, keypoints_to_arrays
+from fiftyone_posetrack.skeleton import COCO_KEYPOINTS, COCO_SIGMAS
+from fiftyone_posetrack.types import BadInputError
+
+__all__ = [
+    "PoseEvaluation",
+    "PoseEvaluationConfig",
+    "PoseEvaluationResults",
+    "evaluate_poses",
+    "export_coco_keypoints",
+]
+
+KINDS = ("coco", "crowdpose", "posetrack")
+#: names accepted for a benchmark joint that the data may spell differently
+_ALIASES = {"head": ("head_top",), "neck": ("head_bottom",), "head_bottom": ("neck",)}
+#: head box side as a fraction of the person's box height (estimate, see module docs)
+HEAD_FRACTION = 1.0 / 8.0
+
+
+class PoseEvaluationConfig(PosetrackEvaluationConfig):
+    """Config of :class:`PoseEvaluation`."""
+
+    def __init__(
+        self,
+        pred_field,
+        gt_field,
+        kind="coco",
+        gt_box_field=None,
+        pred_box_field=None,
+        ignore_field=None,
+        score_mode="bbox_keypoint",
+        keypoint_threshold=0.2,
+        nms_threshold=0.9,
+        pckh_threshold=0.5,
+        skip_last_frame=False,
+        **kwargs,
+    ):
+        super().__init__(pred_field, gt_field, **kwargs)
+        self.kind = kind
+        self.gt_box_field = gt_box_field
+        self.pred_box_field = pred_box_field
+        self.ignore_field = ignore_field
+        self.score_mode = score_mode
+        self.keypoint_threshold = float(keypoint_threshold)
+        self.nms_threshold = None if nms_threshold is None else float(nms_threshold)
+        self.pckh_threshold = float(pckh_threshold)
+        self.skip_last_frame = bool(skip_last_frame)
+
+    @property
+    def method(self) -> str:
+        return "posetrack_poses"
+
+
+class PoseEvaluation(PosetrackEvaluation):
+    """OKS AP and PoseTrack metrics of keypoints (see the module docs)."""
+
+    def field_names(self, eval_key):
+        names = [f"{eval_key}_ap"]
+        if self.config.kind == "posetrack":
+            names += [f"{eval_key}_pt_ap", f"{eval_key}_mota"]
+        return names, [], []
+
+
+class PoseEvaluationResults(PosetrackEvaluationResults):
+    """Results of :func:`evaluate_poses`.
+
+    Attributes:
+        metrics_by_video: ``{video: metrics, ..., "OVERALL": metrics}``: the
+            OKS numbers of :func:`~fiftyone_posetrack.eval.keypoints.keypoint_ap`
+            (``ap``, ``ap50``, ``ap75``, ``ar``, ...; -1 where COCO leaves a
+            number undefined) and, for ``posetrack``, poseval's totals
+            ``pt_ap``, ``pt_mota``, ``pt_mota_pooled``, ``pt_motp``,
+            ``pt_precision``, ``pt_recall`` (percent)
+        posetrack_by_video: ``{video: evaluate_posetrack() result}`` (per
+            joint and per group), or None
+        video_ids: ``{video: sample id}``
+        kind: ``coco``, ``crowdpose`` or ``posetrack``
+    """
+
+    report_keys = ("ap", "ap50", "ap75", "ar", "num_gt", "num_pred")
+
+    def report(self, keys=None):
+        if keys is None and self.kind == "posetrack":
+            keys = ("ap", "ap50", "ar", "pt_ap", "pt_mota", "pt_motp", "num_gt", "num_pred")
+        return super().report(keys)
+
+    def joint_ap(self, video: str | None = None) -> dict[str, float]:
+        """PoseTrack per-joint AP (percent; NaN for joints without ground truth)."""
+        if not self.posetrack_by_video:
+            raise BadInputError("per-joint AP exists for kind='posetrack' evaluations only")
+        key = "OVERALL" if video is None else video
+        if key not in self.posetrack_by_video:
+            raise BadInputError(f"video: expected one of {sorted(self.per_video)}, got {video!r}")
+        pj = self.posetrack_by_video[key]["per_joint"]
+        return {j: float("nan") if pj[j]["ap"] is None else float(pj[j]["ap"]) for j in pj}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def keypoint_names(samples, field: str, num_keypoints: int) -> list[str]:
+    """The joint names of a keypoints field: its skeleton's, else COCO-17's."""
+    skeletons = samples.skeletons
+    skel = skeletons.get(frame_path(field)) or skeletons.get(field) or samples.default_skeleton
+    labels = list(skel.labels) if skel is not None and skel.labels else None
+    if labels and len(labels) >= num_keypoints:
+        return labels
+    if num_keypoints <= len(COCO_KEYPOINTS):
+        return list(COCO_KEYPOINTS)
+    raise BadInputError(
+        f"frames.{field}: {num_keypoints} joints and no skeleton naming them; "
+        "set dataset.skeletons or dataset.default_skeleton"
+    )
+
+
+def _num_keypoints(video_labels: Sequence[VideoLabels], field: str) -> int:
+    k = 0
+    for v in video_labels:
+        for kps in v.labels[field]:
+            for kp in kps.keypoints if kps is not None else []:
+                k = max(k, len(kp.points))
+    return k
+
+
+def _remap(src: Sequence[str], dst: Sequence[str]) -> np.ndarray:
+    """For each ``dst`` joint, its index in ``src`` (-1 when absent)."""
+    idx = []
+    for name in dst:
+        cands = (name, *_ALIASES.get(name, ()))
+        idx.append(next((list(src).index(c) for c in cands if c in src), -1))
+    return np.asarray(idx, dtype=np.int64)
+
+
+def _attr(label, name):
+    return getattr(label, name, None) if label is not None else None
+
+
+def _box_by_index(dets, w, h):
+    """``{index: (box px [x1, y1, x2, y2], confidence, label)}`` of a frame's boxes."""
+    if dets is None or not dets.detections:
+        return {}
+    boxes, scores, index = detections_to_arrays(dets, w, h)
+    return {int(i): (b, s, d) for b, s, i, d in zip(boxes, scores, index, dets.detections) if i >= 0}
+
+
+def _extent(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` ``[x1, y1, x2, y2]`` of the valid joints (zeros when none)."""
+    out = np.zeros((len(points), 4))
+    for i in range(len(points)):
+        p = points[i][valid[i]]
+        if len(p):
+            out[i] = [*p.min(axis=0), *p.max(axis=0)]
+    return out
+
+
+@dataclass
+class _People:
+    """One frame's people in the source joint order (pixels)."""
+
+    points: np.ndarray  # (N, K, 2), NaN where missing
+    valid: np.ndarray  # (N, K) bool
+    vis: np.ndarray  # (N, K) visibility flags (0 where missing)
+    scores: np.ndarray  # (N, K) joint confidences
+    index: np.ndarray  # (N,)
+    boxes: np.ndarray  # (N, 4) px
+    has_box: np.ndarray  # (N,) bool
+    box_scores: np.ndarray  # (N,)
+    crowd: np.ndarray  # (N,) bool
+    heads: np.ndarray  # (N, 4) px head boxes (gt only)
+
+
+def _people(kps, dets, w, h, k, gt: bool) -> _People:
+    points, scores, index = keypoints_to_arrays(kps, w, h, k)
+    n = len(index)
+    labels = kps.keypoints if kps is not None else []
+    valid = np.isfinite(points).all(axis=2)
+    vis = np.where(valid, 2, 0).astype(np.int64)
+    crowd = np.zeros(n, dtype=bool)
+    by_index = _box_by_index(dets, w, h)
+    boxes, has_box = np.zeros((n, 4)), np.zeros(n, dtype=bool)
+    box_scores, heads = np.ones(n), np.full((n, 4), np.nan)
+    for i, kp in enumerate(labels):
+        flags = _attr(kp, "visibility")
+        if gt and flags is not None:
+            f = np.zeros(k, dtype=np.int64)
+            f[: min(k, len(flags))] = np.asarray(flags, dtype=np.int64)[:k]
+            vis[i] = np.where(valid[i], f, 0)
+            valid[i] &= f > 0
+        match = by_index.get(int(index[i])) if index[i] >= 0 else None
+        det = match[2] if match else None
+        crowd[i] = bool(_attr(kp, "iscrowd") or _attr(kp, "crowd") or _attr(det, "ignore")
+                        or _attr(det, "iscrowd") or _attr(det, "crowd"))  # fmt: skip
+        if match:
+            boxes[i], box_scores[i], has_box[i] = match[0], match[1], True
+        head = _attr(kp, "bbox_head") or _attr(det, "bbox_head")
+        if head is not None:
+            x, y, hw, hh = np.asarray(head, dtype=np.float64) * [w, h, w, h]
+            heads[i] = [x, y, x + hw, y + hh]
+    ext = _extent(points, valid)
+    boxes[~has_box] = ext[~has_box]
+    est = ~np.isfinite(heads).all(axis=1)
+    if est.any():
+        side = (boxes[est, 3] - boxes[est, 1]) * HEAD_FRACTION
+        cx = (boxes[est, 0] + boxes[est, 2]) / 2
+        heads[est] = np.stack([cx - side / 2, boxes[est, 1], cx + side / 2, boxes[est, 1] + side], axis=1)
+    return _People(points, valid, vis, scores, index, boxes, has_box, box_scores, crowd, heads)
+
+
+def _crowd_index(points: np.ndarray, valid: np.ndarray, boxes: np.ndarray) -> float:
+    """CrowdPose's crowd index of a frame (Li et al., CVPR 2019).
+
+    The mean over people with labelled joints of (labelled joints of *other*
+    people inside the person's box) / (the person's labelled joints).
+    """
+    n = len(points)
+    vals = []
+    for i in range(n):
+        na = int(valid[i].sum())
+        if na == 0:
+            continue
+        x1, y1, x2, y2 = boxes[i]
+        others = np.arange(n) != i
+        p = points[others][valid[others]]
+        inside = (p[:, 0] >= x1) & (p[:, 0] <= x2) & (p[:, 1] >= y1) & (p[:, 1] <= y2)
+        vals.append(np.count_nonzero(inside) / na)
+    return float(np.mean(vals)) if vals else 0.0
+
+
+@dataclass
+class _Fields:
+    gt: str
+    pred: str | None
+    gt_box: str | None
+    pred_box: str | None
+    ignore: str | None
+
+
+def _evaluated(video: VideoLabels, gt: str) -> list[int]:
+    """Positions (in the video's frame documents) of the annotated frames."""
+    return [k for k, lab in enumerate(video.labels[gt]) if lab is not None]
+
+
+def _image_bases(videos: Sequence[VideoLabels]) -> list[int]:
+    """Image id of frame ``n`` of video ``i`` is ``bases[i] + n``."""
+    bases, base = [], 0
+    for v in videos:
+        bases.append(base)
+        base += max([v.num_frames, 0] + v.frame_numbers)
+    return bases
+
+
+def _coco_video(video: VideoLabels, base: int, f: _Fields, k_gt, k_pred, names_gt, names_pred,
+                joints, sigmas, kind, score_mode, kp_thr, nms):  # fmt: skip
+    """COCO ``(images, annotations, results)`` of one video's annotated frames."""
+    w, h = video.width, video.height
+    gmap = _remap(names_gt, joints) if k_gt else None
+    pmap = _remap(names_pred, joints) if k_pred else None
+    frames, images, tracks = [], [], []
+    K = len(joints)
+    for pos in _evaluated(video, f.gt):
+        n_frame = video.frame_numbers[pos]
+        lab = video.labels
+        if k_gt:
+            g = _people(lab[f.gt][pos], lab[f.gt_box][pos] if f.gt_box else None, w, h, k_gt, True)
+        else:
+            g = None
+        if k_pred:
+            p = _people(lab[f.pred][pos], lab[f.pred_box][pos] if f.pred_box else None, w, h, k_pred, False)
+        else:
+            p = None
+        gkp, gvis, gbox, garea, gcrowd = np.zeros((0, K, 2)), np.zeros((0, K)), np.zeros((0, 4)), None, None
+        crowd_index = None
+        if g is not None and len(g.index):
+            sel = gmap >= 0
+            gkp = np.zeros((len(g.index), K, 2))
+            gvis = np.zeros((len(g.index), K))
+            ok = g.valid[:, gmap[sel]]
+            gkp[:, sel] = np.where(ok[..., None], g.points[:, gmap[sel]], 0.0)
+            gvis[:, sel] = np.where(ok, g.vis[:, gmap[sel]], 0)
+            gbox = g.boxes
+            garea = (gbox[:, 2] - gbox[:, 0]) * (gbox[:, 3] - gbox[:, 1])
+            gcrowd = g.crowd
+            if kind == "crowdpose":
+                crowd_index = _crowd_index(g.points, g.valid, g.boxes)
+        elif kind == "crowdpose":
+            crowd_index = 0.0
+        pkp, psc, pbox_sc, parea = np.zeros((0, K, 2)), np.zeros((0, K)), np.zeros(0), None
+        if p is not None and len(p.index):
+            sel = pmap >= 0
+            pkp = np.zeros((len(p.index), K, 2))
+            psc = np.zeros((len(p.index), K))
+            ok = p.valid[:, pmap[sel]]
+            pkp[:, sel] = np.where(ok[..., None], p.points[:, pmap[sel]], 0.0)
+            psc[:, sel] = np.where(ok, p.scores[:, pmap[sel]], 0.0)
+            pbox_sc = p.box_scores
+            parea = (p.boxes[:, 2] - p.boxes[:, 0]) * (p.boxes[:, 3] - p.boxes[:, 1])
+        frames.append(KeypointFrame(gkp, gvis, gbox, pkp, psc, pbox_sc, gt_areas=garea, gt_crowd=gcrowd,
+                                    pred_areas=parea, crowd_index=crowd_index))  # fmt: skip
+        image = {"id": base + n_frame, "file_name": f"{video.name}/{n_frame:06d}.jpg", "width": w,
+                 "height": h, "video": video.name, "sample_id": video.sample_id, "frame_number": n_frame}  # fmt: skip
+        if crowd_index is not None:
+            image["crowdIndex"] = crowd_index
+        images.append(image)
+        tracks.append(g.index.tolist() if g is not None else [])
+    gt_dict, results = frames_to_coco(frames, K, score_mode, kp_thr, nms, sigmas)
+    ids = {i + 1: img["id"] for i, img in enumerate(images)}
+    anns = gt_dict["annotations"]
+    track_ids = [t for ts in tracks for t in ts]
+    for a, t in zip(anns, track_ids):
+        a["image_id"] = ids[a["image_id"]]
+        a["track_id"] = int(t)
+    for r in results:
+        r["image_id"] = ids[r["image_id"]]
+    return images, anns, results
+
+
+def _names(samples, videos, field):
+    if field is None:
+        return 0, None
+    k = _num_keypoints(videos, field)
+    return k, (keypoint_names(samples, field, k) if k else None)
+
+
+def _coco(samples, videos, f: _Fields, kind, score_mode, kp_thr, nms):
+    """Per video ``(images, annotations, results)`` and the joint names used."""
+    joints = list(CROWDPOSE_KEYPOINTS) if kind == "crowdpose" else list(COCO_KEYPOINTS)
+    from fiftyone_posetrack.eval.keypoints import CROWDPOSE_SIGMAS
+
+    sigmas = CROWDPOSE_SIGMAS if kind == "crowdpose" else COCO_SIGMAS
+    k_gt, names_gt = _names(samples, videos, f.gt)
+    k_pred, names_pred = _names(samples, videos, f.pred)
+    for what, names in (("gt", names_gt), ("pred", names_pred)):
+        if names is not None and (_remap(names, joints) < 0).all():
+            raise BadInputError(f"{what} keypoints: none of the joints {names} is a {kind} joint")
+    out = {}
+    for v, base in zip(videos, _image_bases(videos)):
+        out[v.name] = _coco_video(v, base, f, k_gt, k_pred, names_gt, names_pred, joints, sigmas,
+                                  kind, score_mode, kp_thr, nms)  # fmt: skip
+    return out, joints
+
+
+def _coco_dataset(images, anns, joints) -> dict:
+    for i, a in enumerate(anns, 1):
+        a["id"] = i
+    return {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person", "keypoints": list(joints)}],
+    }
+
+
+# --------------------------------------------------------------------------- PoseTrack
+
+
+def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool):
+    from fiftyone_posetrack.formats.posetrack import PoseTrackFrame
+
+    w, h = video.width, video.height
+    frames = []
+    field, box_field = (f.gt, f.gt_box) if gt else (f.pred, f.pred_box)
+    for pos in _evaluated(video, f.gt):
+        n = video.frame_numbers[pos]
+        lab = video.labels
+        p = _people(lab[field][pos], lab[box_field][pos] if box_field else None, w, h, k, gt)
+        if gt and (p.index < 0).any():
+            raise BadInputError(
+                f"frames.{field}: video {video.filepath} frame {n} has poses without `index` "
+                "(the track id); PoseTrack evaluation needs it"
+            )
+        regions = region_polygons(lab[f.ignore][pos], w, h) if f.ignore else []
+        frames.append(
+            PoseTrackFrame(
+                frame_index=n - 1,
+                file_name=f"{video.name}/{n:06d}.jpg",
+                is_labeled=True,
+                track_ids=p.index,
+                boxes=p.boxes,
+                keypoints=np.where(p.valid[..., None], p.points, 0.0),
+                visibility=np.where(p.valid, np.maximum(p.vis, 1), 0),
+                scores=None if gt else np.where(p.valid, p.scores, 0.0),
+                ignore_regions=regions,
+                head_boxes=p.heads if gt else None,
+            )
+        )
+    return frames
+
+
+def _posetrack(samples, videos, f: _Fields, threshold, skip_last_frame):
+    from fiftyone_posetrack.eval.posetrack import evaluate_posetrack
+
+    k_gt, names_gt = _names(samples, videos, f.gt)
+    k_pred, names_pred = _names(samples, videos, f.pred)
+    names_gt = names_gt or list(COCO_KEYPOINTS)
+    names_pred = names_pred or names_gt
+    gt = {v.name: _posetrack_frames(v, f, k_gt or len(names_gt), names_gt, True) for v in videos}
+    pred = {v.name: _posetrack_frames(v, f, k_pred or len(names_pred), names_pred, False) for v in videos}
+    out = {}
+    for v in videos:
+        out[v.name] = evaluate_posetrack({v.name: gt[v.name]}, {v.name: pred[v.name]}, names_gt, names_pred,
+                                         threshold, skip_last_frame)  # fmt: skip
+    if len(videos) == 1:  # the pooled numbers of one video are its own
+        out["OVERALL"] = out[videos[0].name]
+    else:
+        out["OVERALL"] = evaluate_posetrack(gt, pred, names_gt, names_pred, threshold, skip_last_frame)
+    return out
+
+
+# --------------------------------------------------------------------------- API
+
+
+def _check_fields(samples, pred_field, gt_field, gt_box_field, pred_box_field, ignore_field) -> _Fields:
+    gt = check_label_field(samples, gt_field, fo.Keypoints, "gt_field")
+    pred = check_label_field(samples, pred_field, fo.Keypoints, "pred_field") if pred_field else None
+
+    def optional(field, what, default):
+        # the default box fields are used when present; named ones must exist
+        if field is None:
+            return None
+        if field == default and not samples.has_frame_field(field):
+            return None
+        return check_label_field(samples, field, fo.Detections, what)
+
+    gt_box = optional(gt_box_field, "gt_box_field", "gt_detections")
+    pred_box = optional(pred_box_field, "pred_box_field", "pred_detections")
+    ign = check_label_field(samples, ignore_field, fo.Polylines, "ignore_field") if ignore_field else None
+    return _Fields(gt, pred, gt_box, pred_box, ign)
+
+
+def evaluate_poses(
+    samples,
+    pred_field: str = "pred_keypoints",
+    gt_field: str = "gt_keypoints",
+    eval_key: str | None = "pose_eval",
+    kind: str = "coco",
+    gt_box_field: str | None = "gt_detections",
+    pred_box_field: str | None = "pred_detections",
+    ignore_field: str | None = None,
+    score_mode: str = "bbox_keypoint",
+    keypoint_threshold: float = 0.2,
+    nms_threshold: float | None = 0.9,
+    pckh_threshold: float = 0.5,
+    skip_last_frame: bool = False,
+) -> PoseEvaluationResults:
+    """Evaluates predicted poses per video and overall (see the module docs).
+
+    Args:
+        samples: a video dataset or view
+        pred_field, gt_field: frame-level ``fo.Keypoints`` fields
+        eval_key: the run's key; None computes without storing a run
+        kind: ``"coco"`` (OKS AP with COCO's sigmas and areas),
+            ``"crowdpose"`` (CrowdPose's 14 joints, easy/medium/hard on the
+            crowd index computed from the ground truth) or ``"posetrack"``
+            (COCO OKS plus poseval's per-joint AP and MOTA/MOTP)
+        gt_box_field: ground-truth boxes giving each pose's area (same
+            ``index``); the default is skipped when the field does not exist;
+            None: areas from the joints' extent
+        pred_box_field: predicted boxes giving each pose's box score
+        ignore_field: frame-level ``fo.Polylines`` ignore regions (PoseTrack)
+        score_mode, keypoint_threshold: the instance score (mmpose's modes)
+        nms_threshold: OKS-NMS threshold, None for no NMS
+        pckh_threshold: PoseTrack's PCKh match distance (head-size units)
+        skip_last_frame: PoseTrack MOTA without each video's last frame
+
+    Returns:
+        a :class:`PoseEvaluationResults`
+    """
+    check_video_collection(samples)
+    if kind not in KINDS:
+        raise BadInputError(f"kind: expected one of {KINDS}, got {kind!r}")
+    f = _check_fields(samples, pred_field, gt_field, gt_box_field, pred_box_field, ignore_field)
+    if eval_key is not None:
+        check_eval_key(eval_key)
+    config = PoseEvaluationConfig(
+        frame_path(f.pred), frame_path(f.gt), kind,
+        frame_path(f.gt_box) if f.gt_box else None, frame_path(f.pred_box) if f.pred_box else None,
+        frame_path(f.ignore) if f.ignore else None, score_mode, keypoint_threshold, nms_threshold,
+        pckh_threshold, skip_last_frame,
+    )  # fmt: skip
+    method = config.build()
+    videos = read_videos(samples, [f.gt, f.pred, f.gt_box, f.pred_box, f.ignore])
+    oks_kind = "crowdpose" if kind == "crowdpose" else "coco"
+    per_video, joints = _coco(samples, videos, f, oks_kind, score_mode, keypoint_threshold, nms_threshold)
+    metrics = {}
+    all_images, all_anns, all_res = [], [], []
+    for name, (images, anns, res) in per_video.items():
+        metrics[name] = _oks(images, anns, res, joints, oks_kind)
+        all_images += images
+        all_anns += anns
+        all_res += res
+    metrics["OVERALL"] = _oks(all_images, all_anns, all_res, joints, oks_kind)
+    posetrack = None
+    if kind == "posetrack":
+        posetrack = _posetrack(samples, videos, f, pckh_threshold, skip_last_frame)
+        for name, res in posetrack.items():
+            metrics[name].update({f"pt_{k}": v for k, v in res["total"].items()})
+    results = PoseEvaluationResults(
+        samples, config, eval_key, metrics, {v.name: v.sample_id for v in videos}, backend=method,
+        posetrack_by_video=posetrack, kind=kind,
+    )  # fmt: skip
+    if eval_key is None:
+        return results
+    method.register_run(samples, eval_key)
+    names = method.field_names(eval_key)[0]
+    method.declare_fields(samples, eval_key, {n: FLOAT for n in names})
+    dataset = samples._dataset
+    sources = {f"{eval_key}_ap": "ap", f"{eval_key}_pt_ap": "pt_ap", f"{eval_key}_mota": "pt_mota"}
+    for field in names:
+        key = sources[field]
+        vals = {}
+        for v in videos:
+            x = metrics[v.name].get(key)
+            vals[v.sample_id] = None if x is None or (key == "ap" and x < 0) else finite_or_none(x)
+        dataset.set_values(field, vals, key_field="id")
+    method.save_run_results(samples, eval_key, results)
+    return results
+
+
+def _oks(images, anns, results, joints, kind) -> dict:
+    """:func:`keypoint_ap` on copies (it must not see our renumbering twice)."""
+    gt = _coco_dataset([dict(i) for i in images], [dict(a) for a in anns], joints)
+    return keypoint_ap(gt, [dict(r) for r in results], kind=kind)
+
+
+def export_coco_keypoints(
+    samples,
+    field: str,
+    path: str | os.PathLike,
+    results: bool = False,
+    gt_field: str = "gt_keypoints",
+    box_field: str | None = None,
+    kind: str = "coco",
+    score_mode: str = "bbox_keypoint",
+    keypoint_threshold: float = 0.2,
+    nms_threshold: float | None = 0.9,
+) -> int:
+    """Writes a keypoints field as COCO JSON, as :func:`evaluate_poses` sees it.
+
+    The files reproduce :func:`evaluate_poses` through ``posetrack eval-kpts
+    GT DT``: the frames, joints, areas and instance scores are those of the
+    evaluation (see the module docs). One image per annotated frame (where
+    ``gt_field`` is set); image ids are ``offset(video) + frame_number``, with
+    ``file_name = "<video>/<frame:06d>.jpg"`` and the ``video``,
+    ``sample_id`` and ``frame_number`` they come from.
+
+    Args:
+        samples: a video dataset or view
+        field: the frame-level ``fo.Keypoints`` field to write
+        path: the ``.json`` file to write
+        results: False writes a COCO keypoints dataset (ground truth: images,
+            annotations with ``track_id``, categories), True a results list
+            ``[{image_id, category_id, keypoints, score}]`` (predictions)
+        gt_field: results only: the ground-truth field that defines the
+            annotated frames (a ground-truth export uses ``field`` itself)
+        box_field: boxes of the same ``index`` (ground truth: areas; results:
+            box scores); default ``gt_detections`` / ``pred_detections`` when
+            they exist
+        kind: ``"coco"`` or ``"crowdpose"`` (the joints written)
+        score_mode, keypoint_threshold, nms_threshold: results only, as in
+            :func:`evaluate_poses`
+
+    Returns:
+        the number of annotations / results written
+    """
+    check_video_collection(samples)
+    if kind not in ("coco", "crowdpose"):
+        raise BadInputError(f"kind: expected 'coco' or 'crowdpose', got {kind!r}")
+    default_box = "pred_detections" if results else "gt_detections"
+    box_field = box_field if box_field is not None else default_box
+    if results:
+        f = _check_fields(samples, field, gt_field, None, box_field, None)
+    else:
+        f = _check_fields(samples, None, field, box_field, None, None)
+    videos = read_videos(samples, [f.gt, f.pred, f.gt_box, f.pred_box])
+    per_video, joints = _coco(samples, videos, f if results else _Fields(f.gt, None, f.gt_box, None, None),
+                              kind, score_mode, keypoint_threshold, nms_threshold)  # fmt: skip
+    images = [i for imgs, _, _ in per_video.values() for i in imgs]
+    anns = [a for _, a, _ in per_video.values() for a in a]
+    res = [r for _, _, rs in per_video.values() for r in rs]
+    if results:
+        payload, count = res, len(res)
+    else:
+        payload, count = _coco_dataset(images, anns, joints), len(anns)
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh)
+    return count
