@@ -117,3 +117,23 @@ def test_import_mot_ground_truth(dataset, clip, tmp_path):
     with pytest.raises(BadInputError, match="has frame 31 but the video"):
         import_mot_ground_truth(dataset[sid], tmp_path / "late.txt", field="other")
     assert not dataset.has_frame_field("other")
+
+
+def test_mot_import_keeps_every_column(dataset, clip, tmp_path):
+    from fiftyone_posetrack.formats.mot import read_mot
+    from fiftyone_posetrack.fo.labels import sample_to_mot
+
+    (sid,) = add_videos(dataset, [clip])
+    rows = np.array(
+        [
+            [1, 1, 10, 10, 50, 80, 1, 1, 0.8],
+            [1, 2, 100, 0, 40, 60, 0, 1, 1.0],  # conf 0: not evaluated
+            [2, 3, 20, 20, 30, 30, 1, 3, 0.5],  # a car
+            [2, 4, 60, 20, 30, 30, 1, 7, 1.0],  # a distractor (static person)
+        ]
+    )
+    write_mot(tmp_path / "gt.txt", rows, gt=True)
+    import_mot_ground_truth(dataset[sid], tmp_path / "gt.txt")
+    back = sample_to_mot(dataset[sid], "gt_detections")
+    np.testing.assert_allclose(back, read_mot(tmp_path / "gt.txt"), atol=1e-6)
+    assert dataset.count_values("frames.gt_detections.detections.ignore") == {False: 1, True: 3}

@@ -167,9 +167,12 @@ def import_mot_ground_truth(
 ) -> int:
     """Imports a MOT ``gt.txt`` as frame-level ``fo.Detections`` with ``index`` = track id.
 
-    Rows with a MOT16+ class other than pedestrian (1) are imported with the
-    attribute ``ignore=True`` (distractors, static persons, crowd), so that
-    evaluation can honour them; ``visibility`` (-1 = unknown) is kept as an attribute.
+    Every MOT column is kept: ``visibility`` (-1 = unknown), ``mot_conf`` (0 marks
+    a box MOTChallenge does not evaluate) and ``mot_class`` (1 pedestrian, -1
+    unknown, 2/7/8/12 distractors, others non-persons), so that evaluation in
+    FiftyOne equals evaluation of the file. Rows that are not evaluated as
+    persons (another class, or ``mot_conf`` 0) also get ``ignore=True``, for
+    filtering in the App.
 
     Returns:
         the number of boxes imported
@@ -193,7 +196,9 @@ def import_mot_ground_truth(
                     bounding_box=box.tolist(),
                     index=int(r[mot.ID]),
                     visibility=float(r[mot.VIS]),
-                    ignore=bool(r[mot.CLASS] not in (1, -1)),
+                    mot_conf=float(r[mot.CONF]),
+                    mot_class=int(r[mot.CLASS]),
+                    ignore=bool(r[mot.CLASS] not in (1, -1) or r[mot.CONF] == 0),
                 )
                 for box, r in zip(rel, rows)
             ]

@@ -199,8 +199,10 @@ def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndar
         ``(N, 9)`` rows ``frame, id, x, y, w, h, conf, class, visibility`` in
         pixels (see :mod:`fiftyone_posetrack.formats.mot`), in frame order and
         then in the order of the detections; ``id`` is the detection's
-        ``index`` (-1 when unset); detections with ``ignore=True`` get class -2
-        (distractor), the others class 1
+        ``index`` (-1 when unset); ``conf`` and ``class`` are the MOT values
+        kept by :func:`fiftyone_posetrack.fo.dataset.import_mot_ground_truth`
+        (attributes ``mot_conf`` / ``mot_class``) when present, else the
+        confidence and class 1, or -2 (ignore) for ``ignore=True``
     """
     rows = []
     for number, dets in zip(frame_numbers, detections):
@@ -209,13 +211,15 @@ def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndar
         boxes, scores, index = detections_to_arrays(dets, width, height)
         vis = [getattr(d, "visibility", None) for d in dets.detections]
         ign = [bool(getattr(d, "ignore", False)) for d in dets.detections]
+        cls = [getattr(d, "mot_class", None) for d in dets.detections]
+        conf = [getattr(d, "mot_conf", None) for d in dets.detections]
         block = np.empty((len(boxes), 9))
         block[:, 0] = number
         block[:, 1] = index
         block[:, 2:4] = boxes[:, :2]
         block[:, 4:6] = boxes[:, 2:] - boxes[:, :2]
-        block[:, 6] = scores
-        block[:, 7] = np.where(ign, -2, 1)
+        block[:, 6] = [s if c is None else float(c) for s, c in zip(scores, conf)]
+        block[:, 7] = [(-2 if i else 1) if c is None else int(c) for i, c in zip(ign, cls)]
         block[:, 8] = [-1.0 if v is None else float(v) for v in vis]
         rows.append(block)
     return np.concatenate(rows) if rows else np.zeros((0, 9))
