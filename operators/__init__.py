@@ -6,6 +6,7 @@ The operators are thin: they read their parameters, call
 """
 
 from .data import ImportVideos
+from .evaluation import EvaluatePoses, EvaluateTracking, ExportCOCOKeypoints
 from .formats import ExportMOT, ExportPoseTrack, ImportMOT, ImportPoseTrack
 from .stages import DetectPersons, EstimatePoses, RunPoseTracking, SmoothPoses, TrackPersons
 from .tune import TuneTracker
@@ -20,8 +21,11 @@ OPERATORS = (
     SmoothPoses,
     RunPoseTracking,
     TuneTracker,
+    EvaluateTracking,
+    EvaluatePoses,
     ExportMOT,
     ExportPoseTrack,
+    ExportCOCOKeypoints,
 )
 
 

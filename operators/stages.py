@@ -402,11 +402,13 @@ class RunPoseTracking(_Stage):
             **runtime(p),
         )
         view = target_view(ctx)
-        pipeline = PoseTrackingPipeline(config)
+        pipeline = []  # built on the first pass, after the parallel runs are queued
 
         def once(samples, stale_after, flush, callback):
+            if not pipeline:
+                pipeline.append(PoseTrackingPipeline(config))
             return run(
-                samples, config, pipeline=pipeline, flush_frames=flush, progress=False, raise_on_error=False,
+                samples, config, pipeline=pipeline[0], flush_frames=flush, progress=False, raise_on_error=False,
                 stale_after=stale_after, progress_callback=callback,
             )  # fmt: skip
 

@@ -238,3 +238,63 @@ def test_bad_parameters_are_named(dataset, models, name, params, message):
     with pytest.raises(ExecutionError, match=message):
         execute(name, dataset, params)
     assert not dataset.has_frame_field("pred_keypoints"), "nothing was written"
+
+
+def _swap_ids_after(dataset, field, frame, a=1, b=2):
+    """Swaps the track ids a and b in ``field`` from ``frame`` on: two identity switches."""
+    values = dataset.values(f"frames.{field}.detections.index")
+    swap = {a: b, b: a}
+    for s, sample in enumerate(values):
+        for f, frame_ids in enumerate(sample):
+            if f + 1 >= frame and frame_ids:
+                values[s][f] = [swap.get(i, i) for i in frame_ids]
+    dataset.set_values(f"frames.{field}.detections.index", values)
+
+
+def test_evaluate_tracking_shows_the_id_switches(dataset, tmp_path):
+    dataset.clone_frame_field("gt_detections", "swapped")
+    _swap_ids_after(dataset, "swapped", frame=9)
+    r = execute(
+        "evaluate_tracking", dataset,
+        {"pred_field": "swapped", "gt_field": "gt_detections", "eval_key": "trk", "detection_eval_key": "det",
+         "show": "id_switch_frames"},
+    )  # fmt: skip
+    m = r.result["metrics"]
+    assert m["idsw"] == 2 and m["fp"] == 0 and m["fn"] == 0 and m["mota"] < 1.0 and m["idf1"] < 1.0
+    assert r.result["detection_metrics"]["ap50"] == pytest.approx(1.0)
+    assert "idf1" in r.result["report"]
+    assert set(dataset.list_evaluations()) >= {"trk", "det"}
+    assert r.result["shown"] == "id_switch_frames"
+    (set_view,) = [q for q in r.executor.to_json()["requests"] if q["operator_uri"] == "set_view"]
+    frames = dataset.match_frames(fo.ViewField("trk_idsw") > 0)
+    assert frames.count("frames") == 1, "both switches happen in frame 9"
+    assert any(stage["_cls"].endswith("ToFrames") for stage in set_view["params"]["view"])
+
+    r = execute("evaluate_tracking", dataset, {"pred_field": "gt_detections", "gt_field": "gt_detections", "eval_key": "perfect"})
+    assert r.result["metrics"]["idsw"] == 0 and r.result["metrics"]["mota"] == pytest.approx(1.0)
+    assert r.result["shown"] == "none", "no ID switch to show"
+
+
+def test_evaluate_poses_and_export_coco_keypoints(dataset, tmp_path):
+    rng = np.random.default_rng(0)
+    pts = dataset.values("frames.gt_keypoints.keypoints.points")
+    jittered = [[[[[x + rng.normal(0, 0.002), y + rng.normal(0, 0.002)] for x, y in kp] for kp in f] if f else f for f in s] for s in pts]
+    dataset.clone_frame_field("gt_keypoints", "noisy")
+    dataset.set_values("frames.noisy.keypoints.points", jittered)
+    for kind in ("coco", "posetrack"):
+        r = execute("evaluate_poses", dataset, {"pred_field": "noisy", "gt_field": "gt_keypoints", "eval_key": f"pose_{kind}", "kind": kind})
+        assert 0.3 < r.result["metrics"]["ap"] < 1.0, r.result["metrics"]
+    assert r.result["metrics"]["pt_mota"] > 50
+    perfect = execute("evaluate_poses", dataset, {"pred_field": "gt_keypoints", "gt_field": "gt_keypoints", "eval_key": "pose_gt"})
+    assert perfect.result["metrics"]["ap"] == pytest.approx(1.0)
+    assert any(q["operator_uri"] == "set_view" for q in perfect.executor.to_json()["requests"])
+
+    path = tmp_path / "coco.json"
+    r = execute("export_coco_keypoints", dataset, {"field": "gt_keypoints", "path": str(path)})
+    coco = json.loads(path.read_text())
+    assert r.result["count"] == len(coco["annotations"]) > 0
+    assert len(coco["images"]) == FRAMES and coco["categories"][0]["keypoints"][0] == "nose"
+    with pytest.raises(ExecutionError, match="exists"):
+        execute("export_coco_keypoints", dataset, {"field": "gt_keypoints", "path": str(path)})
+    r = execute("export_coco_keypoints", dataset, {"field": "noisy", "path": str(tmp_path / "res.json"), "results": True, "gt_field": "gt_keypoints"})
+    assert r.result["count"] == len(json.loads((tmp_path / "res.json").read_text()))

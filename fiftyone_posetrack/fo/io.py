@@ -723,7 +723,7 @@ def _posetrack_video(sample, name, kp_field, det_field, order, names_out, info) 
                 "`index` (track id); track the people first"
             )
         m = len(index)
-        xy = np.zeros((m, k_out, 2))
+        xy = np.full((m, k_out, 2), np.nan)  # joints the field lacks stay missing
         sc = np.zeros((m, k_out))
         have = order >= 0
         xy[:, have] = pts[:, order[have]]

@@ -1,0 +1,263 @@
+"""Operators that evaluate tracking and poses against ground truth, and export COCO keypoints.
+
+The evaluations are stored FiftyOne evaluation runs
+(:mod:`fiftyone_posetrack.fo.evaluation`); run in the App, the operators move
+the view to the failures (the frames with identity switches, the worst
+tracks, the false-positive / missed boxes, or the worst videos).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from fiftyone_posetrack.types import BadInputError
+
+from ._common import Params, field_choice, form, operator_config, show_in_app, target_view, worker_id
+
+TRACKING_VIEWS = ["id_switch_frames", "worst_tracks", "fp_patches", "fn_patches", "none"]
+TRACKING_KEYS = ("mota", "idf1", "hota", "idsw", "fp", "fn", "recall", "precision")
+POSE_KINDS = ["coco", "crowdpose", "posetrack"]
+
+
+def _plain(d: dict) -> dict:
+    """A JSON-safe copy (NaN -> None)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float) and math.isnan(v):
+            v = None
+        elif isinstance(v, dict):
+            v = _plain(v)
+        out[k] = v
+    return out
+
+
+def _frames_dir(dataset) -> str:
+    """Where frame images of frames / patches views go (never next to the user's videos)."""
+    return os.path.join(fo.config.default_dataset_dir, "posetrack-frames", dataset.name)
+
+
+def _eval_key(p: Params, default: str) -> str:
+    import re
+
+    key = p.str("eval_key", default, required=True)
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        p.bad("eval_key", "a key of letters, digits and underscores")
+    return key
+
+
+def _report_output(outputs, label):
+    outputs.str("report", label=label, view=types.MarkdownView())
+
+
+def _code(text: str) -> str:
+    return "```\n" + text + "\n```"
+
+
+class EvaluateTracking(foo.Operator):
+    """MOTA, IDF1, HOTA, ID switches of tracked boxes; tp/fp/fn/ID-switch marks on every box."""
+
+    @property
+    def config(self):
+        return operator_config(
+            "evaluate_tracking",
+            "Pose tracking: evaluate tracking",
+            "MOTA, IDF1, HOTA and ID switches against ground-truth boxes; then show the ID switches",
+            heavy=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Evaluate")
+        field_choice(inputs, ctx, "pred_field", fo.Detections, "Tracked boxes", "run pose tracking first", default="pred_detections")
+        field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes", "import ground truth first", default="gt_detections")
+        inputs.str("eval_key", default="track_eval", required=True, label="Evaluation key")
+        inputs.float("iou_threshold", min=0.01, max=1, default=0.5, required=False, label="IoU threshold")
+        field_choice(inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (optional)", "optional", required=False)
+        inputs.str(
+            "detection_eval_key", default="", required=False, label="Also evaluate detection (AP, LAMR) under key",
+            description="empty: tracking only",
+        )  # fmt: skip
+        inputs.enum(
+            "show", TRACKING_VIEWS, default="id_switch_frames", required=False, label="Then show",
+            view=types.DropdownView(),
+        )  # fmt: skip
+        return form(inputs, "Evaluate tracking")
+
+    def execute(self, ctx):
+        from fiftyone_posetrack.fo.evaluation import evaluate_person_detection, evaluate_tracking
+
+        p = Params(ctx)
+        pred = p.field(ctx, "pred_field", fo.Detections)
+        gt = p.field(ctx, "gt_field", fo.Detections)
+        ignore = p.field(ctx, "ignore_field", fo.Polylines, required=False)
+        key = _eval_key(p, "track_eval")
+        iou = p.float("iou_threshold", 0.5, 0.01, 1.0)
+        det_key = p.str("detection_eval_key")
+        show = p.str("show", "id_switch_frames", choices=TRACKING_VIEWS)
+        view = target_view(ctx)
+        if ctx.delegated:
+            ctx.set_progress(progress=0.0, label="evaluating tracking")
+        results = evaluate_tracking(view, pred, gt, eval_key=key, iou_threshold=iou, ignore_field=ignore)
+        out = {
+            "eval_key": key,
+            "metrics": _plain({k: results.metrics().get(k) for k in TRACKING_KEYS}),
+            "report": _code(results.report(TRACKING_KEYS)),
+            "worker": worker_id(),
+        }
+        if det_key:
+            if ctx.delegated:
+                ctx.set_progress(progress=0.5, label="evaluating detection")
+            det = evaluate_person_detection(view, pred, gt, eval_key=det_key, ignore_field=ignore)
+            out["detection_metrics"] = _plain(det.metrics())
+        if ctx.delegated:
+            ctx.set_progress(progress=1.0, label="done")
+        out["shown"] = self._show(ctx, view, key, show, out["metrics"])
+        return out
+
+    def _show(self, ctx, view, key, show, metrics):
+        """Moves the App to the failures (immediate runs in the App only)."""
+        from fiftyone_posetrack.fo.evaluation import fn_patches, fp_patches, id_switch_frames, worst_tracks
+
+        if ctx.delegated or show == "none":
+            show_in_app(ctx)
+            return "none"
+        counts = {"id_switch_frames": "idsw", "fp_patches": "fp", "fn_patches": "fn"}
+        if show in counts and not metrics.get(counts[show]):
+            show_in_app(ctx)
+            return "none"
+        frames = dict(output_dir=_frames_dir(ctx.dataset), rel_dir=os.path.sep)
+        if show == "id_switch_frames":
+            failures = id_switch_frames(view, key, **frames)
+        elif show == "fp_patches":
+            failures = fp_patches(view, key, **frames)
+        elif show == "fn_patches":
+            failures = fn_patches(view, key, **frames)
+        else:
+            failures = worst_tracks(view, key)[1]
+        show_in_app(ctx, failures)
+        return show
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("eval_key", label="Evaluation key")
+        outputs.obj("metrics", label="Overall", view=types.JSONView())
+        _report_output(outputs, "Per video")
+        outputs.obj("detection_metrics", label="Detection", view=types.JSONView())
+        return types.Property(outputs, view=types.View(label="Tracking evaluation"))
+
+
+class EvaluatePoses(foo.Operator):
+    """OKS AP (COCO / CrowdPose) and PoseTrack's per-joint AP and MOTA."""
+
+    @property
+    def config(self):
+        return operator_config(
+            "evaluate_poses",
+            "Pose tracking: evaluate poses",
+            "OKS AP (COCO, CrowdPose) or PoseTrack per-joint AP and MOTA against ground-truth keypoints",
+            heavy=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Evaluate")
+        field_choice(inputs, ctx, "pred_field", fo.Keypoints, "Predicted keypoints", "run pose tracking first", default="pred_keypoints")
+        field_choice(inputs, ctx, "gt_field", fo.Keypoints, "Ground-truth keypoints", "import ground truth first", default="gt_keypoints")
+        inputs.str("eval_key", default="pose_eval", required=True, label="Evaluation key")
+        inputs.enum("kind", POSE_KINDS, default="coco", required=False, label="Benchmark", view=types.DropdownView())
+        field_choice(inputs, ctx, "gt_box_field", fo.Detections, "Ground-truth boxes (areas)", "optional", required=False)
+        field_choice(inputs, ctx, "pred_box_field", fo.Detections, "Predicted boxes (scores)", "optional", required=False)
+        field_choice(inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (PoseTrack)", "optional", required=False)
+        inputs.bool("show_worst", default=True, required=False, label="Then show the videos, worst AP first")
+        return form(inputs, "Evaluate poses")
+
+    def execute(self, ctx):
+        from fiftyone_posetrack.fo.evaluation import evaluate_poses
+
+        p = Params(ctx)
+        pred = p.field(ctx, "pred_field", fo.Keypoints)
+        gt = p.field(ctx, "gt_field", fo.Keypoints)
+        key = _eval_key(p, "pose_eval")
+        kind = p.str("kind", "coco", choices=POSE_KINDS)
+        gt_box = p.field(ctx, "gt_box_field", fo.Detections, required=False)
+        pred_box = p.field(ctx, "pred_box_field", fo.Detections, required=False)
+        ignore = p.field(ctx, "ignore_field", fo.Polylines, required=False)
+        show = p.bool("show_worst", True)
+        view = target_view(ctx)
+        if ctx.delegated:
+            ctx.set_progress(progress=0.0, label=f"evaluating poses ({kind})")
+        results = evaluate_poses(
+            view, pred, gt, eval_key=key, kind=kind, gt_box_field=gt_box, pred_box_field=pred_box, ignore_field=ignore
+        )
+        if ctx.delegated:
+            ctx.set_progress(progress=1.0, label="done")
+        overall = _plain(results.metrics())
+        show_in_app(ctx, view.sort_by(f"{key}_ap") if show else None)
+        return {"eval_key": key, "kind": kind, "metrics": overall, "report": _code(results.report()), "worker": worker_id()}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("eval_key", label="Evaluation key")
+        outputs.obj("metrics", label="Overall", view=types.JSONView())
+        _report_output(outputs, "Per video")
+        return types.Property(outputs, view=types.View(label="Pose evaluation"))
+
+
+class ExportCOCOKeypoints(foo.Operator):
+    """Writes a keypoints field as COCO keypoints JSON (to train detectors / pose models elsewhere)."""
+
+    @property
+    def config(self):
+        return operator_config(
+            "export_coco_keypoints",
+            "Pose tracking: export COCO keypoints",
+            "A COCO keypoints JSON (dataset or results) of the annotated frames, e.g. for training elsewhere",
+            heavy=False,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Export")
+        field_choice(inputs, ctx, "field", fo.Keypoints, "Keypoints field", "import or compute keypoints first", default="gt_keypoints")
+        inputs.str("path", required=True, label="Output .json file")
+        inputs.bool(
+            "results", default=False, required=False, label="Write a results list (predictions)",
+            description="default: a COCO keypoints dataset (images, annotations, categories)",
+        )  # fmt: skip
+        field_choice(
+            inputs, ctx, "gt_field", fo.Keypoints, "Ground truth defining the annotated frames (results only)",
+            "optional", required=False,
+        )  # fmt: skip
+        field_choice(inputs, ctx, "box_field", fo.Detections, "Boxes (areas / scores)", "optional", required=False)
+        inputs.enum("kind", ["coco", "crowdpose"], default="coco", required=False, label="Joints", view=types.DropdownView())
+        inputs.bool("overwrite", default=False, required=False, label="Replace an existing file")
+        return form(inputs, "Export COCO keypoints")
+
+    def execute(self, ctx):
+        from fiftyone_posetrack.fo.evaluation import export_coco_keypoints
+
+        p = Params(ctx)
+        field = p.field(ctx, "field", fo.Keypoints)
+        path = p.path("path")
+        if not path.lower().endswith(".json"):
+            p.bad("path", "a .json file")
+        if os.path.exists(path) and not p.bool("overwrite"):
+            raise BadInputError(f"parameter 'path': {path} exists; pass overwrite=true to replace it")
+        results = p.bool("results")
+        kwargs = dict(results=results, box_field=p.field(ctx, "box_field", fo.Detections, required=False))
+        if results:
+            kwargs["gt_field"] = p.field(ctx, "gt_field", fo.Keypoints, default="gt_keypoints")
+        kwargs["kind"] = p.str("kind", "coco", choices=["coco", "crowdpose"])
+        count = export_coco_keypoints(target_view(ctx), field, path, **kwargs)
+        return {"path": path, "count": int(count)}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("path", label="File")
+        outputs.int("count", label="Annotations / results written")
+        return types.Property(outputs)
