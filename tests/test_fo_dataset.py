@@ -137,3 +137,27 @@ def test_mot_import_keeps_every_column(dataset, clip, tmp_path):
     back = sample_to_mot(dataset[sid], "gt_detections")
     np.testing.assert_allclose(back, read_mot(tmp_path / "gt.txt"), atol=1e-6)
     assert dataset.count_values("frames.gt_detections.detections.ignore") == {False: 1, True: 3}
+
+
+def test_posetrack_import_keeps_head_boxes_regions_and_names(tmp_path, shared_dir):
+    from fiftyone_posetrack.formats.posetrack import read_posetrack_json
+    from fiftyone_posetrack.fo.dataset import import_posetrack_keypoints
+
+    src = sorted((shared_dir / "data/keypoints/posetrack18/annotations/val").glob("*.json"))[0]
+    video = read_posetrack_json(src)
+    ds = get_or_create_dataset("pt-import", persistent=False)
+    try:
+        clip = make_video(tmp_path / "pt.mp4", frames=len(video.frames), size=(1920, 1080), fps=5)
+        (sid,) = add_videos(ds, [clip])
+        n = import_posetrack_keypoints(ds[sid], src)
+        labelled = [f for f in video.frames if f.is_labeled]
+        assert n == sum(len(f.track_ids) for f in labelled) > 0
+        frame = labelled[0]
+        kp = ds[sid].frames[frame.frame_index + 1].gt_keypoints.keypoints[0]
+        x1, y1, x2, y2 = frame.head_boxes[0]
+        assert kp.bbox_head == pytest.approx([x1 / 1920, y1 / 1080, (x2 - x1) / 1920, (y2 - y1) / 1080])
+        assert ds.skeletons["gt_keypoints"].labels == list(video.keypoint_names)
+        if any(f.ignore_regions for f in video.frames):
+            assert ds.count("frames.gt_ignore_regions.polylines") > 0
+    finally:
+        ds.delete()

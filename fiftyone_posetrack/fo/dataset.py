@@ -212,17 +212,27 @@ def import_posetrack_keypoints(
     json_path: str | os.PathLike,
     field: str = "gt_keypoints",
     label: str = "person",
+    regions_field: str = "gt_ignore_regions",
 ) -> int:
     """Imports a PoseTrack18 JSON as frame-level ``fo.Keypoints`` with ``index`` = track id.
 
     Frames are matched by their position in the JSON (frame 1 = the first image).
-    Joints whose visibility flag is 0 are stored as NaN (FiftyOne's missing
-    point); the flags themselves are kept in the ``visibility`` attribute.
+    Everything the PoseTrack evaluation needs is kept:
+
+    - joints whose visibility flag is 0 (not labelled, or occluded in our
+      synthetic videos) are NaN, FiftyOne's missing point, as its COCO
+      importer does; the flags are kept as the ``visibility`` attribute;
+    - each pose's head box is the ``bbox_head`` attribute (relative
+      ``[x, y, w, h]``), PCKh's scale;
+    - ignore regions become ``regions_field`` (closed ``fo.Polylines``);
+    - joint names other than COCO-17's are stored as the field's skeleton
+      (``dataset.skeletons[field]``), never silently reordered.
 
     Returns:
         the number of poses imported
     """
     from fiftyone_posetrack.formats.posetrack import read_posetrack_json
+    from fiftyone_posetrack.skeleton import COCO_KEYPOINTS
 
     video = read_posetrack_json(json_path)
     width, height = _frame_size(sample)
@@ -232,25 +242,50 @@ def import_posetrack_keypoints(
             f"{json_path}: has {len(video.frames)} frames but the video "
             f"{sample.filepath} has {n_frames}"
         )
-    per_frame, count = {}, 0
+    scale = np.array([width, height], dtype=np.float64)
+    poses, regions, count = {}, {}, 0
     for frame in video.frames:
+        number = frame.frame_index + 1
+        if frame.ignore_regions:
+            regions[number] = fo.Polylines(
+                polylines=[
+                    fo.Polyline(label="ignore", points=[(np.asarray(r, dtype=np.float64) / scale).tolist()], closed=True, filled=True)
+                    for r in frame.ignore_regions
+                ]
+            )
         if not frame.is_labeled:
             continue
-        pts = frame.keypoints / np.array([width, height], dtype=np.float64)
+        pts = frame.keypoints / scale
         pts[frame.visibility == 0] = np.nan
-        per_frame[frame.frame_index + 1] = fo.Keypoints(
+        heads = [None] * len(pts)
+        if frame.head_boxes is not None:
+            rel = np.asarray(frame.head_boxes, dtype=np.float64) / np.tile(scale, 2)
+            rel[:, 2:] -= rel[:, :2]
+            heads = [h.tolist() if np.isfinite(h).all() else None for h in rel]
+        poses[number] = fo.Keypoints(
             keypoints=[
                 fo.Keypoint(
                     label=label,
                     points=[(float(x), float(y)) for x, y in p],
                     index=int(tid),
                     visibility=[int(v) for v in vis],
+                    bbox_head=head,
                 )
-                for p, tid, vis in zip(pts, frame.track_ids, frame.visibility)
+                for p, tid, vis, head in zip(pts, frame.track_ids, frame.visibility, heads)
             ]
         )
         count += len(frame.track_ids)
-    write_frame_labels(sample._dataset, {field: {sample.id: per_frame}})
+    dataset = sample._dataset
+    if tuple(video.keypoint_names) != COCO_KEYPOINTS:
+        dataset.skeletons = dict(
+            dataset.skeletons,
+            **{field: fo.KeypointSkeleton(labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton])},
+        )
+        dataset.save()
+    fields = {field: {sample.id: poses}}
+    if regions:
+        fields[regions_field] = {sample.id: regions}
+    write_frame_labels(dataset, fields)
     return count
 
 
