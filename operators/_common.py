@@ -294,12 +294,15 @@ def show_in_app(ctx, view=None):
         ctx.ops.set_view(view=view)
 
 
-def summary_outputs(outputs):
+def summary_outputs(outputs, ctx=None):
     """The output fields of a per-video job summary."""
     outputs.int("processed", label="Videos processed")
     outputs.int("skipped", label="Videos skipped (done, or claimed by another worker)")
     outputs.int("frames", label="Frames processed")
-    outputs.obj("failed", label="Failed videos", view=types.JSONView())
+    if ctx is None or (ctx.results or {}).get("failed"):
+        outputs.obj("failed", label="Failed videos", view=types.JSONView())
+    if ctx is None or (ctx.results or {}).get("queued_runs"):
+        outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
 
 

@@ -86,7 +86,7 @@ def _box_smoothing_inputs(inputs):
 
 def _stage_outputs(ctx):
     outputs = types.Object()
-    summary_outputs(outputs)
+    summary_outputs(outputs, ctx)
     return types.Property(outputs, view=types.View(label="Done"))
 
 

@@ -1,0 +1,147 @@
+"""The FiftyOne App in a real browser: run the whole pose tracking from the operator browser.
+
+Chromium (Debian's, ``/usr/bin/chromium``) is driven by Playwright; set it up
+with ``bash scripts/setup_browser.sh``. The test skips only where Chromium or
+Playwright is not installed.
+
+It opens the App on a synthetic crowd video, opens the operator browser with
+the backtick key, runs "run the whole pose tracking" immediately (not
+delegated), checks that the tracked frame fields appear in the sidebar and
+the dataset, opens the video in the modal and screenshots the tracked
+skeletons (``docs/img/app_skeletons.png`` and pytest's tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import socket
+import time
+
+import pytest
+
+import fiftyone as fo
+
+from fiftyone_posetrack.fo.dataset import load_synth
+from fiftyone_posetrack.fo.plugin import install_plugin
+from fiftyone_posetrack.synth import render_crowd
+
+CHROMIUM = os.environ.get("POSETRACK_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+DOC_IMAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "img" / "app_skeletons.png"
+
+pytestmark = pytest.mark.browser
+
+
+def _dismiss_popover(page) -> None:
+    """Closes the App's "Explore Enterprise" popover (its backdrop swallows clicks) if it shows."""
+    try:
+        page.get_by_text("Dismiss", exact=True).first.click(timeout=5_000)
+    except Exception:  # playwright's TimeoutError: no popover this time
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}: run `bash scripts/setup_browser.sh` (needs root for apt-get)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed: run `bash scripts/setup_browser.sh`")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture()
+def app(shared_dir, tmp_path, monkeypatch):
+    # the App server is a child process: it inherits the plugins dir and the models dir
+    monkeypatch.setenv("POSETRACK_MODELS_DIR", str(shared_dir / "models"))
+    install_plugin(fo.config.plugins_dir)
+    crowd = render_crowd(tmp_path / "crowd", people=5, frames=24, width=480, height=272, seed=3)
+    dataset = load_synth(crowd.out_dir, "browser-crowd", overwrite=True)
+    dataset.app_config.color_scheme = fo.ColorScheme(  # one vivid colour per track
+        color_by="instance", color_pool=["#ff2020", "#20ff40", "#20c8ff", "#ffee00", "#ff40ff", "#9090ff", "#ff9900"]
+    )
+    dataset.save()
+    port = _free_port()
+    session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1")
+    try:
+        yield dataset, f"http://127.0.0.1:{port}"
+    finally:
+        session.close()
+        dataset.delete()
+
+
+def test_run_pose_tracking_from_the_operator_browser(playwright, app, tmp_path):
+    dataset, url = app
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/datasets/{dataset.name}", wait_until="domcontentloaded")
+        page.get_by_text("frames.gt_keypoints").first.wait_for(timeout=60_000)
+        assert page.get_by_text("frames.pred_keypoints").count() == 0
+        _dismiss_popover(page)
+
+        # the operator browser, then our operator's form
+        page.keyboard.press("`")
+        page.keyboard.type("whole pose tracking")
+        page.get_by_text("Pose tracking: run the whole pose tracking").first.wait_for(timeout=20_000)
+        page.keyboard.press("Enter")
+        page.get_by_text("Tracked person boxes and skeletons for every frame").wait_for(timeout=20_000)
+        assert page.locator("input[value='rtmdet-nano-person']").count() == 1, "form defaults from PipelineConfig"
+
+        reid = page.locator("input[role=combobox][value='mobilenet']")  # motion-only tracking: faster
+        reid.fill("none")
+        page.get_by_role("option", name="none").first.click()
+
+        # immediate execution, not the delegated queue
+        page.locator("button[aria-haspopup=menu]:has([data-testid=ArrowDropDownIcon])").last.click()
+        page.get_by_text("Run this operation synchronously").click()
+        start = time.time()
+        page.get_by_role("button", name="Execute").click()
+        page.get_by_text("Frames processed").wait_for(timeout=120_000)
+        ran = time.time() - start
+        page.get_by_text("frames.pred_keypoints").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Close").click()
+
+        dataset.reload()
+        assert dataset.count("frames.pred_keypoints.keypoints") > 24
+        assert dataset.values("pred_detections_status") == ["done"]
+        assert dataset.distinct("frames.pred_detections.detections.index"), "tracked: boxes carry track ids"
+
+        # a fresh page (the grid's state predates the new fields), open the video, show only predictions
+        page.reload(wait_until="domcontentloaded")
+        page.get_by_text("frames.pred_keypoints").first.wait_for(timeout=60_000)
+        _dismiss_popover(page)
+        page.locator("[data-cy=looker] canvas[canvas-loaded=true]").first.wait_for(timeout=30_000)
+        page.locator("[data-cy=looker]").first.click()
+        page.get_by_text("metadata.total_frame_count").wait_for(timeout=30_000)
+        for field in ("frames.gt_detections", "frames.gt_keypoints"):
+            page.locator(f"[data-cy='checkbox-{field}']").last.click()  # the modal's sidebar
+        page.mouse.move(500, 400)
+        for _ in range(12):  # to frame 13: every track is confirmed by then
+            page.keyboard.press(".")
+            time.sleep(0.2)
+        time.sleep(3)
+        shot = tmp_path / "app_skeletons.png"
+        page.screenshot(path=str(shot))
+        DOC_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, DOC_IMAGE)
+        assert shot.stat().st_size > 20_000
+        print(f"\npose tracking ran in the App in {ran:.1f} s; screenshot {shot} -> {DOC_IMAGE}")
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"))  # what the App showed
+        raise
+    finally:
+        browser.close()
