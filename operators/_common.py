@@ -344,10 +344,10 @@ def scaleout_inputs(inputs):
         "wait_for_others",
         default=True,
         required=False,
-        label="Finish the videos of stopped workers",
+        label="Finish the videos of stopped workers (delegated runs)",
         description=(
-            "after its own share, wait while other runs hold videos and redo those whose worker "
-            "stopped (no heartbeat for `stale_after` s)"
+            "a delegated run, after its own share, waits while other runs hold videos and redoes those whose "
+            "worker stopped (no heartbeat for `stale_after` s); immediate runs never wait"
         ),
     )
     inputs.int(
@@ -391,7 +391,7 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     Queues the extra ``parallel_runs``; after the first pass, while other runs
     hold videos of ``view`` (status ``"running"``), polls and runs again on
     those, so videos of a worker that died are redone once their claim is
-    stale. Records the worker (``host:pid``) of each processed video in the
+    stale (delegated runs only). Records the worker (``host:pid``) of each processed video in the
     sample field ``<status_field without _status>_worker``.
     """
     import time
@@ -402,7 +402,7 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     stale_after = p.float("stale_after", 600.0, lo=1)
     flush = p.int("flush_frames", 500, lo=1)
     runs = p.int("parallel_runs", 1, lo=1)
-    wait = p.bool("wait_for_others", True)
+    wait = p.bool("wait_for_others", True) and ctx.delegated  # an App request must not block on others
     queued = queue_copies(ctx, operator, runs - 1) if runs > 1 else []
     callback = progress_callback(ctx)
     dataset = view._dataset

@@ -146,7 +146,7 @@ class Cluster:
                 break
             except OSError:
                 if time.time() > deadline or self.mongod.poll() is not None:
-                    raise RuntimeError(f"mongod did not start: {(root / 'mongod.log').read_text()[-2000:]}")
+                    raise RuntimeError(f"mongod did not start: {(root / 'mongod.log').read_text()[-2000:]}") from None
                 time.sleep(0.2)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_")}
         env.update(
