@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -199,4 +200,9 @@ def resolve_model_spec(spec: str, models_dir: str | os.PathLike | None = None) -
     """
     if isinstance(spec, str) and spec in MODELS:
         return f"{MODELS[spec].backend}:{model_path(spec, models_dir)}"
+    if isinstance(spec, str) and spec.strip() and not re.search(r"[:/\\.]", spec):  # a name, not a spec or path
+        raise BadInputError(
+            f"unknown model {spec!r}; known models: {sorted(MODELS)} "
+            "(or give a spec BACKEND:PATH, e.g. rtmdet-onnx:/models/det.onnx)"
+        )
     return spec

@@ -42,11 +42,26 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except (BadInputError, FileNotFoundError, NotADirectoryError) as e:
         print(f"posetrack: error: {e}", file=sys.stderr)
+        _skip_database_cleanup_if_lost(e)
         return 2
     except KeyboardInterrupt:
         print("posetrack: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _skip_database_cleanup_if_lost(error: Exception) -> None:
+    """After a lost database, drops FiftyOne's exit-time cleanup (it would wait 30 s for the database)."""
+    jobs = sys.modules.get("fiftyone_posetrack.fo.jobs")
+    if jobs is None or not isinstance(error, jobs.DatabaseUnavailableError):
+        return
+    import atexit
+
+    from fiftyone.core.odm import database
+
+    cleanup = getattr(database, "_delete_non_persistent_datasets_if_allowed", None)
+    if cleanup is not None:
+        atexit.unregister(cleanup)
 
 
 if __name__ == "__main__":  # pragma: no cover

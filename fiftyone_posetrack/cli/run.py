@@ -91,6 +91,14 @@ def register(subparsers) -> None:
     )
     run.add_argument("videos", nargs="*", help="video files or folders (added to --dataset)")
     run.add_argument("--dataset", help="the FiftyOne dataset (created if needed; required without videos)")
+    run.add_argument(
+        "--flush-frames", type=int, default=500, metavar="N",
+        help="frames of labels written per database write, also the claim's heartbeat period (default: %(default)s)",
+    )  # fmt: skip
+    run.add_argument(
+        "--stale-after", type=float, default=600.0, metavar="SECONDS",
+        help="take over videos another run claimed and stopped updating for this long (default: %(default)s)",
+    )  # fmt: skip
     add_config_arguments(run)
     run.set_defaults(func=_run)
 
@@ -124,6 +132,10 @@ def _run(args) -> int:
     from fiftyone_posetrack.fo.run import run
 
     config = config_from_args(args)
+    if args.flush_frames < 1:
+        raise BadInputError(f"--flush-frames: expected an integer >= 1, got {args.flush_frames}")
+    if not args.stale_after > 0:
+        raise BadInputError(f"--stale-after: expected a number of seconds > 0, got {args.stale_after}")
     if not args.dataset and not args.videos:
         raise BadInputError("give video files/folders, or --dataset NAME, or both")
     name = args.dataset or "posetrack"
@@ -135,7 +147,7 @@ def _run(args) -> int:
         if not fo.dataset_exists(name):
             raise BadInputError(f"no dataset named {name!r}; existing: {fo.list_datasets()}")
         view = dataset = fo.load_dataset(name)
-    summary = run(view, config)
+    summary = run(view, config, flush_frames=args.flush_frames, stale_after=args.stale_after)
     print(
         f"dataset {dataset.name!r}: {len(summary.processed)} video(s) processed, "
         f"{len(summary.skipped)} already done, {summary.frames} frames"

@@ -21,19 +21,29 @@ function that yields ``(frame_number, {field: label})`` for one video.
   fields cleared (whatever a crashed run left), so a rerun gives the same
   labels as an uninterrupted run; a video that fails has them cleared again
   and its status set to ``"failed"``. Other fields are never touched.
+- **A lost database fails fast and clearly**: before each claim and bulk write
+  the database is pinged with a short timeout (``POSETRACK_DB_TIMEOUT``
+  seconds, default 10), and any pymongo connection error is raised as a
+  :class:`DatabaseUnavailableError` naming the database. The video being
+  processed keeps its ``"running"`` claim (the database could not be told
+  otherwise); a rerun takes it over once its heartbeat is ``stale_after``
+  seconds old, clearing the frames written before the outage.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import fiftyone as fo
+import pymongo
 from bson import ObjectId
+from pymongo.errors import ConnectionFailure, PyMongoError
 from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo.labels import write_frame_labels
@@ -42,12 +52,66 @@ from fiftyone_posetrack.video import FrameCountMismatchError, probe_video
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoJob", "RunSummary", "run_video_jobs", "claim_video", "status_fields", "check_video"]
+__all__ = [
+    "VideoJob",
+    "RunSummary",
+    "DatabaseUnavailableError",
+    "run_video_jobs",
+    "claim_video",
+    "status_fields",
+    "check_video",
+]
 
 #: seconds without a heartbeat after which a "running" video is considered abandoned
 DEFAULT_STALE_AFTER = 600.0
 
 FrameLabels = dict[str, "fo.Label | None"]
+
+
+class DatabaseUnavailableError(BadInputError):
+    """The FiftyOne database did not answer during a job (stopped, restarting, unreachable)."""
+
+
+def _db_timeout() -> float:
+    """Seconds a job waits for an unreachable database: ``POSETRACK_DB_TIMEOUT`` (default 10)."""
+    value = os.environ.get("POSETRACK_DB_TIMEOUT", "10")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise BadInputError(f"POSETRACK_DB_TIMEOUT: expected a number of seconds, got {value!r}") from None
+    if not seconds > 0:
+        raise BadInputError(f"POSETRACK_DB_TIMEOUT: expected a number of seconds > 0, got {value!r}")
+    return seconds
+
+
+def database_name() -> str:
+    """The database FiftyOne uses, for messages (credentials in the URI are masked)."""
+    uri = fo.config.database_uri
+    if not uri:
+        return "FiftyOne's local database (fo.config.database_uri is not set)"
+    return "the database at " + re.sub(r"//[^@/]*@", "//***@", str(uri))
+
+
+def _ping(dataset) -> None:
+    """Fails within :func:`_db_timeout` seconds when the database is unreachable."""
+    with pymongo.timeout(_db_timeout()):
+        dataset._sample_collection.database.client.admin.command("ping")
+
+
+def _lost_database(job: "VideoJob", error: Exception, sample_id: str | None, released: bool, stale_after: float):
+    where = f" while processing video {sample_id}" if sample_id else ""
+    resume = (
+        "; rerun when it is back (finished videos are skipped, the others are redone)"
+        if sample_id is None or released
+        else f"; video {sample_id} stays claimed until its heartbeat is {stale_after:g} s old: rerun then "
+        "(finished videos are skipped, the frames written before the outage are redone), or sooner "
+        "with a smaller stale_after (posetrack run --stale-after SECONDS) if no other run is working "
+        "on this dataset"
+    )
+    first_line = str(error).split(", Timeout:")[0].split("\n")[0][:300]
+    return DatabaseUnavailableError(
+        f"{job.name}: lost {database_name()}{where} ({type(error).__name__}: {first_line}){resume}"
+    )
 
 
 @dataclass
@@ -64,6 +128,9 @@ class VideoJob:
         input_field: the frame field ``compute`` reads, if any (stages that
             replace their input read a temporary copy named here)
         timings: seconds per stage, filled by ``compute`` and the writes
+        replace_existing: write over output fields that exist but were not
+            written by this job (no status field yet), as ``overwrite`` does;
+            set by stages that replace their input when asked to
     """
 
     name: str
@@ -72,6 +139,7 @@ class VideoJob:
     overwrite: bool = False
     input_field: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    replace_existing: bool = False
 
 
 @dataclass
@@ -100,7 +168,8 @@ def status_fields(job_or_field: "VideoJob | str") -> tuple[str, str]:
 
 
 def check_fields(samples, job: VideoJob) -> None:
-    """Refuses a non-video collection and output fields that exist with another type."""
+    """Refuses a non-video collection, output fields that exist with another type, and
+    existing output fields this job did not write (unless ``overwrite``)."""
     if samples.media_type != "video":
         raise BadInputError(f"{job.name} needs a video collection, got media type {samples.media_type!r}")
     frame_schema = samples.get_frame_field_schema() or {}
@@ -114,6 +183,12 @@ def check_fields(samples, job: VideoJob) -> None:
             )
     schema = samples.get_field_schema()
     status, claimed = status_fields(job)
+    foreign = [n for n in job.outputs if n in frame_schema]
+    if foreign and status not in samples._dataset.get_field_schema() and not (job.overwrite or job.replace_existing):
+        raise BadInputError(
+            f"frame field(s) {foreign} exist but were not written by {job.name} (the dataset has no "
+            f"sample field {status!r}); choose other output fields, or pass overwrite=True to replace them"
+        )
     for name, cls in ((status, fo.StringField), (claimed, fo.FloatField)):
         if schema.get(name) is not None and not isinstance(schema[name], cls):
             raise BadInputError(f"sample field {name!r} exists and is not a {cls.__name__}")
@@ -166,6 +241,16 @@ def _heartbeat(dataset, sample_id: str, job: VideoJob, value: str = "running") -
     )
 
 
+def _release_if_possible(dataset, sample_id: str, job: VideoJob) -> bool:
+    """After a connection error: marks the video failed if the database answers within 2 s."""
+    try:
+        with pymongo.timeout(2.0):
+            _heartbeat(dataset, sample_id, job, "failed")
+        return True
+    except PyMongoError:
+        return False  # still down: the claim goes stale after stale_after seconds
+
+
 def _clear(dataset, sample_id: str, job: VideoJob) -> None:
     view = dataset.select(sample_id)
     for name in job.outputs:
@@ -210,31 +295,44 @@ def run_video_jobs(
     """
     if int(flush_frames) < 1:
         raise BadInputError(f"flush_frames: expected >= 1, got {flush_frames}")
-    check_fields(samples, job)
-    dataset = samples._dataset
-    for name, cls in zip(status_fields(job), (fo.StringField, fo.FloatField)):
-        if not dataset.has_sample_field(name):
-            dataset.add_sample_field(name, cls)
+    if not float(stale_after) > 0:  # <= 0 would take over the videos of live runs
+        raise BadInputError(f"stale_after: expected a number of seconds > 0, got {stale_after}")
     summary = RunSummary()
     run_started = time.time()
-    ids, counts = samples.values(["id", "metadata.total_frame_count"])
-    report = _Progress(progress_callback, sum(n or 0 for n in counts))
-    for sample_id in ids:
-        if not claim_video(dataset, sample_id, job, run_started, stale_after, job.overwrite):
-            summary.skipped.append(sample_id)
-            continue
-        try:
-            summary.frames += _run_one(dataset, sample_id, job, flush_frames, progress, report)
-            summary.processed.append(sample_id)
-        except (BadInputError, FileNotFoundError) as e:
-            logger.warning("%s of video %s failed: %s", job.name, sample_id, e)
-            summary.failed[sample_id] = str(e)
-            _clear(dataset, sample_id, job)
-            _heartbeat(dataset, sample_id, job, "failed")
-        except BaseException:
-            _heartbeat(dataset, sample_id, job, "failed")  # free the claim for a rerun
-            raise
-    dataset.reload()
+    current, released = None, False  # the claimed video; whether its claim was freed after an outage
+    try:
+        check_fields(samples, job)
+        dataset = samples._dataset
+        _ping(dataset)
+        for name, cls in zip(status_fields(job), (fo.StringField, fo.FloatField)):
+            if not dataset.has_sample_field(name):
+                dataset.add_sample_field(name, cls)
+        ids, counts = samples.values(["id", "metadata.total_frame_count"])
+        report = _Progress(progress_callback, sum(n or 0 for n in counts))
+        for sample_id in ids:
+            _ping(dataset)
+            if not claim_video(dataset, sample_id, job, run_started, stale_after, job.overwrite):
+                summary.skipped.append(sample_id)
+                continue
+            current = sample_id
+            try:
+                summary.frames += _run_one(dataset, sample_id, job, flush_frames, progress, report)
+                summary.processed.append(sample_id)
+            except ConnectionFailure:
+                released = _release_if_possible(dataset, sample_id, job)
+                raise
+            except (BadInputError, FileNotFoundError) as e:
+                logger.warning("%s of video %s failed: %s", job.name, sample_id, e)
+                summary.failed[sample_id] = str(e)
+                _clear(dataset, sample_id, job)
+                _heartbeat(dataset, sample_id, job, "failed")
+            except BaseException:
+                _heartbeat(dataset, sample_id, job, "failed")  # free the claim for a rerun
+                raise
+            current = None
+        dataset.reload()
+    except ConnectionFailure as e:  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
+        raise _lost_database(job, e, current, released, stale_after) from e
     summary.timings = dict(job.timings)
     if summary.failed and raise_on_error:
         names = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed.items())
@@ -253,6 +351,7 @@ def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress
     def flush():
         nonlocal held
         if held:
+            _ping(dataset)
             job.timings["write"] += write_frame_labels(dataset, {f: {sample_id: v} for f, v in pending.items() if v})
             for v in pending.values():
                 v.clear()

@@ -69,6 +69,7 @@ def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **
     dataset.clone_frame_field(in_field, tmp)
     try:
         job.input_field = tmp
+        job.replace_existing = True
         return run_video_jobs(samples, job, **kwargs)
     finally:
         dataset.delete_frame_field(tmp)

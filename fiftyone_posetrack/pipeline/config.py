@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,10 @@ from fiftyone_posetrack.types import BadInputError
 __all__ = ["PipelineConfig"]
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -98,9 +103,10 @@ class PipelineConfig:
             bad("pose_alpha", "a value in [0, 0.5]")
         if not 0.0 <= float(self.keypoint_threshold) <= 1.0:
             bad("keypoint_threshold", "a value in [0, 1]")
-        if int(self.box_max_gap) < 0:
+        # integers only: a batch_size of 2.5 would never fill a batch and read the whole video at once
+        if not _is_int(self.box_max_gap) or self.box_max_gap < 0:
             bad("box_max_gap", "an integer >= 0")
-        if int(self.batch_size) < 1:
+        if not _is_int(self.batch_size) or self.batch_size < 1:
             bad("batch_size", "an integer >= 1")
         if self.flow_method not in ("lk", "dis"):
             bad("flow_method", "'lk' or 'dis'")

@@ -57,8 +57,10 @@ class FrameResult:
 def sanitize_detections(dets: FrameDetections, width: int, height: int) -> tuple[FrameDetections, int]:
     """Clips boxes to the frame and drops degenerate ones (zero area after clipping).
 
-    Models can emit boxes partly or wholly outside the frame; NaN boxes are
-    refused earlier by :class:`FrameDetections`.
+    Models can emit boxes partly or wholly outside the frame, and scores that
+    are NaN or outside ``[0, 1]``: boxes or scores that are not finite are
+    dropped, scores are clipped to ``[0, 1]``. (NaN boxes are refused by
+    :class:`FrameDetections`, but a detector may fill its arrays afterwards.)
 
     Returns:
         the kept detections and the number dropped
@@ -66,10 +68,11 @@ def sanitize_detections(dets: FrameDetections, width: int, height: int) -> tuple
     if len(dets) == 0:
         return dets, 0
     limit = np.array([width, height, width, height], dtype=np.float64)
-    boxes = np.clip(dets.boxes, 0, limit)
-    keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+    finite = np.isfinite(dets.boxes).all(axis=1) & np.isfinite(dets.scores)
+    boxes = np.clip(np.where(finite[:, None], dets.boxes, 0.0), 0, limit)
+    keep = finite & (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
     emb = None if dets.embeddings is None else dets.embeddings[keep]
-    return FrameDetections(boxes[keep], dets.scores[keep], emb), int((~keep).sum())
+    return FrameDetections(boxes[keep], np.clip(dets.scores[keep], 0.0, 1.0), emb), int((~keep).sum())
 
 
 def sanitize_poses(keypoints: np.ndarray, scores: np.ndarray, width: int, height: int, margin: float = 0.05):

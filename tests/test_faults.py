@@ -1,0 +1,337 @@
+"""Faults: a killed run, a database restart and two runs at once all end with the labels of one clean run.
+
+Every fault is real: ``posetrack run`` subprocesses are SIGKILLed in the middle
+of a video, a standalone ``mongod`` is stopped under a running job and started
+again, two ``posetrack run`` processes race for the same videos. After the
+fault (and a rerun where one is needed) every frame's labels -- boxes,
+confidences, ``index`` = track id, keypoints -- must equal those of an
+uninterrupted in-process run of the same videos, with exactly one frame
+document per frame and no duplicated label.
+
+This file is also the driver of the subprocesses that talk to a second
+database (``python tests/test_faults.py setup|labels ...``): it imports nothing
+from the test session at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve()
+FRAMES = 40
+DET, KPS = "pred_detections", "pred_keypoints"
+
+
+# --------------------------------------------------------------------------- label snapshots
+
+
+def _point(p) -> list:
+    return [None if (v is None or math.isnan(v)) else round(float(v), 5) for v in p]
+
+
+def label_snapshot(dataset, sample_id: str) -> dict:
+    """``{frame_number: [boxes, poses]}`` of one video, JSON-comparable (NaN -> None)."""
+    numbers, dets, kps = dataset.select(sample_id).values(["frames.frame_number", f"frames.{DET}", f"frames.{KPS}"])
+    out = {}
+    for n, d, k in zip(numbers[0], dets[0], kps[0]):
+        boxes = None if d is None else [[x.index, _point(x.bounding_box), round(x.confidence, 6)] for x in d.detections]
+        poses = None if k is None else [[x.index, [_point(p) for p in x.points]] for x in k.keypoints]
+        out[str(n)] = [boxes, poses]
+    return json.loads(json.dumps(out))
+
+
+def integrity(dataset, sample_id: str) -> dict:
+    """Frame documents, labelled frames and duplicated label ids of one video."""
+    from bson import ObjectId
+
+    frames = dataset._frame_collection.count_documents({"_sample_id": ObjectId(sample_id)})
+    numbers = dataset.select(sample_id).values("frames.frame_number")[0]
+    ids = [i for f in dataset.select(sample_id).values(f"frames.{DET}.detections.id")[0] for i in (f or [])]
+    kp_ids = [i for f in dataset.select(sample_id).values(f"frames.{KPS}.keypoints.id")[0] for i in (f or [])]
+    labelled = sum(d is not None for d in dataset.select(sample_id).values(f"frames.{DET}")[0])
+    return {
+        "frame_docs": frames,
+        "frame_numbers_unique": len(numbers) == len(set(numbers)),
+        "labelled": labelled,
+        "duplicate_ids": len(ids) - len(set(ids)) + len(kp_ids) - len(set(kp_ids)),
+    }
+
+
+# --------------------------------------------------------------------------- driver (subprocess side)
+
+
+def driver(argv: list[str]) -> dict:
+    import fiftyone as fo
+
+    cmd = argv[0]
+    if cmd == "setup":  # setup NAME VIDEO...
+        from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset
+
+        dataset = get_or_create_dataset(argv[1])
+        add_videos(dataset, argv[2:])
+        return {"ids": dataset.values("id")}
+    if cmd == "labels":  # labels NAME: {video file name: snapshot}
+        dataset = fo.load_dataset(argv[1])
+        dataset.reload()
+        return {
+            os.path.basename(os.path.dirname(s.filepath)): {
+                "labels": label_snapshot(dataset, s.id),
+                "integrity": integrity(dataset, s.id),
+                "status": s[f"{DET}_status"],
+            }
+            for s in dataset.select_fields(f"{DET}_status")
+        }
+    raise SystemExit(f"unknown command {cmd}")
+
+
+# --------------------------------------------------------------------------- test side
+
+
+def _cli(tmp: pathlib.Path, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """Starts ``posetrack run ARGS`` with its output in ``tmp/<name>.out``."""
+    out = open(tmp / f"{name}.out", "w")
+    cmd = [sys.executable, "-m", "fiftyone_posetrack.cli", "run", *args]
+    proc = subprocess.Popen(cmd, env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc.log = tmp / f"{name}.out"
+    return proc
+
+
+def _output(proc: subprocess.Popen) -> str:
+    return proc.log.read_text(errors="replace")
+
+
+def _run_args(dataset_name: str, models: str, *extra: str) -> list[str]:
+    return ["--dataset", dataset_name, "--models-dir", models, "--reid", "none", *extra]
+
+
+def _drive(env: dict, *args) -> dict:
+    proc = subprocess.run([sys.executable, str(HERE), *map(str, args)], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class RawState:
+    """Reads a video's status and labelled frames straight from MongoDB (any process may write them)."""
+
+    def __init__(self, uri: str, dataset_name: str):
+        import pymongo
+
+        self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        db = self.client[os.environ.get("FIFTYONE_DATABASE_NAME", "fiftyone")]
+        doc = db.datasets.find_one({"name": dataset_name})
+        assert doc is not None, f"no dataset {dataset_name!r} in {uri}"
+        self.samples = db[doc["sample_collection_name"]]
+        self.frames = db[doc["frame_collection_name"]]
+
+    def __call__(self, sample_id: str) -> tuple[str | None, int, float | None]:
+        from bson import ObjectId
+
+        oid = ObjectId(sample_id)
+        doc = self.samples.find_one({"_id": oid}) or {}
+        labelled = self.frames.count_documents({"_sample_id": oid, DET: {"$ne": None}})
+        return doc.get(f"{DET}_status"), labelled, doc.get(f"{DET}_claimed_at")
+
+    def close(self):
+        self.client.close()
+
+
+def _wait_mid_video(state: RawState, sample_id: str, proc: subprocess.Popen, timeout: float = 180) -> tuple:
+    """Waits until the video is ``running`` with some, but far from all, frames written."""
+    deadline = time.time() + timeout
+    while True:
+        status, labelled, _ = state(sample_id)
+        if status == "running" and 0 < labelled <= FRAMES - 12:
+            return status, labelled
+        assert proc.poll() is None, f"the run ended before it could be interrupted:\n{_output(proc)[-3000:]}"
+        assert time.time() < deadline, f"no partial labels after {timeout} s: {status}, {labelled}"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def models(shared_dir) -> str:
+    return str(shared_dir / "models")
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> list[str]:
+    from fiftyone_posetrack.synth import render_crowd
+
+    root = tmp_path_factory.mktemp("fault-videos")
+    return [
+        render_crowd(root / f"v{seed}", people=4, frames=FRAMES, width=320, height=192, seed=seed).video_path
+        for seed in range(3)
+    ]
+
+
+@pytest.fixture(scope="module")
+def reference(videos, models) -> dict:
+    """The labels of an uninterrupted in-process run: ``{video folder name: snapshot}``."""
+    import fiftyone as fo
+
+    from fiftyone_posetrack.fo.dataset import add_videos
+    from fiftyone_posetrack.fo.run import run
+    from fiftyone_posetrack.pipeline import PipelineConfig
+
+    dataset = fo.Dataset("faults-reference", overwrite=True)
+    try:
+        add_videos(dataset, videos)
+        run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)
+        return {os.path.basename(os.path.dirname(s.filepath)): label_snapshot(dataset, s.id) for s in dataset}
+    finally:
+        dataset.delete()
+
+
+@pytest.fixture()
+def persistent(request):
+    """A persistent dataset (visible to subprocesses), deleted after the test."""
+    import fiftyone as fo
+
+    made = []
+
+    def make(paths):
+        from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset
+
+        dataset = get_or_create_dataset(f"faults-{request.node.name}"[:60])
+        add_videos(dataset, paths)
+        made.append(dataset)
+        return dataset
+
+    yield make
+    for dataset in made:
+        if fo.dataset_exists(dataset.name):
+            fo.delete_dataset(dataset.name)
+
+
+def _assert_like_reference(dataset, reference: dict) -> None:
+    dataset.reload()
+    for sample in dataset:
+        name = os.path.basename(os.path.dirname(sample.filepath))
+        assert sample[f"{DET}_status"] == "done", (name, sample[f"{DET}_status"])
+        assert integrity(dataset, sample.id) == {
+            "frame_docs": FRAMES, "frame_numbers_unique": True, "labelled": FRAMES, "duplicate_ids": 0,
+        }, name  # fmt: skip
+        assert label_snapshot(dataset, sample.id) == reference[name], f"labels of {name} differ from a clean run"
+
+
+def test_sigkilled_run_resumes_to_identical_labels(persistent, videos, models, reference, tmp_path):
+    from fiftyone_posetrack.fo.run import run
+    from fiftyone_posetrack.pipeline import PipelineConfig
+
+    dataset = persistent(videos[:1])
+    sample_id = dataset.first().id
+    state = RawState(os.environ["FIFTYONE_DATABASE_URI"], dataset.name)
+    try:
+        first = _cli(tmp_path, "first", *_run_args(dataset.name, models, "--flush-frames", "4"))
+        _, labelled = _wait_mid_video(state, sample_id, first)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        status, labelled, claimed_at = state(sample_id)
+        print(f"\nrun killed with {labelled}/{FRAMES} frames written")
+        assert status == "running" and 0 < labelled < FRAMES, "the kill left a claimed, half-labelled video"
+
+        # a run that trusts the claim (default stale_after: 10 min) leaves the video to its "owner"
+        summary = run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)
+        assert summary.skipped == [sample_id] and summary.processed == []
+        assert state(sample_id)[:2] == ("running", labelled), "a live-looking claim is not touched"
+
+        while time.time() < claimed_at + 1.5:  # the dead run's heartbeat goes stale
+            time.sleep(0.1)
+        rerun = _cli(tmp_path, "rerun", *_run_args(dataset.name, models, "--stale-after", "1"))
+        assert rerun.wait(timeout=300) == 0, _output(rerun)[-3000:]
+        assert "1 video(s) processed" in _output(rerun)
+    finally:
+        state.close()
+    _assert_like_reference(dataset, reference)
+
+
+def _restart_mongod(root: pathlib.Path, port: int) -> subprocess.Popen:
+    """Starts mongod again on the same data folder and port."""
+    import socket
+
+    from conftest import mongod_binary
+
+    log = open(root / "mongod.log", "ab")
+    proc = subprocess.Popen(
+        [str(mongod_binary()), "--dbpath", str(root / "db"), "--port", str(port), "--bind_ip", "127.0.0.1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            assert time.time() < deadline and proc.poll() is None, (root / "mongod.log").read_text()[-2000:]
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_database_restart_fails_clearly_then_resumes(videos, models, reference, tmp_path):
+    from conftest import start_mongod, stop_mongod
+
+    mongod, port = start_mongod(tmp_path / "mongod")
+    uri = f"mongodb://127.0.0.1:{port}"
+    env = dict(os.environ, FIFTYONE_DATABASE_URI=uri, POSETRACK_DB_TIMEOUT="3")
+    state = None
+    try:
+        (sample_id,) = _drive(env, "setup", "restart", videos[1])["ids"]
+        state = RawState(uri, "restart")
+        first = _cli(tmp_path, "first", *_run_args("restart", models, "--flush-frames", "4"), env=env)
+        _, labelled = _wait_mid_video(state, sample_id, first)
+        stopped = time.time()
+        stop_mongod(mongod)
+        rc = first.wait(timeout=120)
+        waited = time.time() - stopped
+        out = _output(first)
+        print(f"\ndatabase stopped with {labelled}/{FRAMES} frames written; the run exited {rc} after {waited:.1f} s:")
+        print("  " + out.strip().splitlines()[-1][:400])
+        assert rc == 2 and "Traceback" not in out, out[-3000:]
+        assert re.search(rf"posetrack: error: pose tracking: lost the database at {re.escape(uri)} while processing video {sample_id}", out)
+        assert "--stale-after" in out, "the message says how to resume"
+        assert waited < 20, f"a stopped database took {waited:.1f} s to be reported"
+
+        mongod = _restart_mongod(tmp_path / "mongod", port)
+        status, partial, _ = state(sample_id)
+        assert status == "running" and 0 < partial < FRAMES, (status, partial)
+        time.sleep(1.0)
+        rerun = _cli(tmp_path, "rerun", *_run_args("restart", models, "--stale-after", "1"), env=env)
+        assert rerun.wait(timeout=300) == 0, _output(rerun)[-3000:]
+        (name,) = reference.keys() & {os.path.basename(os.path.dirname(videos[1]))}
+        result = _drive(env, "labels", "restart")[name]
+        assert result["status"] == "done"
+        assert result["integrity"] == {"frame_docs": FRAMES, "frame_numbers_unique": True, "labelled": FRAMES, "duplicate_ids": 0}
+        assert result["labels"] == reference[name], "the resumed video's labels differ from a clean run"
+    finally:
+        if state is not None:
+            state.close()
+        stop_mongod(mongod)
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_label_each_video_once(persistent, videos, models, reference, tmp_path):
+    dataset = persistent(videos)
+    args = _run_args(dataset.name, models, "--flush-frames", "8")
+    runs = [_cli(tmp_path, f"run{i}", *args) for i in range(2)]
+    processed = []
+    for proc in runs:
+        assert proc.wait(timeout=400) == 0, _output(proc)[-3000:]
+        match = re.search(r"(\d+) video\(s\) processed, (\d+) already done", _output(proc))
+        assert match, _output(proc)[-2000:]
+        processed.append(int(match.group(1)))
+    print(f"\ntwo concurrent runs processed {processed} of the 3 videos")
+    assert sum(processed) == 3, "each video processed by exactly one run"
+    _assert_like_reference(dataset, reference)
+
+
+if __name__ == "__main__":
+    print(json.dumps(driver(sys.argv[1:])))
