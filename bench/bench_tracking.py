@@ -1,7 +1,7 @@
 """Tracking benchmark: our trackers vs. FiftyOne's built-in DeepSort, same detections.
 
 Run: ``python bench/bench_tracking.py [--frames 400] [--people 20] [--crowd auto|synth|numpy]
-[--appearance sim|mobilenet]``
+[--appearance sim|mobilenet] [--cache FEATS.npz]``
 
 (a) TUD-Campus / TUD-Stadtmitte (../shared/data/mot): the CEM tracker's boxes
     (``test.txt``) with their ids removed are tracked again (motion only, no
@@ -258,6 +258,7 @@ def main(argv=None) -> int:
                     help="ground truth from fiftyone_posetrack.synth (auto: when importable) or numpy")
     ap.add_argument("--appearance", choices=("sim", "mobilenet"), default="sim",
                     help="simulated features, or MobileNetV2 on the rendered frames (synth only)")
+    ap.add_argument("--cache", help="with --appearance mobilenet: .npz file to reuse the features from")
     args = ap.parse_args(argv)  # fmt: skip
 
     motion = [("ours deepsort (motion)", "deepsort", {}), ("ours bytetrack", "bytetrack", {}),
@@ -292,12 +293,23 @@ def main(argv=None) -> int:
             from fiftyone_posetrack.reid import make_embedder
             from fiftyone_posetrack.tracking.run import embed_mot_detections
 
-            print(f"embedding {len(dets)} boxes with MobileNetV2 ...", flush=True)
-            t0 = time.perf_counter()
-            feats = embed_mot_detections(dets, video, make_embedder("mobilenet", device="cpu"))
-            print(f"({len(dets) / (time.perf_counter() - t0):.1f} boxes/s)")
+            cache = pathlib.Path(args.cache) if args.cache else None
+            if cache is not None and cache.is_file():
+                with np.load(cache) as z:
+                    feats = {int(k): z[k] for k in z.files}
+                print(f"features from {cache}")
+            else:
+                print(f"embedding {len(dets)} boxes with MobileNetV2 ...", flush=True)
+                t0 = time.perf_counter()
+                feats = embed_mot_detections(dets, video, make_embedder("mobilenet", device="cpu"))
+                print(f"({len(dets) / (time.perf_counter() - t0):.1f} boxes/s)")
+                if cache is not None:
+                    np.savez(cache, **{str(k): v for k, v in feats.items()})
             kind = "MobileNetV2 features of the rendered frames"
-    appearance = [("ours deepsort", "deepsort", {}), ("ours bytetrack (+appearance)", "bytetrack", {}),
+    appearance = [("ours deepsort", "deepsort", {}),
+                  ("ours deepsort, MobileNet-tuned (max_cos 0.2, max_age 5)", "deepsort",
+                   {"max_cosine_distance": 0.2, "max_age": 5}),
+                  ("ours bytetrack (+appearance)", "bytetrack", {}),
                   ("ours bytetrack + ORU", "bytetrack", {"oru": True}),
                   ("ours bytetrack, output_missed=3", "bytetrack", {"output_missed": 3}),
                   ("ours deepsort, motion only", "deepsort", {"use_features": False}),

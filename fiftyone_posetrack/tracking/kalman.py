@@ -106,30 +106,44 @@ class KalmanBoxFilter:
         s[:, _DIAG4, _DIAG4] += r
         return mean[:, :4], s
 
+    def innovation_inverse(self, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+        """``(T, 4, 4)`` inverses of the projected covariances ``S = H P H^T + R``.
+
+        Gating and correction of the same predicted states both need
+        ``S^-1``: compute it once per frame and pass it to both.
+        """
+        return np.linalg.inv(self.project(mean, cov)[1])
+
     def update(
-        self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray
+        self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray, s_inv: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Kalman correction of ``T`` tracks with one measurement each.
 
         Args:
             mean, cov: ``(T, 8)``, ``(T, 8, 8)`` predicted states
             xyah: ``(T, 4)`` associated measurements ``(cx, cy, a, h)``
+            s_inv: optional :meth:`innovation_inverse` of these states
 
         Returns:
             the corrected ``(mean, cov)``
         """
         if len(mean) == 0:
             return mean, cov
-        z, s = self.project(mean, cov)
-        # K = P H^T S^-1 ; S is symmetric so K^T = S^-1 H P
-        gain = np.linalg.solve(s, cov[:, :4, :]).transpose(0, 2, 1)  # (T, 8, 4)
-        innovation = np.asarray(xyah, dtype=np.float64) - z
+        if s_inv is None:
+            s_inv = self.innovation_inverse(mean, cov)
+        gain = cov[:, :, :4] @ s_inv  # K = P H^T S^-1, (T, 8, 4)
+        innovation = np.asarray(xyah, dtype=np.float64) - mean[:, :4]
         mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
-        cov = cov - gain @ s @ gain.transpose(0, 2, 1)
+        cov = cov - gain @ cov[:, :4, :]  # P - K S K^T = P - K H P
         return mean, cov
 
     def gating_distance(
-        self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray, only_position: bool = False
+        self,
+        mean: np.ndarray,
+        cov: np.ndarray,
+        xyah: np.ndarray,
+        only_position: bool = False,
+        s_inv: np.ndarray | None = None,
     ) -> np.ndarray:
         """Squared Mahalanobis distances of all measurements to all tracks.
 
@@ -137,6 +151,8 @@ class KalmanBoxFilter:
             mean, cov: ``(T, 8)``, ``(T, 8, 8)`` predicted states
             xyah: ``(N, 4)`` measurements
             only_position: use only ``(cx, cy)`` (then gate with 2 dof)
+            s_inv: optional :meth:`innovation_inverse` of these states
+                (ignored with ``only_position``)
 
         Returns:
             ``(T, N)`` squared distances; compare with :data:`CHI2_95_4DOF`
@@ -144,10 +160,12 @@ class KalmanBoxFilter:
         xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, 4)
         if len(mean) == 0 or len(xyah) == 0:
             return np.zeros((len(mean), len(xyah)))
-        z, s = self.project(mean, cov)
         k = 2 if only_position else 4
-        d = xyah[None, :, :k] - z[:, None, :k]  # (T, N, k)
-        s_inv = np.linalg.inv(s[:, :k, :k])
+        d = xyah[None, :, :k] - mean[:, None, :k]  # (T, N, k)
+        if only_position:
+            s_inv = np.linalg.inv(self.project(mean, cov)[1][:, :2, :2])
+        elif s_inv is None:
+            s_inv = self.innovation_inverse(mean, cov)
         return np.einsum("tnk,tnk->tn", d @ s_inv, d)
 
     @staticmethod
