@@ -206,3 +206,25 @@ def resolve_model_spec(spec: str, models_dir: str | os.PathLike | None = None) -
             "(or give a spec BACKEND:PATH, e.g. rtmdet-onnx:/models/det.onnx)"
         )
     return spec
+
+
+def download_file(url: str, target: str | os.PathLike) -> pathlib.Path:
+    """Downloads ``url`` to ``target`` (atomically), unless downloads are forbidden.
+
+    Raises:
+        ModelUnavailableError: offline (``POSETRACK_OFFLINE=1`` or no network),
+            naming the URL and where to put the file by hand
+    """
+    target = pathlib.Path(target)
+    if os.environ.get("POSETRACK_OFFLINE", "") not in ("", "0"):
+        raise ModelUnavailableError(f"downloads are disabled (POSETRACK_OFFLINE); fetch {url} and save it as {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:  # noqa: S310
+            shutil.copyfileobj(response, f)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelUnavailableError(f"download of {url} failed ({e}); fetch it and save it as {target}") from None
+    os.replace(tmp, target)
+    return target

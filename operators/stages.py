@@ -47,13 +47,12 @@ def _builder(config):
     """Builds models exactly as the pipeline does (the same fusion thresholds, devices)."""
     from types import SimpleNamespace
 
-    from fiftyone_posetrack.pipeline.core import PoseTrackingPipeline
+    from fiftyone_posetrack.pipeline import core
 
-    stub = SimpleNamespace(config=config)
     return SimpleNamespace(
-        detector=lambda: PoseTrackingPipeline._build_detector(stub),
-        pose=lambda: PoseTrackingPipeline._build_pose(stub),
-        embedder=lambda: PoseTrackingPipeline._build_embedder(stub),
+        detector=lambda: core.build_detector(config),
+        pose=lambda: core.build_pose_estimator(config),
+        embedder=lambda: core.build_embedder(config),
     )
 
 

@@ -34,7 +34,15 @@ logger = logging.getLogger(__name__)
 #: score threshold of the member detectors of a fusion (the real one applies after WBF)
 FUSION_MEMBER_THRESHOLD = 0.05
 
-__all__ = ["FrameResult", "PoseTrackingPipeline", "sanitize_detections", "sanitize_poses"]
+__all__ = [
+    "FrameResult",
+    "PoseTrackingPipeline",
+    "build_detector",
+    "build_embedder",
+    "build_pose_estimator",
+    "sanitize_detections",
+    "sanitize_poses",
+]
 
 
 @dataclass
@@ -87,6 +95,44 @@ def sanitize_poses(keypoints: np.ndarray, scores: np.ndarray, width: int, height
     return np.clip(kp, 0, [width - 1, height - 1]), np.clip(sc, 0.0, 1.0)
 
 
+def build_detector(config: PipelineConfig):
+    """The detector of a config: one model, or two fused by weighted box fusion."""
+    from fiftyone_posetrack.detection import FusedDetector, make_detector
+    from fiftyone_posetrack.models import resolve_model_spec
+
+    c = config
+    kwargs = dict(device=c.device, batch_size=c.batch_size)
+    if not c.detector2:
+        return make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
+    # Members keep low-score boxes: WBF lowers the score of a box only one model
+    # finds, so the threshold applies to the fused scores.
+    members = [
+        make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
+        for spec in (c.detector, c.detector2)
+    ]
+    return FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+
+
+def build_pose_estimator(config: PipelineConfig):
+    """The pose estimator of a config (with ``pose2``: two mmpose models' heatmaps averaged)."""
+    from fiftyone_posetrack.models import resolve_model_spec
+    from fiftyone_posetrack.pose.base import make_pose_estimator
+
+    kwargs = dict(device=config.device)
+    if config.pose2:
+        kwargs["second_model"] = resolve_model_spec(config.pose2, config.models_dir)
+    return make_pose_estimator(resolve_model_spec(config.pose, config.models_dir), **kwargs)
+
+
+def build_embedder(config: PipelineConfig):
+    """The ReID embedder of a config, or None for motion-only tracking."""
+    if not config.reid:
+        return None
+    from fiftyone_posetrack.reid import make_embedder
+
+    return make_embedder(config.reid, device=config.device)
+
+
 class PoseTrackingPipeline:
     """Runs detect -> (box smoothing) -> track -> pose -> (pose smoothing) over frames.
 
@@ -106,46 +152,10 @@ class PoseTrackingPipeline:
         self.timings: dict[str, float] = defaultdict(float)
         self.frames_done = 0
         self.dropped_boxes = 0
-        self.detector = detector if detector is not None else self._build_detector()
-        self.pose_estimator = pose_estimator if pose_estimator is not None else self._build_pose()
-        self.embedder = self._build_embedder() if embedder == "config" else embedder
+        self.detector = detector if detector is not None else build_detector(config)
+        self.pose_estimator = pose_estimator if pose_estimator is not None else build_pose_estimator(config)
+        self.embedder = build_embedder(config) if embedder == "config" else embedder
         self.reset()
-
-    # -- construction ----------------------------------------------------------------------
-
-    def _build_detector(self):
-        from fiftyone_posetrack.detection import FusedDetector, make_detector
-        from fiftyone_posetrack.models import resolve_model_spec
-
-        c = self.config
-        kwargs = dict(device=c.device, batch_size=c.batch_size)
-        if not c.detector2:
-            return make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
-        # Members keep low-score boxes: WBF lowers the score of a box only one model
-        # finds, so the threshold applies to the fused scores.
-        members = [
-            make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
-            for spec in (c.detector, c.detector2)
-        ]
-        return FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
-
-    def _build_pose(self):
-        from fiftyone_posetrack.models import resolve_model_spec
-        from fiftyone_posetrack.pose.base import make_pose_estimator
-
-        c = self.config
-        spec = resolve_model_spec(c.pose, c.models_dir)
-        kwargs = dict(device=c.device)
-        if c.pose2:
-            kwargs["second_model"] = resolve_model_spec(c.pose2, c.models_dir)
-        return make_pose_estimator(spec, **kwargs)
-
-    def _build_embedder(self):
-        if not self.config.reid:
-            return None
-        from fiftyone_posetrack.reid import make_embedder
-
-        return make_embedder(self.config.reid, device=self.config.device)
 
     def reset(self, fps: float = 30.0) -> None:
         """Starts a new video: fresh tracker, box smoother and pose smoother.
