@@ -158,6 +158,6 @@ def test_posetrack_import_keeps_head_boxes_regions_and_names(tmp_path, shared_di
         assert kp.bbox_head == pytest.approx([x1 / 1920, y1 / 1080, (x2 - x1) / 1920, (y2 - y1) / 1080])
         assert ds.skeletons["gt_keypoints"].labels == list(video.keypoint_names)
         if any(f.ignore_regions for f in video.frames):
-            assert ds.count("frames.gt_ignore_regions.polylines") > 0
+            assert ds.count("frames.gt_ignore.polylines") > 0
     finally:
         ds.delete()

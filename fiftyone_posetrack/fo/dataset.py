@@ -10,6 +10,9 @@ field                        type             content
                                               attribute ``visibility`` in [0, 1]
 ``frames.gt_keypoints``      fo.Keypoints     ground-truth COCO-17 poses, same
                                               ``index``; joints not visible are NaN
+``frames.gt_ignore``         fo.Polylines     ignore regions of PoseTrack ground
+                                              truth (:data:`IGNORE_REGIONS_FIELD`),
+                                              the evaluations' ``ignore_field``
 ``frames.pred_detections``   fo.Detections    tracked person boxes, ``index`` =
                                               track id, ``confidence``
 ``frames.pred_keypoints``    fo.Keypoints     poses of the tracked boxes, same
@@ -29,15 +32,20 @@ import numpy as np
 
 from fiftyone_posetrack.formats import mot
 from fiftyone_posetrack.fo.labels import write_frame_labels
+from fiftyone_posetrack.formats.posetrack import PoseTrackVideo
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.video import probe_video
 
 logger = logging.getLogger(__name__)
 
+#: The frame field (``fo.Polylines``) that PoseTrack imports write ignore regions to.
+IGNORE_REGIONS_FIELD = "gt_ignore"
+
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 __all__ = [
+    "IGNORE_REGIONS_FIELD",
     "VIDEO_EXTENSIONS",
     "find_videos",
     "get_or_create_dataset",
@@ -45,6 +53,8 @@ __all__ = [
     "ensure_metadata",
     "import_mot_ground_truth",
     "import_posetrack_keypoints",
+    "posetrack_frame_labels",
+    "write_posetrack_labels",
     "load_synth",
 ]
 
@@ -207,86 +217,160 @@ def import_mot_ground_truth(
     return len(data)
 
 
+def posetrack_frame_labels(
+    video: PoseTrackVideo, width: int, height: int, label: str = "person"
+) -> tuple[dict[int, fo.Keypoints], dict[int, fo.Detections], dict[int, fo.Polylines]]:
+    """Converts a PoseTrack18 video's annotations to FiftyOne frame labels.
+
+    Keys are frame numbers (``frame_index + 1``). Poses and boxes are given for
+    the labelled frames, ignore regions for every frame that lists some.
+
+    - ``fo.Keypoints``: one ``fo.Keypoint`` per person, ``index`` = track id,
+      relative ``(x, y)`` points with joints of visibility flag 0 as NaN
+      (FiftyOne's missing point, as its COCO importer does), the flags as the
+      ``visibility`` attribute, the head box (PCKh's scale) as relative
+      ``[x, y, w, h]`` ``bbox_head`` when the file has a finite one, and
+      per-joint ``confidence`` when the file has ``scores`` (predictions);
+    - ``fo.Detections``: the people's finite, non-empty boxes as relative
+      ``[x, y, w, h]``, same ``index`` and ``bbox_head``;
+    - ``fo.Polylines``: one closed, filled ``fo.Polyline`` (label ``"ignore"``)
+      per ignore region, relative points.
+
+    Args:
+        video: a video read by :mod:`fiftyone_posetrack.formats.posetrack`
+        width: the frame width in pixels
+        height: the frame height in pixels
+        label: the label of the people
+
+    Returns:
+        ``(keypoints, detections, regions)``, each ``{frame number: label}``
+    """
+    kp_frames, det_frames, region_frames = {}, {}, {}
+    scale = np.array([width, height], dtype=np.float64)
+
+    def rel(box):  # [x1, y1, x2, y2] px -> relative [x, y, w, h]
+        return [box[0] / width, box[1] / height, (box[2] - box[0]) / width, (box[3] - box[1]) / height]
+
+    for fr in video.frames:
+        n = fr.frame_index + 1
+        if fr.ignore_regions:
+            region_frames[n] = fo.Polylines(
+                polylines=[
+                    fo.Polyline(
+                        label="ignore",
+                        points=[(np.asarray(r, dtype=np.float64) / scale).tolist()],
+                        closed=True,
+                        filled=True,
+                    )
+                    for r in fr.ignore_regions
+                ]
+            )
+        if not fr.is_labeled:
+            continue
+        pts = np.asarray(fr.keypoints, dtype=np.float64).reshape(len(fr), -1, 2) / scale
+        vis = np.asarray(fr.visibility).reshape(len(fr), -1)
+        pts[vis == 0] = np.nan
+        kps, dets = [], []
+        for j, tid in enumerate(fr.track_ids):
+            attrs = {}
+            if fr.head_boxes is not None and np.isfinite(fr.head_boxes[j]).all():
+                attrs["bbox_head"] = rel(fr.head_boxes[j])
+            kp = fo.Keypoint(
+                label=label,
+                points=[(float(x), float(y)) for x, y in pts[j]],
+                index=int(tid),
+                visibility=[int(v) for v in vis[j]],
+                **attrs,
+            )
+            if fr.scores is not None and np.isfinite(fr.scores[j]).all():
+                kp.confidence = [float(s) for s in fr.scores[j]]
+            kps.append(kp)
+            box = np.asarray(fr.boxes[j], dtype=np.float64)
+            if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
+                dets.append(fo.Detection(label=label, bounding_box=rel(box), index=int(tid), **attrs))
+        kp_frames[n] = fo.Keypoints(keypoints=kps)
+        det_frames[n] = fo.Detections(detections=dets)
+    return kp_frames, det_frames, region_frames
+
+
+def write_posetrack_labels(
+    sample: fo.Sample,
+    video: PoseTrackVideo,
+    source: str | os.PathLike,
+    keypoints_field: str = "gt_keypoints",
+    detections_field: str | None = None,
+    regions_field: str | None = IGNORE_REGIONS_FIELD,
+    label: str = "person",
+) -> int:
+    """Writes a PoseTrack18 video's annotations onto a video sample.
+
+    The labels are those of :func:`posetrack_frame_labels`. Joint names or
+    edges other than COCO-17's are stored as the field's skeleton
+    (``dataset.skeletons[keypoints_field]``), never silently reordered.
+
+    Args:
+        sample: the video sample (with metadata)
+        video: the PoseTrack video
+        source: the file ``video`` came from, for error messages
+        keypoints_field: the frame field for the poses
+        detections_field: the frame field for the boxes, or None
+        regions_field: the frame field (``fo.Polylines``) for ignore regions, or None
+        label: the label of the people
+
+    Returns:
+        the number of poses written
+
+    Raises:
+        BadInputError: if the file has more frames than the video
+    """
+    from fiftyone_posetrack.skeleton import COCO_EDGES, COCO_KEYPOINTS
+
+    width, height = _frame_size(sample)
+    n_frames = sample.metadata.total_frame_count
+    last = max((fr.frame_index + 1 for fr in video.frames), default=0)
+    if n_frames and last > n_frames:
+        raise BadInputError(f"{source}: has frame {last} but the video {sample.filepath} has {n_frames} frames")
+    kp_frames, det_frames, region_frames = posetrack_frame_labels(video, width, height, label)
+    dataset = sample._dataset
+    if tuple(video.keypoint_names) != tuple(COCO_KEYPOINTS) or [tuple(e) for e in video.skeleton] != [
+        tuple(e) for e in COCO_EDGES
+    ]:
+        skeleton = fo.KeypointSkeleton(labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton])
+        dataset.skeletons = dict(dataset.skeletons, **{keypoints_field: skeleton})
+        dataset.save()
+    fields = {keypoints_field: {sample.id: kp_frames}}
+    if detections_field:
+        fields[detections_field] = {sample.id: det_frames}
+    if regions_field and region_frames:
+        fields[regions_field] = {sample.id: region_frames}
+    write_frame_labels(dataset, fields)
+    return sum(len(fr.track_ids) for fr in video.frames if fr.is_labeled)
+
+
 def import_posetrack_keypoints(
     sample: fo.Sample,
     json_path: str | os.PathLike,
     field: str = "gt_keypoints",
     label: str = "person",
-    regions_field: str = "gt_ignore_regions",
+    regions_field: str | None = IGNORE_REGIONS_FIELD,
 ) -> int:
-    """Imports a PoseTrack18 JSON as frame-level ``fo.Keypoints`` with ``index`` = track id.
+    """Imports a PoseTrack18 JSON of one video as frame-level ``fo.Keypoints`` with ``index`` = track id.
 
-    Frames are matched by their position in the JSON (frame 1 = the first image).
-    Everything the PoseTrack evaluation needs is kept:
-
-    - joints whose visibility flag is 0 (not labelled, or occluded in our
-      synthetic videos) are NaN, FiftyOne's missing point, as its COCO
-      importer does; the flags are kept as the ``visibility`` attribute;
-    - each pose's head box is the ``bbox_head`` attribute (relative
-      ``[x, y, w, h]``), PCKh's scale;
-    - ignore regions become ``regions_field`` (closed ``fo.Polylines``);
-    - joint names other than COCO-17's are stored as the field's skeleton
-      (``dataset.skeletons[field]``), never silently reordered.
+    Frames are matched by their ``frame_index`` (frame 1 = index 0). The labels
+    are those of :func:`posetrack_frame_labels` (NaN for joints of visibility 0,
+    ``visibility`` and ``bbox_head`` attributes), the ignore regions go to
+    ``regions_field`` and joint names other than COCO-17's become the field's
+    skeleton (see :func:`write_posetrack_labels`). For files of several videos,
+    boxes, or videos encoded from PoseTrack's images use
+    :func:`fiftyone_posetrack.fo.io.import_posetrack`.
 
     Returns:
         the number of poses imported
     """
     from fiftyone_posetrack.formats.posetrack import read_posetrack_json
-    from fiftyone_posetrack.skeleton import COCO_KEYPOINTS
 
     video = read_posetrack_json(json_path)
-    width, height = _frame_size(sample)
-    n_frames = sample.metadata.total_frame_count
-    if n_frames and len(video.frames) > n_frames:
-        raise BadInputError(
-            f"{json_path}: has {len(video.frames)} frames but the video "
-            f"{sample.filepath} has {n_frames}"
-        )
-    scale = np.array([width, height], dtype=np.float64)
-    poses, regions, count = {}, {}, 0
-    for frame in video.frames:
-        number = frame.frame_index + 1
-        if frame.ignore_regions:
-            regions[number] = fo.Polylines(
-                polylines=[
-                    fo.Polyline(label="ignore", points=[(np.asarray(r, dtype=np.float64) / scale).tolist()], closed=True, filled=True)
-                    for r in frame.ignore_regions
-                ]
-            )
-        if not frame.is_labeled:
-            continue
-        pts = frame.keypoints / scale
-        pts[frame.visibility == 0] = np.nan
-        heads = [None] * len(pts)
-        if frame.head_boxes is not None:
-            rel = np.asarray(frame.head_boxes, dtype=np.float64) / np.tile(scale, 2)
-            rel[:, 2:] -= rel[:, :2]
-            heads = [h.tolist() if np.isfinite(h).all() else None for h in rel]
-        poses[number] = fo.Keypoints(
-            keypoints=[
-                fo.Keypoint(
-                    label=label,
-                    points=[(float(x), float(y)) for x, y in p],
-                    index=int(tid),
-                    visibility=[int(v) for v in vis],
-                    bbox_head=head,
-                )
-                for p, tid, vis, head in zip(pts, frame.track_ids, frame.visibility, heads)
-            ]
-        )
-        count += len(frame.track_ids)
-    dataset = sample._dataset
-    if tuple(video.keypoint_names) != COCO_KEYPOINTS:
-        dataset.skeletons = dict(
-            dataset.skeletons,
-            **{field: fo.KeypointSkeleton(labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton])},
-        )
-        dataset.save()
-    fields = {field: {sample.id: poses}}
-    if regions:
-        fields[regions_field] = {sample.id: regions}
-    write_frame_labels(dataset, fields)
-    return count
+    return write_posetrack_labels(sample, video, json_path, field, None, regions_field, label)
 
 
 def load_synth(synth_dir: str | os.PathLike, dataset_name: str, overwrite: bool = False) -> fo.Dataset:

@@ -39,7 +39,12 @@ from dataclasses import dataclass, field
 import fiftyone as fo
 import numpy as np
 
-from fiftyone_posetrack.fo.dataset import add_videos, import_mot_ground_truth
+from fiftyone_posetrack.fo.dataset import (
+    IGNORE_REGIONS_FIELD,
+    add_videos,
+    import_mot_ground_truth,
+    write_posetrack_labels,
+)
 from fiftyone_posetrack.fo.labels import (
     boxes_to_detections,
     detections_to_arrays,
@@ -386,55 +391,12 @@ def _video_images(video: PoseTrackVideo, image_root: str) -> list[str]:
     return images
 
 
-def _posetrack_labels(video: PoseTrackVideo, width: int, height: int, label: str):
-    """``({frame: fo.Keypoints}, {frame: fo.Detections}, {frame: fo.Polylines})`` of the labelled frames."""
-    kp_frames, det_frames, ignore_frames = {}, {}, {}
-    scale = np.array([width, height], dtype=np.float64)
-
-    def rel(box):  # [x1, y1, x2, y2] px -> relative [x, y, w, h]
-        return [box[0] / width, box[1] / height, (box[2] - box[0]) / width, (box[3] - box[1]) / height]
-
-    for fr in video.frames:
-        if not fr.is_labeled:
-            continue
-        pts = np.asarray(fr.keypoints, dtype=np.float64).reshape(len(fr), -1, 2) / scale
-        vis = np.asarray(fr.visibility).reshape(len(fr), -1)
-        pts[vis == 0] = np.nan
-        kps, dets = [], []
-        for j, tid in enumerate(fr.track_ids):
-            attrs = {}
-            if fr.head_boxes is not None and np.isfinite(fr.head_boxes[j]).all():
-                attrs["bbox_head"] = rel(fr.head_boxes[j])
-            kp = fo.Keypoint(
-                label=label,
-                points=[(float(x), float(y)) for x, y in pts[j]],
-                index=int(tid),
-                visibility=[int(v) for v in vis[j]],
-                **attrs,
-            )
-            if fr.scores is not None and np.isfinite(fr.scores[j]).all():
-                kp.confidence = [float(s) for s in fr.scores[j]]
-            kps.append(kp)
-            box = np.asarray(fr.boxes[j], dtype=np.float64)
-            if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
-                dets.append(fo.Detection(label=label, bounding_box=rel(box), index=int(tid), **attrs))
-        n = fr.frame_index + 1
-        kp_frames[n] = fo.Keypoints(keypoints=kps)
-        det_frames[n] = fo.Detections(detections=dets)
-        if fr.ignore_regions:
-            shapes = [[(float(x) / width, float(y) / height) for x, y in np.asarray(r)] for r in fr.ignore_regions]
-            ignore_frames[n] = fo.Polylines(
-                polylines=[fo.Polyline(label="ignore", points=shapes, closed=True, filled=True)]
-            )
-    return kp_frames, det_frames, ignore_frames
-
-
 def import_posetrack(
     dataset: fo.Dataset,
     path: str | os.PathLike,
     keypoints_field: str = "gt_keypoints",
     detections_field: str | None = "gt_detections",
-    ignore_field: str | None = "gt_ignore",
+    ignore_field: str | None = IGNORE_REGIONS_FIELD,
     image_root: str | os.PathLike | None = None,
     videos_dir: str | os.PathLike | None = None,
     fps: float = 25.0,
@@ -447,13 +409,15 @@ def import_posetrack(
     ``image_root`` is given, the video's images (``<image_root>/<file_name>``,
     every frame) are encoded to ``<videos_dir>/<name>.mp4`` and added.
 
-    Written per labelled frame: ``fo.Keypoints`` (``index`` = ``track_id``,
-    joints with visibility 0 as NaN, the flags in ``visibility``, the head box
-    as relative ``[x, y, w, h]`` in ``bbox_head``, per-joint ``confidence`` for
-    prediction files), with ``detections_field`` the person boxes as
-    ``fo.Detections`` with the same ``index`` (and ``bbox_head``), and with
-    ``ignore_field`` the frame's ignore regions as one filled ``fo.Polyline``
-    (label ``"ignore"``, one shape per region). These are the conventions of
+    The labels are written by
+    :func:`fiftyone_posetrack.fo.dataset.write_posetrack_labels`: per labelled
+    frame ``fo.Keypoints`` (``index`` = ``track_id``, joints with visibility 0
+    as NaN, the flags in ``visibility``, the head box as relative
+    ``[x, y, w, h]`` in ``bbox_head``, per-joint ``confidence`` for prediction
+    files), with ``detections_field`` the person boxes as ``fo.Detections``
+    with the same ``index`` (and ``bbox_head``), and with ``ignore_field`` the
+    frame's ignore regions as filled ``fo.Polyline`` objects (label
+    ``"ignore"``, one per region). These are the conventions of
     :func:`fiftyone_posetrack.fo.evaluation.evaluate_poses` (``kind="posetrack"``,
     ``ignore_field``). The sample gets ``sequence`` and ``posetrack_info`` (see the
     module docstring); a file whose joints are not COCO-17 sets the field's
@@ -474,8 +438,6 @@ def import_posetrack(
     Returns:
         ``{"videos": [names], "sample_ids": [ids], "poses": n}``
     """
-    from fiftyone_posetrack.skeleton import COCO_EDGES
-
     files = _find_json(os.fspath(path))
     videos = [(f, v) for f in files for v in read_posetrack_videos(f)]
     names = [v.name for _, v in videos]
@@ -501,18 +463,9 @@ def import_posetrack(
         if sample is None:
             (sid,) = add_videos(dataset, [_encoded_video(video.name, images, fps, videos_dir)])
             sample = dataset[sid]
-        md = sample.metadata
-        n_frames = md.total_frame_count
-        last = max((fr.frame_index + 1 for fr in video.frames), default=0)
-        if n_frames and last > n_frames:
-            raise BadInputError(f"{file}: has frame {last} but the video {sample.filepath} has {n_frames} frames")
-        kp_frames, det_frames, ignore_frames = _posetrack_labels(video, md.frame_width, md.frame_height, label)
-        fields = {keypoints_field: {sample.id: kp_frames}}
-        if detections_field:
-            fields[detections_field] = {sample.id: det_frames}
-        if ignore_field and ignore_frames:
-            fields[ignore_field] = {sample.id: ignore_frames}
-        write_frame_labels(dataset, fields)
+        poses = write_posetrack_labels(
+            sample, video, file, keypoints_field, detections_field, ignore_field, label
+        )
         by_index = sorted(video.frames, key=lambda f: f.frame_index)
         sample[SEQUENCE_FIELD] = video.name
         sample[POSETRACK_INFO_FIELD] = {
@@ -522,16 +475,9 @@ def import_posetrack(
             "nframes": video.nframes,
         }
         sample.save()
-        if tuple(video.keypoint_names) != tuple(COCO_KEYPOINTS) or [tuple(e) for e in video.skeleton] != [
-            tuple(e) for e in COCO_EDGES
-        ]:
-            dataset.skeletons[keypoints_field] = fo.KeypointSkeleton(
-                labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton]
-            )
-            dataset.save()
         out["videos"].append(video.name)
         out["sample_ids"].append(sample.id)
-        out["poses"] += sum(len(fr) for fr in video.frames if fr.is_labeled)
+        out["poses"] += poses
     if dataset.default_skeleton is None:
         from fiftyone_posetrack.skeleton import fiftyone_skeleton
 
