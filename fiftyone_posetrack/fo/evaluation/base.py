@@ -91,6 +91,30 @@ def check_eval_key(eval_key: str) -> str:
     return eval_key
 
 
+def check_box_fields(
+    samples, pred_field: str, gt_field: str, ignore_field: str | None, eval_key: str | None
+) -> tuple[str, str, str | None]:
+    """The input checks of the box evaluations (detection, tracking).
+
+    ``samples`` must be a non-empty video collection, ``pred_field`` and
+    ``gt_field`` frame-level ``fo.Detections``, ``ignore_field`` (optional)
+    frame-level ``fo.Polylines`` and ``eval_key`` None or an identifier.
+
+    Returns:
+        the bare names ``(pred, gt, ignore or None)``
+
+    Raises:
+        BadInputError: naming the first bad input
+    """
+    check_video_collection(samples)
+    pred = check_label_field(samples, pred_field, fo.Detections, "pred_field")
+    gt = check_label_field(samples, gt_field, fo.Detections, "gt_field")
+    ign = check_label_field(samples, ignore_field, fo.Polylines, "ignore_field") if ignore_field else None
+    if eval_key is not None:
+        check_eval_key(eval_key)
+    return pred, gt, ign
+
+
 def video_names(filepaths: Sequence[str]) -> list[str]:
     """File names without extension, repeated ones suffixed ``#2``, ``#3``, ..."""
     names, seen = [], set()
@@ -257,13 +281,16 @@ class PosetrackEvaluationConfig(foe.EvaluationMethodConfig):
     Args:
         pred_field: the predictions' field, ``"frames.<name>"``
         gt_field: the ground truth's field, ``"frames.<name>"``
+        ignore_field: the ``fo.Polylines`` ignore regions' field,
+            ``"frames.<name>"``, or None
         **kwargs: further JSON-serializable parameters of the run
     """
 
-    def __init__(self, pred_field: str, gt_field: str, **kwargs):
+    def __init__(self, pred_field: str, gt_field: str, ignore_field: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.pred_field = pred_field
         self.gt_field = gt_field
+        self.ignore_field = ignore_field
 
     @property
     def type(self) -> str:
@@ -329,6 +356,20 @@ class PosetrackEvaluation(foe.EvaluationMethod):
     def _validate_run(self, samples, eval_key, existing_info):
         self._validate_fields_match(eval_key, "pred_field", existing_info)
         self._validate_fields_match(eval_key, "gt_field", existing_info)
+
+    def set_sample_metrics(self, samples, eval_key, values: dict[str, dict[str, float | None]]) -> None:
+        """Writes per-video metrics as float sample fields of the run.
+
+        Args:
+            samples: the evaluated collection
+            eval_key: the run's key
+            values: ``{field: {sample id: value}}``; None, NaN and inf are
+                stored as None
+        """
+        self.declare_fields(samples, eval_key, {name: FLOAT for name in values})
+        dataset = samples._dataset
+        for name, by_id in values.items():
+            dataset.set_values(name, {sid: finite_or_none(v) for sid, v in by_id.items()}, key_field="id")
 
     def declare_fields(self, samples, eval_key, types: dict[str, type]) -> None:
         """Adds the run's fields to the schema (``types``: path -> field class)."""

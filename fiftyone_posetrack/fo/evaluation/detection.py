@@ -30,19 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import fiftyone as fo
-
 from fiftyone_posetrack.eval.detection import DetectionFrame, evaluate_detection_frames
 from fiftyone_posetrack.fo.evaluation.base import (
-    FLOAT,
     PosetrackEvaluation,
     PosetrackEvaluationConfig,
     PosetrackEvaluationResults,
     VideoLabels,
-    check_eval_key,
-    check_label_field,
-    check_video_collection,
-    finite_or_none,
+    check_box_fields,
     frame_path,
     read_videos,
     region_polygons,
@@ -65,10 +59,9 @@ class DetectionEvaluationConfig(PosetrackEvaluationConfig):
     """Config of :class:`DetectionEvaluation`."""
 
     def __init__(self, pred_field, gt_field, max_dets=100, annotated_only=False, ignore_field=None, **kwargs):
-        super().__init__(pred_field, gt_field, **kwargs)
+        super().__init__(pred_field, gt_field, ignore_field=ignore_field, **kwargs)
         self.max_dets = int(max_dets)
         self.annotated_only = bool(annotated_only)
-        self.ignore_field = ignore_field
 
     @property
     def method(self) -> str:
@@ -152,12 +145,7 @@ def evaluate_person_detection(
     Returns:
         a :class:`DetectionEvaluationResults`
     """
-    check_video_collection(samples)
-    pred = check_label_field(samples, pred_field, fo.Detections, "pred_field")
-    gt = check_label_field(samples, gt_field, fo.Detections, "gt_field")
-    ign = check_label_field(samples, ignore_field, fo.Polylines, "ignore_field") if ignore_field else None
-    if eval_key is not None:
-        check_eval_key(eval_key)
+    pred, gt, ign = check_box_fields(samples, pred_field, gt_field, ignore_field, eval_key)
     if int(max_dets) < 1:
         raise BadInputError(f"max_dets: expected a positive number, got {max_dets}")
 
@@ -174,10 +162,8 @@ def evaluate_person_detection(
     if eval_key is None:
         return results
     method.register_run(samples, eval_key)
-    method.declare_fields(samples, eval_key, {f"{eval_key}_{m}": FLOAT for m in SAMPLE_METRICS})
-    dataset = samples._dataset
-    for m in SAMPLE_METRICS:
-        vals = {v.sample_id: finite_or_none(metrics[v.name][m]) for v in videos}
-        dataset.set_values(f"{eval_key}_{m}", vals, key_field="id")
+    method.set_sample_metrics(
+        samples, eval_key, {f"{eval_key}_{m}": {v.sample_id: metrics[v.name][m] for v in videos} for m in SAMPLE_METRICS}
+    )
     method.save_run_results(samples, eval_key, results)
     return results

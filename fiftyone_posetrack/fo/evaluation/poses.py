@@ -63,7 +63,6 @@ import fiftyone as fo
 
 from fiftyone_posetrack.eval.keypoints import CROWDPOSE_KEYPOINTS, KeypointFrame, frames_to_coco, keypoint_ap
 from fiftyone_posetrack.fo.evaluation.base import (
-    FLOAT,
     PosetrackEvaluation,
     PosetrackEvaluationConfig,
     PosetrackEvaluationResults,
@@ -71,7 +70,6 @@ from fiftyone_posetrack.fo.evaluation.base import (
     check_eval_key,
     check_label_field,
     check_video_collection,
-    finite_or_none,
     frame_path,
     read_videos,
     region_polygons,
@@ -113,11 +111,10 @@ class PoseEvaluationConfig(PosetrackEvaluationConfig):
         skip_last_frame=False,
         **kwargs,
     ):
-        super().__init__(pred_field, gt_field, **kwargs)
+        super().__init__(pred_field, gt_field, ignore_field=ignore_field, **kwargs)
         self.kind = kind
         self.gt_box_field = gt_box_field
         self.pred_box_field = pred_box_field
-        self.ignore_field = ignore_field
         self.score_mode = score_mode
         self.keypoint_threshold = float(keypoint_threshold)
         self.nms_threshold = None if nms_threshold is None else float(nms_threshold)
@@ -578,17 +575,14 @@ def evaluate_poses(
     if eval_key is None:
         return results
     method.register_run(samples, eval_key)
-    names = method.field_names(eval_key)[0]
-    method.declare_fields(samples, eval_key, {n: FLOAT for n in names})
-    dataset = samples._dataset
     sources = {f"{eval_key}_ap": "ap", f"{eval_key}_pt_ap": "pt_ap", f"{eval_key}_mota": "pt_mota"}
-    for field in names:
+    values = {}
+    for field in method.field_names(eval_key)[0]:
         key = sources[field]
-        vals = {}
-        for v in videos:
-            x = metrics[v.name].get(key)
-            vals[v.sample_id] = None if x is None or (key == "ap" and x < 0) else finite_or_none(x)
-        dataset.set_values(field, vals, key_field="id")
+        values[field] = {v.sample_id: metrics[v.name].get(key) for v in videos}
+        if key == "ap":  # -1: no ground truth to score
+            values[field] = {sid: None if x is not None and x < 0 else x for sid, x in values[field].items()}
+    method.set_sample_metrics(samples, eval_key, values)
     method.save_run_results(samples, eval_key, results)
     return results
 

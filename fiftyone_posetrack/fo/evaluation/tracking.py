@@ -43,8 +43,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import fiftyone as fo
-
 from fiftyone_posetrack.eval.mot import evaluate_mot_sequences, match_mot_arrays
 from fiftyone_posetrack.fo.evaluation.base import (
     BOOL,
@@ -55,9 +53,7 @@ from fiftyone_posetrack.fo.evaluation.base import (
     PosetrackEvaluationConfig,
     PosetrackEvaluationResults,
     VideoLabels,
-    check_eval_key,
-    check_label_field,
-    check_video_collection,
+    check_box_fields,
     finite_or_none,
     frame_path,
     points_in_regions,
@@ -89,9 +85,8 @@ class TrackingEvaluationConfig(PosetrackEvaluationConfig):
     """
 
     def __init__(self, pred_field, gt_field, iou_threshold=0.5, ignore_field=None, **kwargs):
-        super().__init__(pred_field, gt_field, **kwargs)
+        super().__init__(pred_field, gt_field, ignore_field=ignore_field, **kwargs)
         self.iou_threshold = float(iou_threshold)
-        self.ignore_field = ignore_field
 
     @property
     def method(self) -> str:
@@ -279,12 +274,7 @@ def evaluate_tracking(
             missing or mistyped field, boxes without ``index`` or repeated
             track ids in a frame
     """
-    check_video_collection(samples)
-    pred = check_label_field(samples, pred_field, fo.Detections, "pred_field")
-    gt = check_label_field(samples, gt_field, fo.Detections, "gt_field")
-    ign = check_label_field(samples, ignore_field, fo.Polylines, "ignore_field") if ignore_field else None
-    if eval_key is not None:
-        check_eval_key(eval_key)
+    pred, gt, ign = check_box_fields(samples, pred_field, gt_field, ignore_field, eval_key)
     if not 0.0 < float(iou_threshold) <= 1.0:
         raise BadInputError(f"iou_threshold: expected a value in (0, 1], got {iou_threshold}")
 
@@ -349,6 +339,8 @@ def _write(samples, method, eval_key, pred, gt, videos, marks, metrics) -> None:
             dataset.set_values(f"frames.{eval_key}_{c}", frame_vals, key_field="id")
         totals = {v.labels.sample_id: int(sum(pf[c])) for v, (_, pf) in zip(videos, marks)}
         dataset.set_values(f"{eval_key}_{c}", totals, key_field="id")
-    for m in SAMPLE_METRICS:
-        vals = {v.labels.sample_id: finite_or_none(metrics[v.labels.name][m]) for v in videos}
-        dataset.set_values(f"{eval_key}_{m}", vals, key_field="id")
+    method.set_sample_metrics(
+        samples,
+        eval_key,
+        {f"{eval_key}_{m}": {v.labels.sample_id: metrics[v.labels.name][m] for v in videos} for m in SAMPLE_METRICS},
+    )
