@@ -30,7 +30,7 @@ from fiftyone_posetrack.detection.base import Detector
 from fiftyone_posetrack.detection.preprocess import (
     letterbox_batch,
     read_mmdeploy_pipeline,
-    unletterbox_boxes,
+    unletterbox_detections,
 )
 from fiftyone_posetrack.detection.runtime import onnx_session
 from fiftyone_posetrack.types import BadInputError, FrameDetections
@@ -132,7 +132,5 @@ class RTMDetONNX(Detector):
         out = []
         for frame, ratio, d, lab in zip(frames, ratios, dets, labels):
             keep = (lab == self.person_label) & (d[:, 4] >= self.score_threshold)
-            boxes = unletterbox_boxes(d[keep, :4], ratio, frame.shape)
-            valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-            out.append(FrameDetections(boxes[valid], d[keep, 4][valid].astype(np.float64)))
+            out.append(unletterbox_detections(d[keep, :4], d[keep, 4], ratio, frame.shape))
         return out

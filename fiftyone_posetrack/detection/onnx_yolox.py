@@ -23,7 +23,7 @@ import numpy as np
 
 from fiftyone_posetrack.detection.base import Detector
 from fiftyone_posetrack.detection.nms import nms
-from fiftyone_posetrack.detection.preprocess import letterbox_batch, unletterbox_boxes
+from fiftyone_posetrack.detection.preprocess import letterbox_batch, unletterbox_detections
 from fiftyone_posetrack.detection.runtime import onnx_session
 from fiftyone_posetrack.types import BadInputError, FrameDetections
 
@@ -151,7 +151,5 @@ class YOLOXONNX(Detector):
             boxes, scores = decode_yolox(rows, self.grid, self.stride, self.person_class)
             cand = np.flatnonzero(scores >= self.score_threshold)
             keep = cand[nms(boxes[cand], scores[cand], self.nms_threshold, self.max_det)]
-            px = unletterbox_boxes(boxes[keep], ratio, frame.shape)
-            valid = (px[:, 2] > px[:, 0]) & (px[:, 3] > px[:, 1])
-            out.append(FrameDetections(px[valid], scores[keep][valid].astype(np.float64)))
+            out.append(unletterbox_detections(boxes[keep], scores[keep], ratio, frame.shape))
         return out

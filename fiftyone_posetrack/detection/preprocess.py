@@ -15,7 +15,15 @@ import os
 import cv2
 import numpy as np
 
-__all__ = ["letterbox", "letterbox_batch", "read_mmdeploy_pipeline", "unletterbox_boxes"]
+from fiftyone_posetrack.types import FrameDetections
+
+__all__ = [
+    "letterbox",
+    "letterbox_batch",
+    "read_mmdeploy_pipeline",
+    "unletterbox_boxes",
+    "unletterbox_detections",
+]
 
 
 def letterbox(
@@ -97,6 +105,23 @@ def unletterbox_boxes(boxes: np.ndarray, ratio: float, frame_shape) -> np.ndarra
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
     return boxes
+
+
+def unletterbox_detections(boxes: np.ndarray, scores: np.ndarray, ratio: float, frame_shape) -> FrameDetections:
+    """A frame's detections from boxes in the padded input.
+
+    Boxes are mapped as by :func:`unletterbox_boxes`; those left empty by the
+    clipping (outside the frame, e.g. in the padding) are dropped.
+
+    Args:
+        boxes: ``(N, 4)`` ``[x1, y1, x2, y2]`` in input pixels
+        scores: ``(N,)`` scores
+        ratio: the resize ratio of the frame
+        frame_shape: the frame's ``(H, W, ...)``
+    """
+    px = unletterbox_boxes(boxes, ratio, frame_shape)
+    valid = (px[:, 2] > px[:, 0]) & (px[:, 3] > px[:, 1])
+    return FrameDetections(px[valid], np.asarray(scores, dtype=np.float64)[valid])
 
 
 def read_mmdeploy_pipeline(model_path) -> dict | None:
