@@ -386,7 +386,12 @@ def queue_copies(ctx, operator, count: int) -> list[str]:
 
 
 def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
-    """Runs ``once(samples, stale_after, flush_frames, progress_callback)`` over ``view`` like a worker.
+    """Runs ``once(samples, **job_options)`` over ``view`` like a worker.
+
+    ``job_options`` are the keyword arguments of
+    :func:`fiftyone_posetrack.fo.jobs.run_video_jobs` that every stage takes
+    (``flush_frames``, ``progress``, ``raise_on_error``, ``stale_after``,
+    ``progress_callback``), from the operator's parameters.
 
     Queues the extra ``parallel_runs``; after the first pass, while other runs
     hold videos of ``view`` (status ``"running"``), polls and runs again on
@@ -412,7 +417,10 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     samples = view
     poll = min(max(stale_after / 10.0, 0.5), 30.0)
     while True:
-        summary = once(samples, stale_after, flush, callback)
+        summary = once(
+            samples, flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
+            progress_callback=callback,
+        )  # fmt: skip
         if summary.processed:
             if not dataset.has_sample_field(worker_field):
                 dataset.add_sample_field(worker_field, fo.StringField)

@@ -141,11 +141,8 @@ class DetectPersons(_Stage):
         view = target_view(ctx)
         detector = _builder(config).detector()
 
-        def once(samples, stale_after, flush, callback):
-            return detect_persons(
-                samples, detector, field, config.batch_size, overwrite, flush_frames=flush, progress=False,
-                raise_on_error=False, stale_after=stale_after, progress_callback=callback,
-            )  # fmt: skip
+        def once(samples, **job_options):
+            return detect_persons(samples, detector, field, config.batch_size, overwrite, **job_options)
 
         result = run_job(ctx, self, view, f"{field}_status", once, "person detection")
         self._finish(ctx, view, field)
@@ -207,11 +204,10 @@ class TrackPersons(_Stage):
         view = target_view(ctx)
         embedder = _builder(config).embedder()
 
-        def once(samples, stale_after, flush, callback):
+        def once(samples, **job_options):
             return track_detections(
                 samples, in_field, out_field, tracker, params, embedder, smoother, overwrite, overwrite_input,
-                flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
-                progress_callback=callback,
+                **job_options,
             )  # fmt: skip
 
         result = run_job(ctx, self, view, f"{out_field}_status", once, "tracking")
@@ -268,11 +264,10 @@ class EstimatePoses(_Stage):
         view = target_view(ctx)
         model = _builder(config).pose()
 
-        def once(samples, stale_after, flush, callback):
+        def once(samples, **job_options):
             return estimate_poses(
                 samples, model, tracks_field, out_field, config.batch_size, config.keypoint_threshold, overwrite,
-                flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
-                progress_callback=callback,
+                **job_options,
             )  # fmt: skip
 
         result = run_job(ctx, self, view, f"{out_field}_status", once, "pose estimation")
@@ -325,12 +320,10 @@ class SmoothPoses(_Stage):
         overwrite, overwrite_input = p.bool("overwrite"), p.bool("overwrite_input")
         view = target_view(ctx)
 
-        def once(samples, stale_after, flush, callback):
+        def once(samples, **job_options):
             return smooth_poses(
-                samples, in_field, out_field, method, alpha, flow_method, overwrite, overwrite_input,
-                flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
-                progress_callback=callback,
-            )  # fmt: skip
+                samples, in_field, out_field, method, alpha, flow_method, overwrite, overwrite_input, **job_options
+            )
 
         result = run_job(ctx, self, view, f"{out_field}_status", once, "pose smoothing")
         self._finish(ctx, view, out_field)
@@ -403,13 +396,10 @@ class RunPoseTracking(_Stage):
         view = target_view(ctx)
         pipeline = []  # built on the first pass, after the parallel runs are queued
 
-        def once(samples, stale_after, flush, callback):
+        def once(samples, **job_options):
             if not pipeline:
                 pipeline.append(PoseTrackingPipeline(config))
-            return run(
-                samples, config, pipeline=pipeline[0], flush_frames=flush, progress=False, raise_on_error=False,
-                stale_after=stale_after, progress_callback=callback,
-            )  # fmt: skip
+            return run(samples, config, pipeline=pipeline[0], **job_options)
 
         result = run_job(ctx, self, view, status_field(config), once, "pose tracking")
         result["detections_field"] = config.detections_field
