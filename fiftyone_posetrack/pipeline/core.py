@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from fiftyone_posetrack.flow import to_gray
 from fiftyone_posetrack.pipeline.config import PipelineConfig
 from fiftyone_posetrack.types import FrameDetections, FramePoses, FrameTracks
 
@@ -217,7 +218,12 @@ class PoseTrackingPipeline:
         with self._timed("detection"):
             detections = self.detector.detect(frames)
         tracked = []
-        for frame, dets in zip(frames, detections):
+        if self.box_smoother is not None or self.flow_smoother is not None:
+            with self._timed("box_smoothing" if self.box_smoother is not None else "pose_smoothing"):
+                grays = [to_gray(f) for f in frames]  # once per frame, shared by both smoothers
+        else:
+            grays = frames
+        for frame, gray, dets in zip(frames, grays, detections):
             dets, dropped = sanitize_detections(dets, width, height)
             self.dropped_boxes += dropped
             if self.embedder is not None and len(dets):
@@ -227,18 +233,18 @@ class PoseTrackingPipeline:
                 tracks = self.tracker.update(dets, frame)
             if self.box_smoother is not None:
                 with self._timed("box_smoothing"):
-                    tracks = self.box_smoother.update(tracks, frame)
+                    tracks = self.box_smoother.update(tracks, gray)
             tracked.append((dets, tracks))
         with self._timed("pose"):
             results = self.pose_estimator.estimate_batch(frames, [t.boxes for _, t in tracked])
-        for number, frame, (dets, tracks), (kps, scores) in zip(numbers, frames, tracked, results):
+        for number, gray, (dets, tracks), (kps, scores) in zip(numbers, grays, tracked, results):
             kps, scores = sanitize_poses(kps, scores, width, height)
             poses = FramePoses(kps, scores, tracks.track_ids, tracks.boxes)
             self.frames_done += 1
             if self.flow_smoother is not None:
                 self._pending.append((number, dets, tracks))
                 with self._timed("pose_smoothing"):
-                    smoothed = self.flow_smoother.push(frame, poses)
+                    smoothed = self.flow_smoother.push(gray, poses)
                 if smoothed is not None:
                     yield self._emit(smoothed)
                 continue
