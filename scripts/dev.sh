@@ -45,7 +45,7 @@ setup_system() {
 }
 
 setup_hash() {
-  cat "$REPO/pyproject.toml" "$REPO/scripts/constraints.txt" "$REPO/scripts/dev.sh" \
+  cat "$REPO/pyproject.toml" "$REPO/setup.py" "$REPO/scripts/constraints.txt" "$REPO/scripts/dev.sh" \
     "$REPO"/scripts/setup_mm.sh 2>/dev/null | sha1sum | cut -c1-16
   echo "mm=${POSETRACK_NO_MM:-0}"
 }
@@ -119,6 +119,9 @@ case "$cmd" in
     ;;
   test)
     setup
+    # the real-browser App test needs Chromium; where it cannot be installed the test skips
+    POSETRACK_VENV=$VENV bash "$REPO/scripts/setup_browser.sh" \
+      || log "Chromium/playwright unavailable: the browser test will skip"
     cd "$REPO"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
