@@ -47,6 +47,7 @@ from fiftyone_posetrack.fo.dataset import (
 )
 from fiftyone_posetrack.fo.labels import (
     boxes_to_detections,
+    check_frame_field,
     detections_to_arrays,
     keypoints_to_arrays,
     sample_to_mot,
@@ -520,18 +521,6 @@ def _video_samples(samples, what: str) -> list[fo.Sample]:
     return out
 
 
-def _check_frame_field(samples, name: str, cls: type, param: str) -> None:
-    schema = samples.get_frame_field_schema() or {}
-    if name not in schema:
-        raise BadInputError(f"{param}: frame field {name!r} does not exist; frame fields: {sorted(schema)}")
-    have = getattr(schema[name], "document_type", None)
-    if have is not cls:
-        raise BadInputError(
-            f"{param}: frame field {name!r} holds {getattr(have, '__name__', type(schema[name]).__name__)}, "
-            f"expected {cls.__name__}"
-        )
-
-
 def _targets(paths: list[str], overwrite: bool) -> list[str]:
     existing = [p for p in paths if os.path.exists(p)]
     if existing and not overwrite:
@@ -563,7 +552,7 @@ def export_mot(
     """
     from fiftyone_posetrack.synth.writer import write_seqinfo
 
-    _check_frame_field(samples, field, fo.Detections, "field")
+    check_frame_field(samples, field, fo.Detections, "field")
     videos = _video_samples(samples, "MOT export")
     out_dir = os.fspath(out_dir)
     names = [video_name(s) for s in videos]
@@ -628,9 +617,9 @@ def export_posetrack(
     Returns:
         the written paths, in sample order
     """
-    _check_frame_field(samples, keypoints_field, fo.Keypoints, "keypoints_field")
+    check_frame_field(samples, keypoints_field, fo.Keypoints, "keypoints_field")
     if detections_field:
-        _check_frame_field(samples, detections_field, fo.Detections, "detections_field")
+        check_frame_field(samples, detections_field, fo.Detections, "detections_field")
     videos = _video_samples(samples, "PoseTrack export")
     names_in = keypoint_names(samples, keypoints_field)
     names_out = POSETRACK_KEYPOINTS if posetrack_joints else names_in

@@ -30,6 +30,7 @@ __all__ = [
     "detections_to_arrays",
     "keypoints_to_arrays",
     "write_frame_labels",
+    "check_frame_field",
     "frames_to_mot",
     "sample_to_mot",
 ]
@@ -185,6 +186,31 @@ def write_frame_labels(
             key_field="id",
         )
     return time.perf_counter() - start
+
+
+def check_frame_field(samples, name: str, cls: type, param: str | None = None) -> None:
+    """Refuses a frame field that does not exist or does not hold ``cls`` labels.
+
+    Args:
+        samples: a video collection
+        name: the frame field (without ``frames.``)
+        cls: the label class it must hold, e.g. ``fo.Detections``
+        param: the parameter that named the field, put first in the message
+
+    Raises:
+        BadInputError: naming the field (and ``param``), and the frame fields
+            or the type found
+    """
+    prefix = f"{param}: " if param else ""
+    schema = samples.get_frame_field_schema() or {}
+    if name not in schema:
+        raise BadInputError(f"{prefix}frame field {name!r} does not exist; frame fields: {sorted(schema)}")
+    have = getattr(schema[name], "document_type", None)
+    if have is not cls:
+        raise BadInputError(
+            f"{prefix}frame field {name!r} holds {getattr(have, '__name__', type(schema[name]).__name__)}, "
+            f"expected {cls.__name__}"
+        )
 
 
 def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndarray:

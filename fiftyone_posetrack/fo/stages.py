@@ -25,6 +25,7 @@ import fiftyone as fo
 from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, run_video_jobs
 from fiftyone_posetrack.fo.labels import (
     boxes_to_detections,
+    check_frame_field,
     detections_to_arrays,
     keypoints_to_arrays,
     poses_to_keypoints,
@@ -39,18 +40,6 @@ __all__ = ["detect_persons", "track_detections", "estimate_poses", "smooth_poses
 def _frame_labels(dataset, sample_id: str, field: str) -> dict[int, fo.Label]:
     numbers, labels = dataset.select(sample_id).values(["frames.frame_number", f"frames.{field}"])
     return {n: label for n, label in zip(numbers[0], labels[0]) if label is not None}
-
-
-def _check_input(samples, field: str, cls: type) -> None:
-    schema = samples.get_frame_field_schema() or {}
-    if field not in schema:
-        raise BadInputError(f"frame field {field!r} does not exist; frame fields: {sorted(schema)}")
-    have = getattr(schema[field], "document_type", None)
-    if have is not cls:
-        raise BadInputError(
-            f"frame field {field!r} holds {getattr(have, '__name__', type(schema[field]).__name__)}, "
-            f"expected {cls.__name__}"
-        )
 
 
 def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
@@ -135,7 +124,7 @@ def track_detections(
     """
     from fiftyone_posetrack.tracking.base import make_tracker
 
-    _check_input(samples, in_field, fo.Detections)
+    check_frame_field(samples, in_field, fo.Detections)
     make_tracker(tracker, **(tracker_params or {}))  # refuse bad names / params up front
     needs_frames = embedder is not None or box_smoother is not None
     dataset = samples._dataset
@@ -193,7 +182,7 @@ def estimate_poses(
     """
     from fiftyone_posetrack.pipeline.core import sanitize_poses
 
-    _check_input(samples, tracks_field, fo.Detections)
+    check_frame_field(samples, tracks_field, fo.Detections)
     dataset = samples._dataset
 
     def compute(sample, n_frames):
@@ -239,7 +228,7 @@ def smooth_poses(
     """
     from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
 
-    _check_input(samples, in_field, fo.Keypoints)
+    check_frame_field(samples, in_field, fo.Keypoints)
     if method not in ("flow", "one-euro"):
         raise BadInputError(f"method: expected 'flow' or 'one-euro', got {method!r}")
     if method == "flow":
