@@ -438,6 +438,7 @@ def test_nan_and_out_of_frame_joints_become_missing_or_clipped(dataset, pipeline
         ({"keypoints_field": "gt_detections"}, "frame field 'gt_detections' exists with type Detections, not Keypoints"),
         ({"detections_field": "gt_keypoints"}, "frame field 'gt_keypoints' exists with type Keypoints, not Detections"),
     ],
+    ids=["keypoints-into-Detections-field", "boxes-into-Keypoints-field"],
 )
 def test_output_field_of_another_type_is_refused(dataset, pipeline, changes, message):
     before = snapshot(dataset)
@@ -449,6 +450,7 @@ def test_output_field_of_another_type_is_refused(dataset, pipeline, changes, mes
 @pytest.mark.parametrize(
     "changes, foreign",
     [({"detections_field": "gt_detections"}, "gt_detections"), ({**NEW, "keypoints_field": "gt_keypoints"}, "gt_keypoints")],
+    ids=["gt_detections", "gt_keypoints"],
 )
 def test_existing_field_another_job_wrote_is_not_overwritten(dataset, pipeline, changes, foreign):
     before = snapshot(dataset)
@@ -508,6 +510,7 @@ def test_image_collection_is_refused(pipeline, tmp_path):
         ({"reid": "osnet"}, BadInputError, "unknown embedder 'osnet'"),
         ({"reid": "osnet_x1_0"}, BadInputError, "needs a checkpoint file"),
     ],
+    ids=["detector-name", "pose-name", "missing-onnx", "unknown-backend", "unknown-reid", "reid-without-weights"],
 )
 def test_unknown_or_missing_models_are_named(models, changes, error, message):
     with pytest.raises(error, match=message):
@@ -537,27 +540,24 @@ def test_reid_checkpoint_of_another_architecture_is_refused(tmp_path):
         make_embedder("resnet50", weights=path, device="cpu")
 
 
-def test_openmmlab_checkpoint_of_another_config_is_refused(tmp_path):
-    import importlib.util
-
-    for module in ("mmdet", "mmpose", "fiftyone_posetrack.detection.mmdet", "fiftyone_posetrack.pose.mmpose"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:
-            found = False
-        if not found:
-            pytest.skip(f"{module} is not importable here (OpenMMLab stack or its backend absent)")
+@pytest.mark.parametrize(
+    "spec",
+    ["mmdet:rtmdet_tiny_8xb32-300e_coco.py", "mmpose:td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"],
+    ids=["mmdet", "mmpose"],
+)
+def test_openmmlab_checkpoint_of_another_model_is_refused(spec, tmp_path):
+    backend, config = spec.split(":")
+    pytest.importorskip(backend, reason=f"{backend} is not installed here (OpenMMLab extra: bash scripts/setup_mm.sh .venv)")
     import torch
 
     from fiftyone_posetrack.detection import make_detector
+    from fiftyone_posetrack.pose.base import make_pose_estimator
 
-    config = pathlib.Path(importlib.util.find_spec("mmdet").origin).parent / ".mim" / "configs" / "rtmdet" / "rtmdet_tiny_8xb32-300e_coco.py"
-    if not config.is_file():
-        pytest.skip(f"mmdet ships no {config.name}")
     ckpt = tmp_path / "other.pth"
-    torch.save({"state_dict": {"backbone.stem.0.conv.weight": torch.zeros(3, 3, 1, 1)}}, ckpt)
-    with pytest.raises(BadInputError, match="other.pth"):
-        make_detector(f"mmdet:{config}:{ckpt}", device="cpu")
+    torch.save({"state_dict": {"head.other.weight": torch.zeros(3, 3)}}, ckpt)
+    make = make_detector if backend == "mmdet" else make_pose_estimator
+    with pytest.raises(BadInputError, match=r"checkpoint .*other.pth does not match the config's model .*unexpected: head.other.weight"):
+        make(f"{spec}:{ckpt}", device="cpu")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -575,6 +575,7 @@ def test_openmmlab_checkpoint_of_another_config_is_refused(tmp_path):
         ({"device": "cuda:x"}, "config.device"),
         ({"tracker_params": {"max_age": -1}}, "max_age >= 0"),
     ],
+    ids=["negative-det-threshold", "negative-keypoint-threshold", "nan-threshold", "batch-size-0", "batch-size-2.5", "device-gpu", "device-cuda-x", "negative-max-age"],
 )
 def test_bad_parameters_in_python(changes, message):
     with pytest.raises(BadInputError, match=re.escape(message)):
@@ -601,6 +602,7 @@ def test_bad_job_parameters_in_python(dataset, pipeline):
         (["--param", "max_age=-1"], "max_age >= 0"),
         (["--pose-alpha", "0.9"], "config.pose_alpha"),
     ],
+    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9"],
 )
 def test_bad_parameters_on_the_command_line(dataset, models, args, message, capsys):
     before = snapshot(dataset)
@@ -623,6 +625,7 @@ def test_bad_parameters_on_the_command_line(dataset, models, args, message, caps
         ({"tracker_params": '{"max_age": -1}'}, "max_age >= 0"),
         ({"detector": "rtmdet-onnx:/no/such/det.onnx"}, "/no/such/det.onnx"),
     ],
+    ids=["batch-size-0", "negative-det-threshold", "keypoint-threshold-2", "device-gpu", "stale-after-0", "flush-frames-0", "batch-size-string", "negative-max-age", "missing-onnx"],
 )
 def test_bad_parameters_in_operators(dataset, models, plugin, params, message):
     before = snapshot(dataset)

@@ -280,7 +280,9 @@ def test_database_restart_fails_clearly_then_resumes(videos, models, reference, 
     from conftest import start_mongod, stop_mongod
 
     mongod, port = start_mongod(tmp_path / "mongod")
-    uri = f"mongodb://127.0.0.1:{port}"
+    # a database lost between two writes is noticed within POSETRACK_DB_TIMEOUT; one lost in the middle
+    # of a write, within pymongo's serverSelectionTimeoutMS (30 s unless the URI says otherwise)
+    uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=4000"
     env = dict(os.environ, FIFTYONE_DATABASE_URI=uri, POSETRACK_DB_TIMEOUT="3")
     state = None
     try:
