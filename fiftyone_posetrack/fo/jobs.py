@@ -183,8 +183,9 @@ def check_fields(samples, job: VideoJob) -> None:
             )
     schema = samples.get_field_schema()
     status, claimed = status_fields(job)
-    foreign = [n for n in job.outputs if n in frame_schema]
-    if foreign and status not in samples._dataset.get_field_schema() and not (job.overwrite or job.replace_existing):
+    dataset = samples._dataset  # not the view: a field the view hides would still be overwritten
+    foreign = [n for n in job.outputs if n in (dataset.get_frame_field_schema() or {})]
+    if foreign and status not in dataset.get_field_schema() and not (job.overwrite or job.replace_existing):
         raise BadInputError(
             f"frame field(s) {foreign} exist but were not written by {job.name} (the dataset has no "
             f"sample field {status!r}); choose other output fields, or pass overwrite=True to replace them"
