@@ -20,7 +20,6 @@ os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
 import numpy as np  # noqa: E402
 
-import fiftyone as fo  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from videos import make_video  # noqa: E402

@@ -17,9 +17,7 @@ crowd of ``--people`` people rendered on the spot.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
-import resource
 import subprocess
 import sys
 import tempfile

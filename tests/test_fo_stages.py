@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import fiftyone as fo
 
 from fiftyone_posetrack.detection import make_detector
 from fiftyone_posetrack.eval.mot import evaluate_mot_arrays

@@ -7,7 +7,6 @@ import fiftyone as fo
 
 from fiftyone_posetrack.eval.mot import evaluate_mot_arrays
 from fiftyone_posetrack.fo.dataset import load_synth
-from fiftyone_posetrack.fo.labels import sample_to_mot
 from fiftyone_posetrack.fo.run import run, status_field
 from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
 from fiftyone_posetrack.synth import render_crowd

@@ -20,7 +20,6 @@ the ground truth follows exactly:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
