@@ -335,5 +335,47 @@ def test_two_runs_at_once_label_each_video_once(persistent, videos, models, refe
     _assert_like_reference(dataset, reference)
 
 
+def test_video_with_over_100_mb_of_frames_is_tracked_and_redone(tmp_path):
+    """MongoDB's ``$lookup`` gathers at most 100 MB of one video's frames, which FiftyOne's per-video
+    frame aggregations (``values("frames...")``) need: the jobs read, write and clear frames by index."""
+    import fiftyone as fo
+    from bson import ObjectId
+
+    from fiftyone_posetrack.fo.dataset import add_videos
+    from fiftyone_posetrack.fo.labels import write_frame_labels
+    from fiftyone_posetrack.fo.stages import track_detections
+    from videos import make_video
+
+    frames = 700
+    dataset = fo.Dataset("faults-big-frames")
+    try:
+        (sid,) = add_videos(dataset, [make_video(tmp_path / "long.mp4", frames=frames, size=(64, 48))])
+        rng = __import__("numpy").random.default_rng(0)
+        boxes = {
+            n: fo.Detections(detections=[
+                fo.Detection(label="person", bounding_box=[0.1 + 0.25 * i + 0.0005 * n, 0.2, 0.15, 0.5], confidence=0.9)
+                for i in range(3)
+            ])
+            for n in range(1, frames + 1)
+        }  # fmt: skip
+        write_frame_labels(dataset, {"boxes": {sid: boxes}})
+        blob = rng.bytes(75_000).hex()  # 150 kB per frame, e.g. masks another tool stored on every frame
+        dataset.add_frame_field("blob", fo.StringField)
+        dataset._frame_collection.update_many({"_sample_id": ObjectId(sid)}, {"$set": {"blob": blob}})
+        size = sum(len(d["blob"]) for d in dataset._frame_collection.find({}, {"blob": 1}))
+        assert size > 100 * 2**20, size
+
+        summary = track_detections(dataset, "boxes", "tracked", tracker="sort", progress=False, flush_frames=100)
+        assert summary.frames == frames
+        again = track_detections(dataset, "boxes", "tracked", tracker="sort", overwrite=True, progress=False, flush_frames=100)
+        assert again.processed == [sid], "the done video was cleared and redone"
+        coll = dataset._frame_collection
+        assert coll.count_documents({"_sample_id": ObjectId(sid)}) == frames
+        assert coll.count_documents({"tracked.detections.2": {"$exists": True}}) >= frames - 2, "three tracks per frame"
+        assert coll.count_documents({"blob": blob}) == frames, "the other field is untouched"
+    finally:
+        dataset.delete()
+
+
 if __name__ == "__main__":
     print(json.dumps(driver(sys.argv[1:])))

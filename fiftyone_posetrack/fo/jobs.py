@@ -253,10 +253,18 @@ def _release_if_possible(dataset, sample_id: str, job: VideoJob) -> bool:
 
 
 def _clear(dataset, sample_id: str, job: VideoJob) -> None:
-    view = dataset.select(sample_id)
-    for name in job.outputs:
-        if dataset.has_frame_field(name):
-            view.set_values(f"frames.{name}", [[None] * len(f) for f in view.values("frames.frame_number")])
+    """Sets the job's output fields of every frame of the video to None (one update, no read)."""
+    from datetime import datetime, timezone
+
+    from fiftyone.core.frame import Frame
+
+    names = [name for name in job.outputs if dataset.has_frame_field(name)]
+    if names:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        dataset._frame_collection.update_many(
+            {"_sample_id": ObjectId(sample_id)}, {"$set": {**dict.fromkeys(names), "last_modified_at": now}}
+        )
+        Frame._reload_docs(dataset._frame_collection_name, sample_ids=[sample_id])  # frames held in memory
 
 
 class _Progress:

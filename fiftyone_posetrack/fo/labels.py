@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Mapping
+from datetime import datetime, timezone
+from typing import Iterable, Mapping
 
 import fiftyone as fo
 import numpy as np
+from bson import ObjectId
 
 from fiftyone_posetrack.types import BadInputError, FramePoses, FrameTracks
 
@@ -30,6 +32,7 @@ __all__ = [
     "detections_to_arrays",
     "keypoints_to_arrays",
     "write_frame_labels",
+    "frame_ids",
     "check_frame_field",
     "frames_to_mot",
     "sample_to_mot",
@@ -157,10 +160,14 @@ def write_frame_labels(
     dataset: fo.Dataset,
     fields: Mapping[str, Mapping[str, Mapping[int, fo.Label | None]]],
 ) -> float:
-    """Writes frame labels of many videos in one bulk operation per field.
+    """Writes frame labels of many videos in one bulk operation per field and video.
 
     This is the fast path: no per-frame ``save()``; frames that do not exist yet
-    are created. Frames of a video that are not in the mapping are not touched.
+    are created. Frames of a video that are not in the mapping are not touched,
+    and not read either: the frame documents are found by their (indexed)
+    frame numbers, so a write costs the same at the end of a long video as at
+    its start, and never hits MongoDB's 100 MB limit on the frames that
+    FiftyOne's ``set_values(key_field="id")`` gathers per video.
 
     Args:
         dataset: the video dataset
@@ -180,12 +187,36 @@ def write_frame_labels(
                 raise BadInputError(
                     f"frame numbers must be integers >= 1, got {bad[:5]} for sample {sample_id}"
                 )
-        dataset.set_values(
-            f"frames.{field}",
-            {sid: {int(n): v for n, v in frames.items()} for sid, frames in per_sample.items()},
-            key_field="id",
-        )
+        for sample_id, frames in per_sample.items():
+            if not frames:
+                continue
+            ids = frame_ids(dataset, sample_id, frames)
+            dataset.set_values(
+                f"frames.{field}", {ids[int(n)]: v for n, v in frames.items()}, key_field="frames.id"
+            )
     return time.perf_counter() - start
+
+
+def frame_ids(dataset: fo.Dataset, sample_id: str, numbers: Iterable[int]) -> dict[int, str]:
+    """The ids of a video's frame documents ``numbers``, creating the missing ones.
+
+    Reads only those frames (by the ``_sample_id, frame_number`` index); new
+    frame documents get the fields FiftyOne's own ``set_values`` gives them.
+    """
+    numbers = sorted({int(n) for n in numbers})
+    oid = ObjectId(sample_id)
+    coll = dataset._frame_collection
+    found = {
+        d["frame_number"]: d["_id"]
+        for d in coll.find({"_sample_id": oid, "frame_number": {"$in": numbers}}, {"frame_number": 1})
+    }
+    missing = [n for n in numbers if n not in found]
+    if missing:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as FiftyOne stores it
+        docs = [{"_sample_id": oid, "frame_number": n, "last_modified_at": now} for n in missing]
+        coll.insert_many(docs, ordered=False)
+        found.update((d["frame_number"], d["_id"]) for d in docs)
+    return {n: str(found[n]) for n in numbers}
 
 
 def check_frame_field(samples, name: str, cls: type, param: str | None = None) -> None:
