@@ -373,6 +373,10 @@ def test_video_with_over_100_mb_of_frames_is_tracked_and_redone(tmp_path):
         assert coll.count_documents({"_sample_id": ObjectId(sid)}) == frames
         assert coll.count_documents({"tracked.detections.2": {"$exists": True}}) >= frames - 2, "three tracks per frame"
         assert coll.count_documents({"blob": blob}) == frames, "the other field is untouched"
+        from fiftyone_posetrack.fo.labels import sample_to_mot
+
+        mot = sample_to_mot(dataset[sid], "tracked")  # read back frame by frame
+        assert len(mot) >= 3 * (frames - 2) and set(mot[:, 1]) == {1, 2, 3}
     finally:
         dataset.delete()
 

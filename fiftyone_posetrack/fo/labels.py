@@ -33,6 +33,7 @@ __all__ = [
     "keypoints_to_arrays",
     "write_frame_labels",
     "frame_ids",
+    "read_frame_labels",
     "check_frame_field",
     "frames_to_mot",
     "sample_to_mot",
@@ -292,5 +293,21 @@ def sample_to_mot(sample: fo.Sample, field: str) -> np.ndarray:
     md = sample.metadata
     if md is None or not md.frame_width:
         raise BadInputError(f"sample {sample.id} ({sample.filepath}) has no video metadata")
-    numbers, labels = sample._dataset.select(sample.id).values(["frames.frame_number", f"frames.{field}"])
-    return frames_to_mot(numbers[0], labels[0], md.frame_width, md.frame_height)
+    numbers, labels = read_frame_labels(sample._dataset, sample.id, field)
+    return frames_to_mot(numbers, labels, md.frame_width, md.frame_height)
+
+
+def read_frame_labels(dataset: fo.Dataset, sample_id: str, field: str) -> tuple[list[int], list[fo.Label]]:
+    """One video's labels of ``field`` in frame order (frames without one are left out).
+
+    Reads the frame documents with an indexed cursor, not with FiftyOne's
+    per-video frame aggregation, which fails once a video's frames exceed
+    MongoDB's 100 MB ``$lookup`` limit (long or crowded videos).
+    """
+    query = {"_sample_id": ObjectId(sample_id), field: {"$ne": None}}
+    docs = dataset._frame_collection.find(query, {"frame_number": 1, field: 1}).sort("frame_number", 1)
+    numbers, labels = [], []
+    for doc in docs:
+        numbers.append(int(doc["frame_number"]))
+        labels.append(fo.Label.from_dict(doc[field]))
+    return numbers, labels
