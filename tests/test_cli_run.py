@@ -1,5 +1,7 @@
 """`posetrack run` and `posetrack demo` end to end, and their bad-input errors."""
 
+import re
+
 import pytest
 
 import fiftyone as fo
@@ -53,5 +55,11 @@ def test_demo_runs_end_to_end_and_evaluates(shared_dir, tmp_path, capsys):
             "--out", str(tmp_path / "demo"), "--models-dir", str(shared_dir / "models"), "--reid", "none"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "MOTA" in out and "IDF1" in out and "HOTA" in out
-    assert fo.load_dataset("posetrack-demo").count("frames.pred_detections.detections") > 0
+    assert re.search(r"tracking: MOTA -?\d\.\d{3}  IDF1 \d\.\d{3}  HOTA \d\.\d{3}", out)
+    assert re.search(r"poses: +OKS AP \d\.\d{3}  AP50 \d\.\d{3}.*PoseTrack AP \d+\.\d  MOTA -?\d+\.\d", out)
+    ds = fo.load_dataset("posetrack-demo")
+    assert ds.count("frames.pred_detections.detections") > 0
+    assert set(ds.list_evaluations()) == {"demo_tracking", "demo_poses"}
+    # the printed numbers are the stored runs' numbers
+    mota = ds.load_evaluation_results("demo_tracking").metrics()["mota"]
+    assert f"MOTA {mota:.3f}" in out

@@ -185,3 +185,47 @@ def test_onnx_export_matches_torch(tmp_path):
     boxes = np.array([[55, 40, 125, 265], [295, 40, 365, 265], [10, 10, 50, 90.0]])
     np.testing.assert_allclose(onnx_emb.embed(scene(), boxes), torch_emb.embed(scene(), boxes), atol=1e-4)
     assert onnx_emb.dim == 512
+
+
+class _ShapeDependent(torch.nn.Module):
+    """Depends on the batch size through Python arithmetic: an ONNX trace bakes
+    it in as a constant and torch.fx cannot trace it, so both fast CPU routes
+    must be rejected and the eager module used."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3)) * float(x.shape[0])
+
+
+@pytest.mark.parametrize("runtime", ["eager", "torch", "onnxruntime", "auto"])
+def test_cpu_runtimes_agree_with_eager(runtime):
+    if runtime in ("onnxruntime", "auto"):
+        pytest.importorskip("onnx", reason="the in-memory ONNX export needs the onnx package")
+        pytest.importorskip("onnxruntime")
+    model = small_model(3)
+    kw = dict(input_size=(128, 64), flip=True, scales=(1.0, 0.875))
+    boxes = np.array([[55, 40, 125, 265], [295, 40, 365, 265], [10, 10, 50, 90.0]])
+    want = TorchEmbedder(model, 512, "cpu", runtime="eager", **kw).embed(scene(), boxes)
+    emb = TorchEmbedder(model, 512, "cpu", runtime=runtime, **kw)
+    assert emb.runtime_used is None  # chosen at the first call
+    np.testing.assert_allclose(emb.embed(scene(), boxes), want, atol=1e-5)
+    expected = {"auto": "onnxruntime"}.get(runtime, runtime)
+    assert emb.runtime_used == expected
+    # several batch sizes and both scales through the same runner
+    np.testing.assert_allclose(emb.embed(scene(), boxes[:1]), want[:1], atol=1e-5)
+
+
+def test_cpu_runtime_falls_back_when_a_route_is_wrong():
+    from fiftyone_posetrack.reid.runtime import cpu_runner
+
+    model = _ShapeDependent().eval()
+    probe = np.random.default_rng(0).standard_normal((3, 3, 16, 8), np.float32)
+    run, name = cpu_runner(model, probe, "auto")
+    assert name == "eager"
+    with torch.no_grad():
+        np.testing.assert_allclose(run(probe), model(torch.from_numpy(probe)).numpy(), atol=1e-6)
+    with pytest.raises(BadInputError, match="runtime"):
+        TorchEmbedder(small_model(), 512, "cpu", runtime="tensorrt", input_size=(64, 32))

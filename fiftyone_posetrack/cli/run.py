@@ -204,13 +204,23 @@ def _demo(args) -> int:
 
 
 def _print_evaluation(dataset, config) -> None:
-    from fiftyone_posetrack.eval.mot import evaluate_mot_sequences
-    from fiftyone_posetrack.fo.labels import sample_to_mot
+    """Evaluates the demo's labels as stored runs (``demo_tracking``,
+    ``demo_poses``: the App can filter to the errors) and prints the metrics."""
+    from fiftyone_posetrack.fo.evaluation import evaluate_poses, evaluate_tracking
 
-    sequences = {
-        os.path.basename(s.filepath): (sample_to_mot(s, "gt_detections"), sample_to_mot(s, config.detections_field))
-        for s in dataset
-    }
-    overall = evaluate_mot_sequences(sequences)["OVERALL"]
-    keys = ("mota", "idf1", "hota", "motp", "fp", "fn", "idsw")
-    print("tracking: " + "  ".join(f"{k.upper()} {overall[k]:.3f}" if isinstance(overall[k], float) else f"{k.upper()} {overall[k]}" for k in keys))
+    m = evaluate_tracking(dataset, config.detections_field, "gt_detections", eval_key="demo_tracking").metrics()
+    print(
+        f"tracking: MOTA {m['mota']:.3f}  IDF1 {m['idf1']:.3f}  HOTA {m['hota']:.3f}  "
+        f"MOTP {m['motp']:.3f}  FP {m['fp']}  FN {m['fn']}  IDSW {m['idsw']}"
+    )
+    if not dataset.has_frame_field("gt_keypoints"):
+        return
+    p = evaluate_poses(
+        dataset, config.keypoints_field, "gt_keypoints", eval_key="demo_poses", kind="posetrack",
+        pred_box_field=config.detections_field,
+    ).metrics()  # fmt: skip
+    print(
+        f"poses:    OKS AP {p['ap']:.3f}  AP50 {p['ap50']:.3f}  AR {p['ar']:.3f}  |  PoseTrack "
+        f"AP {p['pt_ap']:.1f}  MOTA {p['pt_mota']:.1f}  MOTP {p['pt_motp']:.1f} (percent)"
+    )
+    print("evaluation runs 'demo_tracking' and 'demo_poses' are stored on the dataset")

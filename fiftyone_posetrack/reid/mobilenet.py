@@ -103,7 +103,7 @@ class MobileNetV2Embedder(TorchEmbedder):
             convolutional; it separated people better than the 224 x 224 of
             its ImageNet training, and is 1.5x cheaper)
         half: float16 on CUDA
-        **kwargs: ``flip``, ``scales``, ``batch_size`` (see
+        **kwargs: ``flip``, ``scales``, ``batch_size``, ``runtime`` (see
             :class:`~fiftyone_posetrack.reid.base.Embedder`)
     """
 

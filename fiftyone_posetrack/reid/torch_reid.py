@@ -330,21 +330,42 @@ class TorchEmbedder(Embedder):
         dim: ``D``
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
         half: run in float16 (CUDA only)
+        runtime: on the CPU, how to run the network (see
+            :func:`~fiftyone_posetrack.reid.runtime.cpu_runner`): ``"auto"``
+            (onnxruntime when installed, else fused channels-last torch),
+            ``"onnxruntime"``, ``"torch"`` or ``"eager"``; chosen at the first
+            call and kept in :attr:`runtime_used`
         **kwargs: see :class:`~fiftyone_posetrack.reid.base.Embedder`
     """
 
-    def __init__(self, model: nn.Module, dim: int, device="auto", half=False, **kwargs):
+    def __init__(
+        self, model: nn.Module, dim: int, device="auto", half=False, runtime="auto", **kwargs
+    ):
+        from fiftyone_posetrack.reid.runtime import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise BadInputError(f"runtime: expected one of {list(RUNTIMES)}, got {runtime!r}")
         super().__init__(**kwargs)
         self.device = resolve_device(device)
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
         self.model = model.eval().to(self.device, self.dtype)
         self._dim = int(dim)
+        self.runtime = runtime
+        self.runtime_used: str | None = None if self.device.type == "cpu" else "torch-" + str(self.device)
+        self._cpu_run = None
 
     @property
     def dim(self) -> int:
         return self._dim
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self.device.type == "cpu":
+            if self._cpu_run is None:
+                from fiftyone_posetrack.reid.runtime import cpu_runner
+
+                probe = np.random.default_rng(0).standard_normal((2, *batch.shape[1:]), np.float32)
+                self._cpu_run, self.runtime_used = cpu_runner(self.model, probe, self.runtime)
+            return self._cpu_run(batch)
         x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
         with torch.inference_mode():
             return self.model(x).float().cpu().numpy()
@@ -361,7 +382,7 @@ class TorchReID(TorchEmbedder):
         input_size: ``(H, W)`` of the network input (ReID models: 256 x 128)
         last_stride: ResNet50's last stride (default: 1 for BNNeck
             checkpoints, 2 for plain torchreid / torchvision ones)
-        **kwargs: ``flip``, ``scales``, ``batch_size``, ``mean``, ``std``
+        **kwargs: ``flip``, ``scales``, ``batch_size``, ``mean``, ``std``, ``runtime``
     """
 
     def __init__(
