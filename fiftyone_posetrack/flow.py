@@ -21,6 +21,8 @@ Example::
     pts, ok = propagate_points(prev, nxt, keypoints_xy)           # LK
     flow = dense_flow(prev, nxt)                                  # (H, W, 2)
     pts, ok = propagate_points(prev, nxt, keypoints_xy, "dis", flow)
+    # points of both frames across the pair, with 3 LK calls instead of 4
+    (fwd, fwd_ok), (back, back_ok) = propagate_points_both_ways(prev, nxt, pts0, pts1)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["to_gray", "dense_flow", "propagate_points", "DIS_PRESETS"]
+__all__ = ["to_gray", "dense_flow", "propagate_points", "propagate_points_both_ways", "DIS_PRESETS"]
 
 #: DIS presets by name
 DIS_PRESETS = {
@@ -160,14 +162,111 @@ def propagate_points(
     return out, ok
 
 
+def propagate_points_both_ways(
+    gray_a: np.ndarray,
+    gray_b: np.ndarray,
+    points_a: np.ndarray,
+    points_b: np.ndarray,
+    method: str = "lk",
+    win_size: int = 21,
+    max_level: int = 3,
+    fb_threshold: float = 1.0,
+    dis_preset: str = "fast",
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Moves ``points_a`` from frame a to b and ``points_b`` from b to a.
+
+    The same as two :func:`propagate_points` calls, but with LK the backward
+    pass of ``points_a``' forward-backward check and the forward pass of
+    ``points_b`` share one call (three ``calcOpticalFlowPyrLK`` calls instead
+    of four, on one region of interest): the pyramids, not the points, are
+    most of LK's cost with few people. Streaming pose smoothing needs exactly
+    this for every pair of consecutive frames.
+
+    Returns:
+        ``((moved_a (Na, 2), ok_a (Na,)), (moved_b (Nb, 2), ok_b (Nb,)))``,
+        as :func:`propagate_points`
+    """
+    _check_pair(gray_a, gray_b)
+    pa = np.asarray(points_a, dtype=np.float64).reshape(-1, 2)
+    pb = np.asarray(points_b, dtype=np.float64).reshape(-1, 2)
+    if method == "dis":
+        return (
+            propagate_points(gray_a, gray_b, pa, "dis", _dense(gray_a, gray_b, dis_preset) if len(pa) else None),
+            propagate_points(gray_b, gray_a, pb, "dis", _dense(gray_b, gray_a, dis_preset) if len(pb) else None),
+        )
+    if method != "lk":
+        raise BadInputError(f"method: expected 'lk' or 'dis', got {method!r}")
+    out_a, ok_a = pa.copy(), _inside(pa, gray_a.shape)
+    out_b, ok_b = pb.copy(), _inside(pb, gray_b.shape)
+    ia, ib = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
+    if len(ia) == 0 or len(ib) == 0:  # one direction only: nothing to share
+        if len(ia):
+            out_a, ok_a = propagate_points(gray_a, gray_b, pa, "lk", None, win_size, max_level, fb_threshold)
+        if len(ib):
+            out_b, ok_b = propagate_points(gray_b, gray_a, pb, "lk", None, win_size, max_level, fb_threshold)
+        return (out_a, ok_a), (out_b, ok_b)
+    full_shape = gray_a.shape
+    roi = _lk_roi(full_shape, np.concatenate([pa[ia], pb[ib]]), win_size, max_level)
+    offset = np.zeros(2)
+    if roi is not None:
+        x0, y0, x1, y1 = roi
+        gray_a, gray_b = gray_a[y0:y1, x0:x1], gray_b[y0:y1, x0:x1]
+        offset = np.array([x0, y0], dtype=np.float64)
+    kw = dict(winSize=(win_size, win_size), maxLevel=max_level, criteria=_LK_CRITERIA)
+    a0 = (pa[ia] - offset).astype(np.float32).reshape(-1, 1, 2)
+    b0 = (pb[ib] - offset).astype(np.float32).reshape(-1, 1, 2)
+    a1, st_a1, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, a0, None, **kw)
+    # b -> a: the forward pass of points_b and the backward check of points_a
+    both, st_both, _ = cv2.calcOpticalFlowPyrLK(gray_b, gray_a, np.concatenate([b0, a1]), None, **kw)
+    b1, a0r = both[: len(b0)], both[len(b0) :]
+    st_b1, st_a2 = st_both[: len(b0)], st_both[len(b0) :]
+    b0r, st_b2, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, b1, None, **kw)
+    for idx, p0, p1, p0r, st1, st2, out, ok in (
+        (ia, a0, a1, a0r, st_a1, st_a2, out_a, ok_a),
+        (ib, b0, b1, b0r, st_b1, st_b2, out_b, ok_b),
+    ):
+        fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
+        moved = p1.reshape(-1, 2).astype(np.float64) + offset
+        good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold)
+        good &= _inside(moved, full_shape)
+        out[idx[good]] = moved[good]
+        ok[idx] = good
+    return (out_a, ok_a), (out_b, ok_b)
+
+
+def _lk_roi(shape, pts, win_size, max_level) -> tuple[int, int, int, int] | None:
+    """The part of the frame LK needs for ``pts``: their bounding box grown by
+    ``(win_size + 1) * 2**max_level`` pixels (the largest motion the pyramid
+    recovers, plus its window), its origin on the coarsest level's pixel grid
+    so that the pyramid's pixels are the full frame's. None when it is most
+    of the frame anyway."""
+    h, w = shape
+    step = 2**max_level
+    margin = (win_size + 1) * step
+    x0 = max(int(np.floor((pts[:, 0].min() - margin) / step)) * step, 0)
+    y0 = max(int(np.floor((pts[:, 1].min() - margin) / step)) * step, 0)
+    x1 = min(int(np.ceil(pts[:, 0].max() + margin)), w)
+    y1 = min(int(np.ceil(pts[:, 1].max() + margin)), h)
+    if (x1 - x0) * (y1 - y0) > 0.6 * h * w:
+        return None
+    return x0, y0, x1, y1
+
+
 def _lk(prev, nxt, pts, win_size, max_level, fb_threshold):
-    p0 = pts.astype(np.float32).reshape(-1, 1, 2)
+    """Forward-backward LK on the region of the frames around the points: the
+    pyramids, which dominate the cost for a few people, are built only there."""
+    roi = _lk_roi(prev.shape, pts, win_size, max_level)
+    offset = np.zeros(2)
+    if roi is not None:
+        x0, y0, x1, y1 = roi
+        prev, nxt, offset = prev[y0:y1, x0:x1], nxt[y0:y1, x0:x1], np.array([x0, y0], dtype=np.float64)
+    p0 = (pts - offset).astype(np.float32).reshape(-1, 1, 2)
     kw = dict(winSize=(win_size, win_size), maxLevel=max_level, criteria=_LK_CRITERIA)
     p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, p0, None, **kw)
     p0r, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, p1, None, **kw)
     fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
     good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold)
-    return p1.reshape(-1, 2).astype(np.float64), good
+    return p1.reshape(-1, 2).astype(np.float64) + offset, good
 
 
 def _sample(flow: np.ndarray, pts: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fiftyone_posetrack.flow import dense_flow, propagate_points, to_gray
+from fiftyone_posetrack.flow import _lk_roi, dense_flow, propagate_points, propagate_points_both_ways, to_gray
 from fiftyone_posetrack.types import BadInputError
 
 SHIFT = (3.5, -2.25)  # sub-pixel (dx, dy)
@@ -103,3 +103,41 @@ def test_to_gray():
     assert to_gray(np.zeros((4, 5, 4), np.uint8)).shape == (4, 5)
     with pytest.raises(BadInputError):
         to_gray(np.zeros((4, 5, 2)))
+
+
+@pytest.mark.parametrize("method", ["lk", "dis"])
+def test_both_ways_equals_two_one_way_calls(method):
+    a = textured(480, 800, seed=3)
+    b = shifted(a, *SHIFT)
+    rng = np.random.default_rng(0)
+    pa = rng.uniform([0, 0], [800, 480], (40, 2))
+    pb = rng.uniform([0, 0], [800, 480], (25, 2))
+    pa[3], pb[0] = np.nan, [-5, 3]  # NaN and outside: not ok, unchanged
+    (ma, oka), (mb, okb) = propagate_points_both_ways(a, b, pa, pb, method, win_size=11)
+    ra, roka = propagate_points(a, b, pa, method, win_size=11)
+    rb, rokb = propagate_points(b, a, pb, method, win_size=11)
+    np.testing.assert_array_equal(oka, roka)
+    np.testing.assert_array_equal(okb, rokb)
+    np.testing.assert_allclose(ma, ra, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(mb, rb, atol=1e-9, equal_nan=True)
+    assert oka.sum() > 30 and okb.sum() > 20 and not oka[3] and not okb[0]
+    np.testing.assert_allclose(np.median(ma[oka] - pa[oka], axis=0), SHIFT, atol=0.15)
+    np.testing.assert_allclose(np.median(mb[okb] - pb[okb], axis=0), np.negative(SHIFT), atol=0.15)
+    # one side empty
+    (ma2, oka2), (mb2, okb2) = propagate_points_both_ways(a, b, pa, np.zeros((0, 2)), method, win_size=11)
+    np.testing.assert_array_equal(oka2, roka)
+    np.testing.assert_allclose(ma2, ra, atol=1e-9, equal_nan=True)
+    assert mb2.shape == (0, 2) and okb2.shape == (0,)
+
+
+def test_lk_on_a_region_of_interest_matches_the_full_frame():
+    """A few clustered points: LK runs on a crop (cheaper pyramids) with the same result."""
+    a = textured(720, 1280, seed=4)
+    b = shifted(a, *SHIFT)
+    pts = np.random.default_rng(1).normal([600, 300], 30, (17, 2))
+    assert _lk_roi(a.shape, pts, 11, 3) is not None  # the crop is taken
+    moved, ok = propagate_points(a, b, pts, win_size=11)
+    assert ok.all()
+    np.testing.assert_allclose(moved - pts, np.broadcast_to(SHIFT, pts.shape), atol=0.1)
+    # spread over the frame: no crop
+    assert _lk_roi(a.shape, np.array([[10.0, 10.0], [1200, 700]]), 11, 3) is None

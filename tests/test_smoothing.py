@@ -199,3 +199,39 @@ def test_one_euro_pose_smoother_tracks_and_nans():
     np.testing.assert_allclose(other.keypoints[0], base + 50)
     back = smoother.update(FramePoses(base[None] + 30, np.ones((1, 17)), [7]))
     np.testing.assert_allclose(back.keypoints[0], base + 30)
+
+
+def test_flow_smoothing_lowers_error_and_jitter_on_the_synthetic_crowd(tmp_path):
+    """The Done-when measurement of issue 4 at test size (bench/bench_smoothing.py
+    runs it at 20 people, 960 x 540): exact joints of a rendered crowd plus 3 px
+    noise, smoothed with the rendered frames' optical flow."""
+    from fiftyone_posetrack.synth import render_crowd
+    from fiftyone_posetrack.video import VideoReader
+
+    crowd = render_crowd(tmp_path, people=6, frames=30, width=480, height=272, seed=0)
+    with VideoReader(crowd.video_path) as reader:
+        frames = [f for _, f in reader]
+    truth = crowd.keypoints.astype(np.float64)
+    valid = (crowd.keypoint_flags > 0) & np.isfinite(truth).all(axis=-1)
+    noisy = np.where(valid[..., None], truth + np.random.default_rng(1).normal(0, 3.0, truth.shape), np.nan)
+    smoother = FlowPoseSmoother(alpha=0.25)
+    out = []
+    for f, frame in enumerate(frames):
+        present = np.isfinite(noisy[f]).any(axis=(1, 2))
+        poses = FramePoses(noisy[f][present], np.where(valid[f][present], 0.9, 0.0), np.flatnonzero(present) + 1)
+        out.append(smoother.push(frame, poses))
+    out = out[1:] + [smoother.flush()]
+    smoothed = np.full_like(noisy, np.nan)
+    for f, p in enumerate(out):
+        smoothed[f, p.track_ids - 1] = p.keypoints
+
+    def error_and_jitter(kps):
+        second = np.linalg.norm(kps[2:] - 2 * kps[1:-1] + kps[:-2], axis=-1)
+        keep = valid[2:] & valid[1:-1] & valid[:-2]
+        return np.nanmean(np.linalg.norm(kps - truth, axis=-1)[valid]), np.nanmean(second[keep])
+
+    (e0, j0), (e1, j1) = error_and_jitter(noisy), error_and_jitter(smoothed)
+    print(f"\nsynthetic crowd, 3 px noise: error {e0:.2f} -> {e1:.2f} px, jitter {j0:.2f} -> {j1:.2f} px/frame^2")
+    assert np.isfinite(smoothed[valid]).all()  # no visible joint lost
+    assert e1 < 0.8 * e0
+    assert j1 < 0.5 * j0

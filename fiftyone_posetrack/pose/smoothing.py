@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fiftyone_posetrack.flow import dense_flow, propagate_points, to_gray
+from fiftyone_posetrack.flow import dense_flow, propagate_points, propagate_points_both_ways, to_gray
 from fiftyone_posetrack.types import BadInputError, FramePoses
 
 __all__ = ["FlowPoseSmoother", "smooth_pose_sequence", "OneEuroFilter", "OneEuroPoseSmoother"]
@@ -72,30 +72,65 @@ class FlowPoseSmoother:
         self.method = method
         self.dis_preset = dis_preset
         self.win_size = int(win_size)
-        self._buffer: list[tuple[np.ndarray, FramePoses]] = []
+        self._buffer: list[tuple[np.ndarray, FramePoses, np.ndarray | None]] = []
+
+    def _neighbour_points(self, src: FramePoses, cur: FramePoses):
+        """Which joints of ``src`` can be moved into the frame of ``cur``.
+
+        Returns:
+            ``(cur_rows (P,), usable (P, K) bool, points (U, 2))``: the rows
+            of ``cur`` whose track is in ``src``, which of their joints have a
+            usable neighbour (finite in both, scoring at least
+            ``score_threshold`` in ``src``), and those neighbour joints
+        """
+        k = cur.keypoints.shape[1] if cur.keypoints.ndim == 3 else 0
+        none = (np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros((0, 2)))
+        if len(src) == 0 or len(cur) == 0:
+            return none
+        _, cur_rows, src_rows = np.intersect1d(cur.track_ids, src.track_ids, return_indices=True)
+        if len(cur_rows) == 0:
+            return none
+        pts = src.keypoints[src_rows]  # (P, K, 2)
+        usable = np.isfinite(pts).all(axis=2) & (src.scores[src_rows] >= self.score_threshold)
+        usable &= np.isfinite(cur.keypoints[cur_rows]).all(axis=2)
+        return cur_rows, usable, pts[usable]
+
+    @staticmethod
+    def _place(cur: FramePoses, cur_rows, usable, moved, ok) -> np.ndarray:
+        """Moved neighbour joints as ``(M, K, 2)`` for ``cur``, NaN where unusable or lost."""
+        out = np.full(cur.keypoints.shape, np.nan)
+        if len(cur_rows):
+            block = np.full((len(cur_rows), *cur.keypoints.shape[1:]), np.nan)
+            block[usable] = np.where(ok[:, None], moved, np.nan)
+            out[cur_rows] = block
+        return out
 
     def _moved_neighbour(self, src_gray, cur_gray, src: FramePoses, cur: FramePoses):
         """Neighbour joints moved into the current frame: ``(M, K, 2)`` with NaN where unusable."""
-        moved = np.full(cur.keypoints.shape, np.nan)
-        if len(src) == 0 or len(cur) == 0:
-            return moved
-        src_row = {int(t): i for i, t in enumerate(src.track_ids)}
-        pairs = np.array(
-            [(i, src_row[int(t)]) for i, t in enumerate(cur.track_ids) if int(t) in src_row]
-        )
-        if len(pairs) == 0:
-            return moved
-        pts = src.keypoints[pairs[:, 1]]  # (P, K, 2)
-        usable = np.isfinite(pts).all(axis=2) & (src.scores[pairs[:, 1]] >= self.score_threshold)
-        usable &= np.isfinite(cur.keypoints[pairs[:, 0]]).all(axis=2)
-        if not usable.any():
-            return moved
+        rows, usable, pts = self._neighbour_points(src, cur)
+        if len(pts) == 0:
+            return self._place(cur, rows, usable, pts, np.zeros(0, bool))
         flow = dense_flow(src_gray, cur_gray, self.dis_preset) if self.method == "dis" else None
-        out, ok = propagate_points(src_gray, cur_gray, pts[usable], self.method, flow, win_size=self.win_size)
-        block = np.full(pts.shape, np.nan)
-        block[usable] = np.where(ok[:, None], out, np.nan)
-        moved[pairs[:, 0]] = block
-        return moved
+        out, ok = propagate_points(src_gray, cur_gray, pts, self.method, flow, win_size=self.win_size)
+        return self._place(cur, rows, usable, out, ok)
+
+    def _combine(self, cur_poses: FramePoses, neighbours: Sequence[np.ndarray]) -> FramePoses:
+        """The weighted average of the current joints and the moved neighbours."""
+        kps = cur_poses.keypoints
+        weight_cur = 1.0 - 2.0 * self.alpha
+        total = np.where(np.isfinite(kps), kps * weight_cur, 0.0)
+        weight = np.full(kps.shape[:2], weight_cur)
+        for moved in neighbours:
+            have = np.isfinite(moved).all(axis=2)
+            total[have] += self.alpha * moved[have]
+            weight[have] += self.alpha
+        smoothed = np.where(
+            weight[..., None] > 0, total / np.maximum(weight, 1e-12)[..., None], kps
+        )
+        smoothed[~np.isfinite(kps).all(axis=2)] = np.nan
+        return FramePoses(
+            smoothed, cur_poses.scores.copy(), cur_poses.track_ids.copy(), cur_poses.boxes
+        )
 
     def smooth(
         self,
@@ -120,49 +155,46 @@ class FlowPoseSmoother:
             track ids and boxes
         """
         cur_gray = to_gray(cur_frame)
-        kps = cur_poses.keypoints
-        weight_cur = 1.0 - 2.0 * self.alpha
-        total = np.where(np.isfinite(kps), kps * weight_cur, 0.0)
-        weight = np.full(kps.shape[:2], weight_cur)
+        neighbours = []
         if self.alpha > 0:
             for frame, poses in ((prev_frame, prev_poses), (next_frame, next_poses)):
-                if frame is None or poses is None:
-                    continue
-                moved = self._moved_neighbour(to_gray(frame), cur_gray, poses, cur_poses)
-                have = np.isfinite(moved).all(axis=2)
-                total[have] += self.alpha * moved[have]
-                weight[have] += self.alpha
-        smoothed = np.where(
-            weight[..., None] > 0, total / np.maximum(weight, 1e-12)[..., None], kps
-        )
-        smoothed[~np.isfinite(kps).all(axis=2)] = np.nan
-        return FramePoses(
-            smoothed, cur_poses.scores.copy(), cur_poses.track_ids.copy(), cur_poses.boxes
-        )
+                if frame is not None and poses is not None:
+                    neighbours.append(self._moved_neighbour(to_gray(frame), cur_gray, poses, cur_poses))
+        return self._combine(cur_poses, neighbours)
 
     def push(self, frame: np.ndarray, poses: FramePoses) -> FramePoses | None:
         """Streams one frame in; returns the smoothed poses of the *previous* frame.
 
         Returns None for the first frame (its next neighbour is not known yet);
-        call :meth:`flush` after the last frame to get the last one.
+        call :meth:`flush` after the last frame to get the last one. Each pair
+        of consecutive frames is flowed once, both ways
+        (:func:`~fiftyone_posetrack.flow.propagate_points_both_ways`): the
+        result equals :meth:`smooth` over each window.
         """
-        self._buffer.append((to_gray(frame), poses))
-        if len(self._buffer) < 2:
+        gray = to_gray(frame)
+        if not self._buffer:
+            self._buffer.append((gray, poses, None))
             return None
-        if len(self._buffer) > 3:
-            self._buffer.pop(0)
-        prev = self._buffer[-3] if len(self._buffer) == 3 else (None, None)
-        cur, nxt = self._buffer[-2], self._buffer[-1]
-        return self.smooth(cur[0], cur[1], prev[0], prev[1], nxt[0], nxt[1])
+        prev_gray, prev_poses, prev_from_before = self._buffer[-1]
+        from_prev = from_next = None
+        if self.alpha > 0:
+            f_rows, f_usable, f_pts = self._neighbour_points(prev_poses, poses)  # prev -> this frame
+            b_rows, b_usable, b_pts = self._neighbour_points(poses, prev_poses)  # this -> prev frame
+            (f_out, f_ok), (b_out, b_ok) = propagate_points_both_ways(
+                prev_gray, gray, f_pts, b_pts, self.method, self.win_size, dis_preset=self.dis_preset
+            )
+            from_prev = self._place(poses, f_rows, f_usable, f_out, f_ok)
+            from_next = self._place(prev_poses, b_rows, b_usable, b_out, b_ok)
+        self._buffer = [(gray, poses, from_prev)]
+        return self._combine(prev_poses, [m for m in (prev_from_before, from_next) if m is not None])
 
     def flush(self) -> FramePoses | None:
         """Returns the smoothed poses of the last pushed frame and resets the stream."""
         if not self._buffer:
             return None
-        prev = self._buffer[-2] if len(self._buffer) >= 2 else (None, None)
-        cur = self._buffer[-1]
+        _, poses, from_prev = self._buffer[-1]
         self._buffer = []
-        return self.smooth(cur[0], cur[1], prev[0], prev[1])
+        return self._combine(poses, [] if from_prev is None else [from_prev])
 
 
 def smooth_pose_sequence(
