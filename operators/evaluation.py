@@ -173,6 +173,10 @@ class EvaluatePoses(foo.Operator):
         field_choice(inputs, ctx, "gt_box_field", fo.Detections, "Ground-truth boxes (areas)", "optional", required=False)
         field_choice(inputs, ctx, "pred_box_field", fo.Detections, "Predicted boxes (scores)", "optional", required=False)
         field_choice(inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (PoseTrack)", "optional", required=False)
+        inputs.float(
+            "posetrack_joint_threshold", min=0, max=1, required=False, label="PoseTrack: drop predicted joints below",
+            description="optional; poseval counts every predicted joint, so low-confidence guesses are false positives for MOTA",
+        )  # fmt: skip
         inputs.bool("show_worst", default=True, required=False, label="Then show the videos, worst AP first")
         return form(inputs, "Evaluate poses")
 
@@ -187,13 +191,17 @@ class EvaluatePoses(foo.Operator):
         gt_box = p.field(ctx, "gt_box_field", fo.Detections, required=False)
         pred_box = p.field(ctx, "pred_box_field", fo.Detections, required=False)
         ignore = p.field(ctx, "ignore_field", fo.Polylines, required=False)
+        joint_thr = None
+        if ctx.params.get("posetrack_joint_threshold") is not None:
+            joint_thr = p.float("posetrack_joint_threshold", None, lo=0, hi=1)
         show = p.bool("show_worst", True)
         view = target_view(ctx)
         if ctx.delegated:
             ctx.set_progress(progress=0.0, label=f"evaluating poses ({kind})")
         results = evaluate_poses(
-            view, pred, gt, eval_key=key, kind=kind, gt_box_field=gt_box, pred_box_field=pred_box, ignore_field=ignore
-        )
+            view, pred, gt, eval_key=key, kind=kind, gt_box_field=gt_box, pred_box_field=pred_box, ignore_field=ignore,
+            posetrack_joint_threshold=joint_thr,
+        )  # fmt: skip
         if ctx.delegated:
             ctx.set_progress(progress=1.0, label="done")
         overall = _plain(results.metrics())

@@ -377,6 +377,36 @@ def test_posetrack_without_head_boxes_estimates_them(crowd):
     assert 0 < c["ap"] < 1 and {"ap_easy", "ap_medium", "ap_hard"} <= set(c)
 
 
+def test_posetrack_joint_threshold_equals_dropping_the_joints(crowd):
+    """posetrack_joint_threshold=0.3 scores exactly as a prediction field whose
+    joints below 0.3 were never written (built here independently)."""
+    ds, sid = crowd.ds, crowd.ds.first().id
+    W, H = crowd.synth.width, crowd.synth.height
+    kps = {}
+    for f, people in crowd.poses.items():
+        kps[f] = fo.Keypoints(keypoints=[
+            fo.Keypoint(label="person", index=tid, confidence=sc.tolist(),
+                        points=[(float("nan"),) * 2 if s < 0.3 else (float(x / W), float(y / H))
+                                for (x, y), s in zip(pts, sc)])
+            for tid, pts, sc, _ in people
+        ])  # fmt: skip
+    write_frame_labels(ds, {"pred_dropped": {sid: kps}})
+    try:
+        kw = dict(kind="posetrack", eval_key=None)
+        full = evaluate_poses(ds, **kw).metrics()
+        thr = evaluate_poses(ds, posetrack_joint_threshold=0.3, **kw).metrics()
+        dropped = evaluate_poses(ds, pred_field="pred_dropped", **kw).metrics()
+        for key in ("pt_ap", "pt_mota", "pt_motp", "pt_precision", "pt_recall"):
+            assert thr[key] == pytest.approx(dropped[key], abs=1e-9), key
+        # the occluded joints (score 0.1) were false positives: MOTA and precision rise
+        assert thr["pt_mota"] > full["pt_mota"] + 1 and thr["pt_precision"] > full["pt_precision"]
+        assert thr["ap"] == full["ap"]  # COCO OKS AP is not affected
+        with pytest.raises(BadInputError, match="posetrack_joint_threshold"):
+            evaluate_poses(ds, posetrack_joint_threshold=1.5, **kw)
+    finally:
+        ds.delete_frame_field("pred_dropped")
+
+
 def test_ground_truth_as_prediction_is_perfect(crowd):
     ds = crowd.ds
     ds.clone_frame_field("gt_keypoints", "gt_copy")

@@ -285,6 +285,13 @@ def test_evaluate_poses_and_export_coco_keypoints(dataset, tmp_path):
         r = execute("evaluate_poses", dataset, {"pred_field": "noisy", "gt_field": "gt_keypoints", "eval_key": f"pose_{kind}", "kind": kind})
         assert 0.3 < r.result["metrics"]["ap"] < 1.0, r.result["metrics"]
     assert r.result["metrics"]["pt_mota"] > 50
+    # joint confidences alternate 0.2 / 0.9: the threshold drops the 0.2 half
+    conf = [[[[0.2 if j % 2 else 0.9 for j in range(len(kp))] for kp in f] if f else f for f in s] for s in pts]
+    dataset.set_values("frames.noisy.keypoints.confidence", conf)
+    thr = execute("evaluate_poses", dataset, {"pred_field": "noisy", "gt_field": "gt_keypoints", "eval_key": "pose_thr",
+                                              "kind": "posetrack", "posetrack_joint_threshold": 0.5})  # fmt: skip
+    assert dataset.get_evaluation_info("pose_thr").config.posetrack_joint_threshold == 0.5
+    assert 35 < thr.result["metrics"]["pt_recall"] < 0.65 * r.result["metrics"]["pt_recall"]
     perfect = execute("evaluate_poses", dataset, {"pred_field": "gt_keypoints", "gt_field": "gt_keypoints", "eval_key": "pose_gt"})
     assert perfect.result["metrics"]["ap"] == pytest.approx(1.0)
     assert any(q["operator_uri"] == "set_view" for q in perfect.executor.to_json()["requests"])

@@ -109,6 +109,7 @@ class PoseEvaluationConfig(PosetrackEvaluationConfig):
         nms_threshold=0.9,
         pckh_threshold=0.5,
         skip_last_frame=False,
+        posetrack_joint_threshold=None,
         **kwargs,
     ):
         super().__init__(pred_field, gt_field, ignore_field=ignore_field, **kwargs)
@@ -120,6 +121,7 @@ class PoseEvaluationConfig(PosetrackEvaluationConfig):
         self.nms_threshold = None if nms_threshold is None else float(nms_threshold)
         self.pckh_threshold = float(pckh_threshold)
         self.skip_last_frame = bool(skip_last_frame)
+        self.posetrack_joint_threshold = None if posetrack_joint_threshold is None else float(posetrack_joint_threshold)
 
     @property
     def method(self) -> str:
@@ -427,7 +429,7 @@ def _coco_dataset(images, anns, joints) -> dict:
 # --------------------------------------------------------------------------- PoseTrack
 
 
-def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool):
+def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool, joint_threshold=None):
     from fiftyone_posetrack.formats.posetrack import PoseTrackFrame
 
     w, h = video.width, video.height
@@ -437,6 +439,8 @@ def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool):
         n = video.frame_numbers[pos]
         lab = video.labels
         p = _people(lab[field][pos], lab[box_field][pos] if box_field else None, w, h, k, gt)
+        if joint_threshold is not None and not gt:
+            p.valid &= np.nan_to_num(p.scores, nan=-np.inf) >= joint_threshold
         if gt and (p.index < 0).any():
             raise BadInputError(
                 f"frames.{field}: video {video.filepath} frame {n} has poses without `index` "
@@ -460,7 +464,7 @@ def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool):
     return frames
 
 
-def _posetrack(samples, videos, f: _Fields, threshold, skip_last_frame):
+def _posetrack(samples, videos, f: _Fields, threshold, skip_last_frame, joint_threshold=None):
     from fiftyone_posetrack.eval.posetrack import evaluate_posetrack
 
     k_gt, names_gt = _names(samples, videos, f.gt)
@@ -468,7 +472,8 @@ def _posetrack(samples, videos, f: _Fields, threshold, skip_last_frame):
     names_gt = names_gt or list(COCO_KEYPOINTS)
     names_pred = names_pred or names_gt
     gt = {v.name: _posetrack_frames(v, f, k_gt or len(names_gt), names_gt, True) for v in videos}
-    pred = {v.name: _posetrack_frames(v, f, k_pred or len(names_pred), names_pred, False) for v in videos}
+    pred = {v.name: _posetrack_frames(v, f, k_pred or len(names_pred), names_pred, False, joint_threshold)
+            for v in videos}  # fmt: skip
     out = {}
     for v in videos:
         out[v.name] = evaluate_posetrack({v.name: gt[v.name]}, {v.name: pred[v.name]}, names_gt, names_pred,
@@ -515,6 +520,7 @@ def evaluate_poses(
     nms_threshold: float | None = 0.9,
     pckh_threshold: float = 0.5,
     skip_last_frame: bool = False,
+    posetrack_joint_threshold: float | None = None,
 ) -> PoseEvaluationResults:
     """Evaluates predicted poses per video and overall (see the module docs).
 
@@ -535,6 +541,11 @@ def evaluate_poses(
         nms_threshold: OKS-NMS threshold, None for no NMS
         pckh_threshold: PoseTrack's PCKh match distance (head-size units)
         skip_last_frame: PoseTrack MOTA without each video's last frame
+        posetrack_joint_threshold: PoseTrack metrics only: predicted joints
+            scoring below it are left out first. poseval scores every joint it
+            is given, so every low-confidence guess at an occluded joint is a
+            false positive for MOTA; PoseTrack submissions drop them (a
+            threshold trades AP for MOTA). None: every predicted joint
 
     Returns:
         a :class:`PoseEvaluationResults`
@@ -542,6 +553,8 @@ def evaluate_poses(
     check_video_collection(samples)
     if kind not in KINDS:
         raise BadInputError(f"kind: expected one of {KINDS}, got {kind!r}")
+    if posetrack_joint_threshold is not None and not 0.0 <= float(posetrack_joint_threshold) <= 1.0:
+        raise BadInputError(f"posetrack_joint_threshold: expected a value in [0, 1] or None, got {posetrack_joint_threshold}")
     f = _check_fields(samples, pred_field, gt_field, gt_box_field, pred_box_field, ignore_field)
     if eval_key is not None:
         check_eval_key(eval_key)
@@ -549,7 +562,7 @@ def evaluate_poses(
         frame_path(f.pred), frame_path(f.gt), kind,
         frame_path(f.gt_box) if f.gt_box else None, frame_path(f.pred_box) if f.pred_box else None,
         frame_path(f.ignore) if f.ignore else None, score_mode, keypoint_threshold, nms_threshold,
-        pckh_threshold, skip_last_frame,
+        pckh_threshold, skip_last_frame, posetrack_joint_threshold,
     )  # fmt: skip
     method = config.build()
     videos = read_videos(samples, [f.gt, f.pred, f.gt_box, f.pred_box, f.ignore])
@@ -565,7 +578,7 @@ def evaluate_poses(
     metrics["OVERALL"] = _oks(all_images, all_anns, all_res, joints, oks_kind)
     posetrack = None
     if kind == "posetrack":
-        posetrack = _posetrack(samples, videos, f, pckh_threshold, skip_last_frame)
+        posetrack = _posetrack(samples, videos, f, pckh_threshold, skip_last_frame, posetrack_joint_threshold)
         for name, res in posetrack.items():
             metrics[name].update({f"pt_{k}": v for k, v in res["total"].items()})
     results = PoseEvaluationResults(
