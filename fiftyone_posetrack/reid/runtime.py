@@ -19,6 +19,7 @@ is used; a route that fails to build or disagrees falls back to the next one
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import logging
 import warnings
@@ -51,11 +52,13 @@ def _onnxruntime(model: nn.Module, probe: np.ndarray) -> Runner:
 
     buf = io.BytesIO()
     axes = {0: "batch", 2: "height", 3: "width"}
+    # the TorchScript exporter; torch >= 2.5 defaults to (or offers) the dynamo one
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, torch.from_numpy(probe[:1]), buf, input_names=["crops"], output_names=["features"],
-            dynamic_axes={"crops": axes, "features": {0: "batch"}}, dynamo=False,
+            dynamic_axes={"crops": axes, "features": {0: "batch"}}, **legacy,
         )  # fmt: skip
     options = ort.SessionOptions()
     options.log_severity_level = 3
