@@ -41,7 +41,10 @@ DIS_PRESETS = {
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
 _DIS_CACHE: dict[str, "cv2.DISOpticalFlow"] = {}
-_LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+# stop after 10 iterations or a 0.03 px step (OpenCV's lk_track sample): on the
+# 20-person crowd the smoothed joints are as accurate as with 30 / 0.01 (mean
+# error 2.676 vs 2.680 px, bench/bench_smoothing.py) at 13% less time
+_LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03)
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
