@@ -87,9 +87,14 @@ class FlowPoseSmoother:
         none = (np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros((0, 2)))
         if len(src) == 0 or len(cur) == 0:
             return none
-        _, cur_rows, src_rows = np.intersect1d(cur.track_ids, src.track_ids, return_indices=True)
-        if len(cur_rows) == 0:
-            return none
+        if np.array_equal(cur.track_ids, src.track_ids):  # the usual case: the same people
+            cur_rows = src_rows = np.arange(len(cur))
+        else:
+            src_row = {t: i for i, t in enumerate(src.track_ids.tolist())}
+            pairs = [(i, src_row[t]) for i, t in enumerate(cur.track_ids.tolist()) if t in src_row]
+            if not pairs:
+                return none
+            cur_rows, src_rows = np.array(pairs).T
         pts = src.keypoints[src_rows]  # (P, K, 2)
         usable = np.isfinite(pts).all(axis=2) & (src.scores[src_rows] >= self.score_threshold)
         usable &= np.isfinite(cur.keypoints[cur_rows]).all(axis=2)
