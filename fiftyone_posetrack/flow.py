@@ -150,7 +150,7 @@ def propagate_points(
     if len(idx) == 0:
         return out, ok
     if method == "lk":
-        moved, good = _lk(prev_gray, next_gray, pts[idx], win_size, max_level, fb_threshold)
+        (moved, good), _ = _lk(prev_gray, next_gray, pts[idx], np.zeros((0, 2)), win_size, max_level, fb_threshold)
     elif method == "dis":
         flow = dense_flow if dense_flow is not None else _dense(prev_gray, next_gray)
         if flow.shape != (*prev_gray.shape, 2):
@@ -202,37 +202,10 @@ def propagate_points_both_ways(
     out_a, ok_a = pa.copy(), _inside(pa, gray_a.shape)
     out_b, ok_b = pb.copy(), _inside(pb, gray_b.shape)
     ia, ib = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
-    if len(ia) == 0 or len(ib) == 0:  # one direction only: nothing to share
-        if len(ia):
-            out_a, ok_a = propagate_points(gray_a, gray_b, pa, "lk", None, win_size, max_level, fb_threshold)
-        if len(ib):
-            out_b, ok_b = propagate_points(gray_b, gray_a, pb, "lk", None, win_size, max_level, fb_threshold)
-        return (out_a, ok_a), (out_b, ok_b)
-    full_shape = gray_a.shape
-    roi = _lk_roi(full_shape, np.concatenate([pa[ia], pb[ib]]), win_size, max_level)
-    offset = np.zeros(2)
-    if roi is not None:
-        x0, y0, x1, y1 = roi
-        gray_a, gray_b = gray_a[y0:y1, x0:x1], gray_b[y0:y1, x0:x1]
-        offset = np.array([x0, y0], dtype=np.float64)
-    kw = dict(winSize=(win_size, win_size), maxLevel=max_level, criteria=_LK_CRITERIA)
-    a0 = (pa[ia] - offset).astype(np.float32).reshape(-1, 1, 2)
-    b0 = (pb[ib] - offset).astype(np.float32).reshape(-1, 1, 2)
-    a1, st_a1, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, a0, None, **kw)
-    # b -> a: the forward pass of points_b and the backward check of points_a
-    both, st_both, _ = cv2.calcOpticalFlowPyrLK(gray_b, gray_a, np.concatenate([b0, a1]), None, **kw)
-    b1, a0r = both[: len(b0)], both[len(b0) :]
-    st_b1, st_a2 = st_both[: len(b0)], st_both[len(b0) :]
-    b0r, st_b2, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, b1, None, **kw)
-    for idx, p0, p1, p0r, st1, st2, out, ok in (
-        (ia, a0, a1, a0r, st_a1, st_a2, out_a, ok_a),
-        (ib, b0, b1, b0r, st_b1, st_b2, out_b, ok_b),
-    ):
-        fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
-        moved = p1.reshape(-1, 2).astype(np.float64) + offset
-        good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold)
-        good &= _inside(moved, full_shape)
-        out[idx[good]] = moved[good]
+    moved = _lk(gray_a, gray_b, pa[ia], pb[ib], win_size, max_level, fb_threshold)
+    for idx, out, ok, (m, good) in ((ia, out_a, ok_a, moved[0]), (ib, out_b, ok_b, moved[1])):
+        good &= _inside(m, gray_a.shape)
+        out[idx[good]] = m[good]
         ok[idx] = good
     return (out_a, ok_a), (out_b, ok_b)
 
@@ -255,21 +228,46 @@ def _lk_roi(shape, pts, win_size, max_level) -> tuple[int, int, int, int] | None
     return x0, y0, x1, y1
 
 
-def _lk(prev, nxt, pts, win_size, max_level, fb_threshold):
-    """Forward-backward LK on the region of the frames around the points: the
-    pyramids, which dominate the cost for a few people, are built only there."""
-    roi = _lk_roi(prev.shape, pts, win_size, max_level)
+def _lk(gray_a, gray_b, pa, pb, win_size, max_level, fb_threshold):
+    """Forward-backward LK of ``pa`` (a -> b) and ``pb`` (b -> a), finite points
+    inside the frame, in at most three calls: the backward check of ``pa`` and
+    the forward pass of ``pb`` share the b -> a call. Runs on the region of the
+    frames around the points (:func:`_lk_roi`): the pyramids, which dominate the
+    cost for a few people, are built only there.
+
+    Returns:
+        ``((moved_a, good_a), (moved_b, good_b))`` in full-frame pixels
+    """
+    none = (np.zeros((0, 2)), np.zeros(0, dtype=bool))
+    if len(pa) + len(pb) == 0:
+        return none, none
+    roi = _lk_roi(gray_a.shape, np.concatenate([pa, pb]), win_size, max_level)
     offset = np.zeros(2)
     if roi is not None:
         x0, y0, x1, y1 = roi
-        prev, nxt, offset = prev[y0:y1, x0:x1], nxt[y0:y1, x0:x1], np.array([x0, y0], dtype=np.float64)
-    p0 = (pts - offset).astype(np.float32).reshape(-1, 1, 2)
+        gray_a, gray_b = gray_a[y0:y1, x0:x1], gray_b[y0:y1, x0:x1]
+        offset = np.array([x0, y0], dtype=np.float64)
     kw = dict(winSize=(win_size, win_size), maxLevel=max_level, criteria=_LK_CRITERIA)
-    p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, p0, None, **kw)
-    p0r, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, p1, None, **kw)
-    fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
-    good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold)
-    return p1.reshape(-1, 2).astype(np.float64) + offset, good
+    a0 = (pa - offset).astype(np.float32).reshape(-1, 1, 2)
+    b0 = (pb - offset).astype(np.float32).reshape(-1, 1, 2)
+    a1, st_a1 = a0, np.zeros((0, 1), np.uint8)
+    if len(a0):
+        a1, st_a1, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, a0, None, **kw)
+    both, st_both, _ = cv2.calcOpticalFlowPyrLK(gray_b, gray_a, np.concatenate([b0, a1]), None, **kw)
+    b1, a0r = both[: len(b0)], both[len(b0) :]
+    st_b1, st_a2 = st_both[: len(b0)], st_both[len(b0) :]
+    b0r, st_b2 = b1, np.zeros((0, 1), np.uint8)
+    if len(b0):
+        b0r, st_b2, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, b1, None, **kw)
+    out = []
+    for p0, p1, p0r, st1, st2 in ((a0, a1, a0r, st_a1, st_a2), (b0, b1, b0r, st_b1, st_b2)):
+        if len(p0) == 0:
+            out.append(none)
+            continue
+        fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
+        good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold)
+        out.append((p1.reshape(-1, 2).astype(np.float64) + offset, good))
+    return out[0], out[1]
 
 
 def _sample(flow: np.ndarray, pts: np.ndarray) -> np.ndarray:
