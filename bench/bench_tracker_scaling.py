@@ -34,6 +34,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bench_tracking import busy_crowd  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from fiftyone_posetrack.eval.mot import evaluate_mot_arrays  # noqa: E402
 from fiftyone_posetrack.tracking import make_tracker  # noqa: E402
 from fiftyone_posetrack.types import FrameDetections, xyxy_to_xywh  # noqa: E402
@@ -42,21 +44,11 @@ WIDTH, HEIGHT, DIM = 1920, 1080, 128
 
 
 def trajectories(people: int, frames: int, seed: int = 0) -> np.ndarray:
-    """Ground-truth boxes ``(frames, people, 4)`` ``[x1, y1, x2, y2]``, everyone in view."""
-    rng = np.random.default_rng(seed)
-    h = rng.uniform(90, 220, people)
-    size = np.stack([0.4 * h, h], axis=1)
-    room = np.array([WIDTH, HEIGHT]) - size
-    pos = rng.uniform(0, 1, (people, 2)) * room
-    vel = rng.normal(0, 2.0, (people, 2))
-    out = np.empty((frames, people, 4))
-    for f in range(frames):
-        vel += rng.normal(0, 0.2, vel.shape)
-        pos += vel
-        vel = np.where((pos < 0) | (pos > room), -vel, vel)
-        pos = np.clip(pos, 0, room)
-        out[f] = np.concatenate([pos, pos + size], axis=1)
-    return out
+    """Ground-truth boxes ``(frames, people, 4)`` ``[x1, y1, x2, y2]``, everyone in view:
+    :func:`bench_tracking.busy_crowd`'s walkers, one frame per row block."""
+    rows = busy_crowd(people, frames, WIDTH, HEIGHT, seed)  # frame-major, ids 1..people
+    xywh = rows[:, 2:6].reshape(frames, people, 4)
+    return np.concatenate([xywh[..., :2], xywh[..., :2] + xywh[..., 2:]], axis=2)
 
 
 def detections(gt: np.ndarray, seed: int = 1) -> tuple[list[FrameDetections], list[FrameDetections]]:
