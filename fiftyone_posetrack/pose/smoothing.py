@@ -72,7 +72,8 @@ class FlowPoseSmoother:
         self.method = method
         self.dis_preset = dis_preset
         self.win_size = int(win_size)
-        self._buffer: list[tuple[np.ndarray, FramePoses, np.ndarray | None]] = []
+        # the last pushed frame: (gray, poses, its joints moved in from the frame before)
+        self._last: tuple[np.ndarray, FramePoses, np.ndarray | None] | None = None
 
     def _neighbour_points(self, src: FramePoses, cur: FramePoses):
         """Which joints of ``src`` can be moved into the frame of ``cur``.
@@ -177,10 +178,10 @@ class FlowPoseSmoother:
         result equals :meth:`smooth` over each window.
         """
         gray = to_gray(frame)
-        if not self._buffer:
-            self._buffer.append((gray, poses, None))
+        if self._last is None:
+            self._last = (gray, poses, None)
             return None
-        prev_gray, prev_poses, prev_from_before = self._buffer[-1]
+        prev_gray, prev_poses, prev_from_before = self._last
         from_prev = from_next = None
         if self.alpha > 0:
             f_rows, f_usable, f_pts = self._neighbour_points(prev_poses, poses)  # prev -> this frame
@@ -190,15 +191,15 @@ class FlowPoseSmoother:
             )
             from_prev = self._place(poses, f_rows, f_usable, f_out, f_ok)
             from_next = self._place(prev_poses, b_rows, b_usable, b_out, b_ok)
-        self._buffer = [(gray, poses, from_prev)]
+        self._last = (gray, poses, from_prev)
         return self._combine(prev_poses, [m for m in (prev_from_before, from_next) if m is not None])
 
     def flush(self) -> FramePoses | None:
         """Returns the smoothed poses of the last pushed frame and resets the stream."""
-        if not self._buffer:
+        if self._last is None:
             return None
-        _, poses, from_prev = self._buffer[-1]
-        self._buffer = []
+        _, poses, from_prev = self._last
+        self._last = None
         return self._combine(poses, [] if from_prev is None else [from_prev])
 
 
