@@ -8,6 +8,7 @@ The operators are thin: they read their parameters, call
 from .data import ImportVideos
 from .evaluation import EvaluatePoses, EvaluateTracking, ExportCOCOKeypoints
 from .formats import ExportMOT, ExportPoseTrack, ImportMOT, ImportPoseTrack
+from .postprocess import PostprocessTracks
 from .stages import DetectPersons, EstimatePoses, RunPoseTracking, SmoothPoses, TrackPersons
 from .tune import TuneTracker
 
@@ -17,6 +18,7 @@ OPERATORS = (
     ImportPoseTrack,
     DetectPersons,
     TrackPersons,
+    PostprocessTracks,
     EstimatePoses,
     SmoothPoses,
     RunPoseTracking,

@@ -175,3 +175,108 @@ def test_inputs_are_never_modified():
 def test_empty_tracks():
     out = postprocess_tracks(np.zeros((0, 10)), {"interpolate": 5, "gsi": True, "link": True})
     assert out.shape == (0, 10)
+
+
+# -- the FiftyOne stage, the operator ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory):
+    from fiftyone_posetrack.synth import render_crowd
+
+    return render_crowd(tmp_path_factory.mktemp("post"), people=4, frames=20, width=320, height=192, seed=3)
+
+
+@pytest.fixture()
+def dataset(crowd, request):
+    from fiftyone_posetrack.fo.dataset import load_synth
+
+    ds = load_synth(crowd.out_dir, f"post-{request.node.name}"[:60], overwrite=True)
+    yield ds
+    ds.delete()
+
+
+def _with_gap(dataset, field="tracks", frames=(8, 9, 10)):
+    """A copy of the ground-truth tracks with the first track removed from ``frames``;
+    returns that track's id and its true boxes in those frames."""
+    dataset.clone_frame_field("gt_detections", field)
+    sample = dataset.first()
+    tid = sample.frames[1][field].detections[0].index
+    removed = {}
+    for n in frames:
+        frame = sample.frames[n]
+        keep = [d for d in frame[field].detections if d.index != tid]
+        removed[n] = [d.bounding_box for d in frame[field].detections if d.index == tid][0]
+        frame[field].detections = keep
+    sample.save()
+    return tid, removed
+
+
+def test_fo_stage_fills_a_gap_into_a_new_field(dataset):
+    from fiftyone_posetrack.fo.postprocess import postprocess_tracks_field
+
+    tid, removed = _with_gap(dataset)
+    before = dataset.values("frames.tracks")
+    postprocess_tracks_field(dataset, "tracks", "post", {"interpolate": 5}, progress=False)
+    assert dataset.values("frames.tracks") == before, "input untouched"
+    sample = dataset.first()
+    a = [d.bounding_box for d in sample.frames[7].post.detections if d.index == tid][0]
+    b = [d.bounding_box for d in sample.frames[11].post.detections if d.index == tid][0]
+    for j, n in enumerate((8, 9, 10), 1):
+        got = [d for d in sample.frames[n].post.detections if d.index == tid]
+        assert len(got) == 1 and got[0]["interpolated"] is True and got[0].confidence == 0.0
+        expected = np.array(a) + (np.array(b) - np.array(a)) * j / 4
+        np.testing.assert_allclose(got[0].bounding_box, expected, atol=1e-9)
+    n_in = dataset.count("frames.tracks.detections")
+    assert dataset.count("frames.post.detections") == n_in + 3
+
+
+def test_fo_stage_refuses_bad_input_and_keeps_labels(dataset):
+    from fiftyone_posetrack.fo.postprocess import postprocess_tracks_field
+
+    _with_gap(dataset)
+    postprocess_tracks_field(dataset, "tracks", "post", {"interpolate": 5}, progress=False)
+    before = (dataset.values("frames.tracks"), dataset.values("frames.post"))
+    with pytest.raises(BadInputError, match="gsi_tau"):
+        postprocess_tracks_field(dataset, "tracks", "post", {"gsi": True, "gsi_tau": float("nan")},
+                                 overwrite=True, progress=False)  # fmt: skip
+    with pytest.raises(BadInputError, match="interpolate"):
+        postprocess_tracks_field(dataset, "tracks", "post", {"interpolate": -3}, overwrite=True, progress=False)
+    with pytest.raises(BadInputError, match="overwrite_input"):
+        postprocess_tracks_field(dataset, "tracks", "tracks", {"interpolate": 5}, progress=False)
+    with pytest.raises(BadInputError, match="does not exist"):
+        postprocess_tracks_field(dataset, "nope", "post2", {"interpolate": 5}, progress=False)
+    assert (dataset.values("frames.tracks"), dataset.values("frames.post")) == before
+    # untracked boxes (no index) are refused; the existing output stays as it was
+    dataset.clone_frame_field("tracks", "raw")
+    dataset.set_values("frames.raw.detections.index",
+                       [[[None] * len(d or []) for d in s] for s in dataset.values("frames.raw.detections")])  # fmt: skip
+    with pytest.raises(BadInputError):
+        postprocess_tracks_field(dataset, "raw", "post", {"interpolate": 5}, overwrite=True, progress=False,
+                                 raise_on_error=True)  # fmt: skip
+    assert dataset.values("frames.tracks") == before[0]
+
+
+def test_operator_writes_a_new_field(dataset, fo_home):
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    from fiftyone_posetrack.fo.plugin import PLUGIN_NAME, install_plugin
+
+    install_plugin(fo.config.plugins_dir)
+    tid, _ = _with_gap(dataset)
+    before = dataset.values("frames.tracks")
+    params = {"in_field": "tracks", "out_field": "post_op", "interpolate": 5, "gsi": False}
+    result = foo.execute_operator(f"{PLUGIN_NAME}/postprocess_tracks",
+                                  ctx={"dataset": dataset.name, "params": params, "request_delegation": False})  # fmt: skip
+    assert result.error is None, result.error
+    assert dataset.values("frames.tracks") == before
+    frame = dataset.first().frames[9]
+    assert [d.index for d in frame.post_op.detections if getattr(d, "interpolated", None)] == [tid]
+    from fiftyone.operators.executor import ExecutionError
+
+    with pytest.raises(ExecutionError, match="gsi_tau"):  # the form's own validation
+        foo.execute_operator(f"{PLUGIN_NAME}/postprocess_tracks",
+                             ctx={"dataset": dataset.name, "request_delegation": False,
+                                  "params": dict(params, out_field="post_bad", gsi_tau=-1, gsi=True)})  # fmt: skip
+    assert not dataset.has_frame_field("post_bad") or dataset.count("frames.post_bad.detections") == 0
