@@ -22,6 +22,7 @@ import numpy as np
 
 from fiftyone_posetrack.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
 from fiftyone_posetrack.types import BadInputError, FrameDetections, FrameTracks
+from fiftyone_posetrack.values import ValueSpec, check_value
 
 __all__ = [
     "Tracker",
@@ -31,6 +32,8 @@ __all__ = [
     "available_trackers",
     "as_detections",
     "tracker_params",
+    "tracker_labels",
+    "check_tracker_params",
 ]
 
 _REGISTRY: dict[str, type] = {}
@@ -66,18 +69,51 @@ def tracker_params(name: str) -> dict:
     return {k: p.default for k, p in sig.parameters.items() if k != "self"}
 
 
+def tracker_labels() -> dict:
+    """``{name: human label}`` of the registered trackers (each class's ``label``)."""
+    _load_builtin()
+    return {name: _REGISTRY[name].label for name in sorted(_REGISTRY)}
+
+
+def check_tracker_params(name: str, params, what: str | None = None) -> dict:
+    """``params`` checked against the tracker's ``PARAMS`` table (types, ranges, NaN).
+
+    Args:
+        name: the tracker
+        params: ``{parameter: value}``
+        what: how errors name the parameters: ``{what}.{parameter}`` (default
+            ``tracker 'NAME': parameter 'PARAMETER'``)
+
+    Returns:
+        the normalised parameters
+
+    Raises:
+        BadInputError: for an unknown tracker, an unknown parameter (naming the
+            valid ones) or a bad value (naming the parameter)
+    """
+    def named(key):
+        return f"{what}.{key}" if what else f"tracker {name!r}: parameter {key!r}"
+
+    valid = tracker_params(name)
+    if not isinstance(params, dict):
+        raise BadInputError(f"{what or 'tracker parameters'}: expected a mapping of names to values, got {params!r}")
+    unknown = sorted(set(params) - set(valid), key=str)
+    if unknown:
+        raise BadInputError(
+            f"{what or 'tracker ' + repr(name)}: unknown parameter(s) {unknown} of tracker {name!r}; valid: {sorted(valid)}"
+        )
+    table = _REGISTRY[name].PARAMS
+    return {k: check_value(table[k], v, named(k)) for k, v in params.items()}
+
+
 def make_tracker(name: str, **params) -> "Tracker":
     """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``.
 
     Raises:
-        BadInputError: for an unknown name or parameter (naming the valid ones)
+        BadInputError: for an unknown name or parameter (naming the valid
+            ones) or a bad parameter value (naming it)
     """
-    valid = tracker_params(name)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise BadInputError(
-            f"tracker {name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}"
-        )
+    params = check_tracker_params(name, params)
     try:
         return _REGISTRY[name](**params)
     except BadInputError:
@@ -189,6 +225,15 @@ class Tracker(abc.ABC):
     """
 
     name = "tracker"
+    #: a short human label (forms)
+    label = "tracker"
+    #: the constructor's parameters: what values each takes (defaults are the signature's)
+    PARAMS = {
+        "min_score": ValueSpec("float", lo=0.0, hi=1.0),
+        "output": ValueSpec("str", choices=("filtered", "detection")),
+        "cmc": ValueSpec("bool"),
+        "output_missed": ValueSpec("int", lo=0),
+    }
 
     def __init__(
         self,

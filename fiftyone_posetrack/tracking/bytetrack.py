@@ -38,8 +38,11 @@ from fiftyone_posetrack.tracking.matching import (
     normalize_rows,
 )
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["ByteTrack", "Sort"]
+
+_UNIT = ValueSpec("float", lo=0.0, hi=1.0)
 
 
 @register_tracker("bytetrack")
@@ -65,6 +68,24 @@ class ByteTrack(Tracker):
         oru: OC-SORT observation-centric re-update of re-found tracks
         min_score, output, cmc, output_missed: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "ByteTrack (high- then low-score matching; motion, optional appearance)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "track_thresh": _UNIT,
+        "low_thresh": ValueSpec("float", lo=0.0, hi=1.0, nullable=True),
+        "new_track_thresh": _UNIT,
+        "match_thresh": _UNIT,
+        "second_match_thresh": _UNIT,
+        "unconfirmed_match_thresh": _UNIT,
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "fuse_score": ValueSpec("bool"),
+        "appearance_thresh": _UNIT,
+        "proximity_thresh": _UNIT,
+        "feature_momentum": _UNIT,
+        "oru": ValueSpec("bool"),
+    }
 
     def __init__(
         self,
@@ -212,6 +233,14 @@ class Sort(ByteTrack):
         n_init: hits before a track is output (SORT's ``min_hits``)
         min_score, output, cmc, output_missed: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "SORT (motion only, one IoU matching)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "iou_threshold": _UNIT,
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+    }
 
     def __init__(
         self,

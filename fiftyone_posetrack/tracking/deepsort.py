@@ -45,6 +45,7 @@ from fiftyone_posetrack.tracking.matching import (
     normalize_rows,
 )
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["DeepSort"]
 
@@ -68,6 +69,18 @@ class DeepSort(Tracker):
             application, which reports tracks with ``time_since_update <= 1``)
         min_score, output, cmc: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "DeepSORT (motion + appearance, matching cascade)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "max_cosine_distance": ValueSpec("float", lo=0.0, hi=2.0),
+        "nn_budget": ValueSpec("int", lo=1),
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "max_iou_distance": ValueSpec("float", lo=0.0, hi=1.0),
+        "gating_threshold": ValueSpec("float", lo=0.0, lo_open=True),
+        "only_position": ValueSpec("bool"),
+    }
 
     def __init__(
         self,
