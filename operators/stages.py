@@ -17,7 +17,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS
+from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, form_values
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
@@ -306,7 +306,7 @@ class RunPoseTracking(_Stage):
         from fiftyone_posetrack.pipeline.core import PoseTrackingPipeline
 
         p = Params(ctx)
-        config = _config(**p.options(OPTIONS))
+        config = _config(**form_values(p.options(OPTIONS)))
         view = target_view(ctx)
         pipeline = []  # built on the first pass, after the parallel runs are queued
 

@@ -49,6 +49,7 @@ __all__ = [
     "add_arguments",
     "values_from_args",
     "values_from_params",
+    "form_values",
 ]
 
 #: form / help groups, in display order: name -> label
@@ -131,7 +132,8 @@ _OPTION_LIST = [
     # ------------------------------------------------------------------ models
     Option(
         "preset", _choices(_PRESETS, nullable=True), None, "models", "Preset",
-        "a named set of option values (see `posetrack presets`); options given explicitly override it",
+        "a named set of option values (see `posetrack presets`); options given explicitly override it "
+        "(in the run form: the fields changed from their defaults)",
         choices=_PRESETS,
     ),
     Option(
@@ -456,6 +458,18 @@ def values_from_params(params: dict, names=None, rename: dict | None = None) -> 
         else:
             values[name] = check_option(o, raw, what)
     return values
+
+
+def form_values(values: dict) -> dict:
+    """The explicit options of a submitted form (every field holds a value).
+
+    With a ``preset``, a field left at its option's default is taken as "not
+    given", so the preset's value applies; a field changed from it overrides
+    the preset. Without a preset the values are returned unchanged.
+    """
+    if not values.get("preset"):
+        return values
+    return {k: v for k, v in values.items() if k == "preset" or v != OPTIONS[k].default_value()}
 
 
 def option_fields() -> list[str]:
