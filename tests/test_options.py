@@ -174,3 +174,24 @@ def test_text_parsing_is_shared():
     with pytest.raises(BadInputError, match="batch_size: expected an integer >= 1, got '8x'"):
         parse_text("batch_size", "8x")
     assert check_value(ValueSpec("int", lo=0), 3.0, "n") == 3 and isinstance(check_value(ValueSpec("int"), 3.0, "n"), int)
+
+
+def test_error_classes_and_exit_codes():
+    from fiftyone_posetrack.fo import jobs
+    from fiftyone_posetrack.models import ModelUnavailableError as FromModels
+    from fiftyone_posetrack.types import (
+        DatabaseUnavailableError,
+        ModelUnavailableError,
+        MissingDependencyError,
+        PosetrackError,
+        missing_dependency,
+    )
+
+    assert jobs.DatabaseUnavailableError is DatabaseUnavailableError and FromModels is ModelUnavailableError
+    classes = (BadInputError, DatabaseUnavailableError, ModelUnavailableError, MissingDependencyError)
+    assert [c.exit_code for c in classes] == [2, 3, 4, 5]
+    assert all(issubclass(c, PosetrackError) for c in classes)
+    assert issubclass(BadInputError, ValueError) and issubclass(MissingDependencyError, ImportError)
+    assert not any(issubclass(c, BadInputError) for c in classes[1:]), "each failure kind has its own class"
+    e = missing_dependency("MoveNet TFLite", "ai-edge-litert", "lite", ImportError("No module named 'ai_edge_litert'"))
+    assert "MoveNet TFLite needs ai-edge-litert" in str(e) and "pip install 'fiftyone-posetrack[lite]'" in str(e)

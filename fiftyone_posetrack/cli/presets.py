@@ -30,14 +30,14 @@ def model_status(name: str, models_dir=None) -> dict:
     None where the zoo does not declare one); ``local`` the path found, or None.
     """
     from fiftyone_posetrack.models import MODELS, model_path
-    from fiftyone_posetrack.types import BadInputError
+    from fiftyone_posetrack.types import ModelUnavailableError
 
     info = MODELS.get(name)
     if info is None:
         return {"name": name, "known": False, "size_mb": None, "local": None}
     try:
         local = str(model_path(name, models_dir, download=False))
-    except BadInputError:  # ModelUnavailableError: not here
+    except ModelUnavailableError:  # not here, and never downloaded here
         local = None
     return {"name": name, "known": True, "size_mb": getattr(info, "size_mb", None), "local": local}
 
