@@ -20,7 +20,7 @@ import inspect
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from fiftyone_posetrack.tracking.kalman import make_kalman_filter
 from fiftyone_posetrack.types import BadInputError, FrameDetections, FrameTracks
 from fiftyone_posetrack.values import ValueSpec, check_value
 
@@ -57,7 +57,7 @@ def available_trackers() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from fiftyone_posetrack.tracking import bytetrack, deepsort  # noqa: F401  (registers)
+    from fiftyone_posetrack.tracking import bytetrack, deepsort, ocsort  # noqa: F401  (registers)
 
 
 def tracker_params(name: str) -> dict:
@@ -107,7 +107,7 @@ def check_tracker_params(name: str, params, what: str | None = None) -> dict:
 
 
 def make_tracker(name: str, **params) -> "Tracker":
-    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``.
+    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"``, ``"ocsort"`` or ``"sort"``.
 
     Raises:
         BadInputError: for an unknown name or parameter (naming the valid
@@ -169,7 +169,8 @@ class TrackSet:
         "obs_box": ((4,), np.float64),  # last matched detection box
     }
 
-    def __init__(self, extra_fields: dict | None = None):
+    def __init__(self, extra_fields: dict | None = None, kf=None):
+        self.kf = kf
         self.fields = dict(self.FIELDS, **(extra_fields or {}))
         for name, (shape, dtype) in self.fields.items():
             setattr(self, name, np.zeros((0, *shape), dtype=dtype))
@@ -203,8 +204,9 @@ class TrackSet:
         self.galleries = [g for g, k in zip(self.galleries, mask) if k]
 
     def boxes(self, rows=slice(None)) -> np.ndarray:
-        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows``."""
-        return xyah_to_xyxy(self.mean[rows])
+        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows`` (the
+        filter given at creation converts its state)."""
+        return self.kf.to_boxes(self.mean[rows])
 
 
 class Tracker(abc.ABC):
@@ -222,6 +224,10 @@ class Tracker(abc.ABC):
             warp the track states with it; needs ``frame`` in :meth:`update`
         output_missed: also output confirmed tracks missed for at most this
             many frames, with their predicted box (``score`` 0, ``det_index`` -1)
+        kalman: ``"xyah"`` (DeepSORT's state ``(x, y, w/h, h)``) or ``"xywh"``
+            (BoT-SORT's ``(x, y, w, h)`` state, noise scaled by w / h)
+        nsa: StrongSORT's NSA Kalman: measurement noise scaled by
+            ``1 - detection score``
     """
 
     name = "tracker"
@@ -241,6 +247,8 @@ class Tracker(abc.ABC):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
     ):
         if output not in ("filtered", "detection"):
             raise BadInputError(f"output: expected 'filtered' or 'detection', got {output!r}")
@@ -250,12 +258,12 @@ class Tracker(abc.ABC):
         self.output = output
         self.output_missed = int(output_missed)
         self.use_cmc = bool(cmc)
-        self.kf = KalmanBoxFilter()
+        self.kf = make_kalman_filter(kalman, nsa)
         self.reset()
 
     def reset(self) -> None:
         """Forgets all tracks; the next id is 1 again."""
-        self.tracks = TrackSet(self._extra_fields())
+        self.tracks = TrackSet(self._extra_fields(), self.kf)
         self.next_id = 1
         self.frame_count = 0
         self.feature_dim: int | None = None
@@ -343,7 +351,7 @@ class Tracker(abc.ABC):
         boxes = dets.boxes[det_idx]
         s_inv = None if self.s_inv is None else self.s_inv[rows]
         t.mean[rows], t.cov[rows] = self.kf.update(
-            t.mean[rows], t.cov[rows], xyxy_to_xyah(boxes), s_inv
+            t.mean[rows], t.cov[rows], self.kf.from_boxes(boxes), s_inv, dets.scores[det_idx]
         )
         t.hits[rows] += 1
         t.tsu[rows] = 0
@@ -357,7 +365,7 @@ class Tracker(abc.ABC):
         if n == 0:
             return
         boxes = dets.boxes[det_idx]
-        mean, cov = self.kf.initiate(xyxy_to_xyah(boxes))
+        mean, cov = self.kf.initiate(self.kf.from_boxes(boxes))
         ids = np.arange(self.next_id, self.next_id + n)
         self.next_id += n
         values = dict(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 
 from fiftyone_posetrack.tracking.base import Tracker, register_tracker
-from fiftyone_posetrack.tracking.kalman import xyxy_to_xyah
 from fiftyone_posetrack.tracking.matching import (
     cosine_distance,
     iou_distance,
@@ -66,7 +65,7 @@ class ByteTrack(Tracker):
         proximity_thresh: largest ``1 - IoU`` where appearance may be used
         feature_momentum: EMA weight of the old track feature
         oru: OC-SORT observation-centric re-update of re-found tracks
-        min_score, output, cmc, output_missed: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
 
     label = "ByteTrack (high- then low-score matching; motion, optional appearance)"
@@ -106,6 +105,8 @@ class ByteTrack(Tracker):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
     ):
         if int(n_init) < 1 or int(max_age) < 0:
             raise BadInputError(f"n_init must be >= 1 and max_age >= 0, got {n_init}, {max_age}")
@@ -124,7 +125,7 @@ class ByteTrack(Tracker):
         self.proximity_thresh = float(proximity_thresh)
         self.feature_momentum = float(feature_momentum)
         self.oru = bool(oru)
-        super().__init__(min_score, output, cmc, output_missed)
+        super().__init__(min_score, output, cmc, output_missed, kalman, nsa)
 
     def _extra_fields(self) -> dict:
         return {"obs_mean": ((8,), np.float64), "obs_cov": ((8, 8), np.float64)}
@@ -219,7 +220,7 @@ class ByteTrack(Tracker):
             for k in range(1, gap):
                 mean, cov = self.kf.predict(mean, cov)
                 virtual = start + (end - start) * (k / gap)
-                mean, cov = self.kf.update(mean, cov, xyxy_to_xyah(virtual))
+                mean, cov = self.kf.update(mean, cov, self.kf.from_boxes(virtual))
             t.mean[r], t.cov[r] = self.kf.predict(mean, cov)
 
 
@@ -231,7 +232,7 @@ class Sort(ByteTrack):
         iou_threshold: least IoU of a match
         max_age: frames a track survives without a detection
         n_init: hits before a track is output (SORT's ``min_hits``)
-        min_score, output, cmc, output_missed: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
 
     label = "SORT (motion only, one IoU matching)"
@@ -251,12 +252,14 @@ class Sort(ByteTrack):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
     ):
         super().__init__(
             track_thresh=min_score, low_thresh=None, new_track_thresh=min_score,
             match_thresh=1.0 - iou_threshold, unconfirmed_match_thresh=1.0 - iou_threshold,
             max_age=max_age, n_init=n_init, fuse_score=False, min_score=min_score,
-            output=output, cmc=cmc, output_missed=output_missed,
+            output=output, cmc=cmc, output_missed=output_missed, kalman=kalman, nsa=nsa,
         )  # fmt: skip
 
     def _pre_predict(self, mean, cov):
