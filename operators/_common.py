@@ -20,13 +20,24 @@ from fiftyone_posetrack.types import BadInputError
 DEVICES = ["auto", "cpu", "cuda"]
 
 
+#: the operator browser's icons (Material icon names), one per operator
+ICONS = {
+    "import_videos": "video_library", "import_mot": "upload_file", "import_posetrack": "upload_file",
+    "run_pose_tracking": "directions_run", "detect_persons": "person_search", "track_persons": "route",
+    "estimate_poses": "accessibility_new", "smooth_poses": "auto_fix_high", "tune_tracker": "tune",
+    "evaluate_tracking": "query_stats", "evaluate_poses": "insights", "show_evaluation_failures": "report_problem",
+    "show_track": "person_pin", "show_trajectories": "timeline", "export_mot": "download",
+    "export_posetrack": "download", "export_coco_keypoints": "download",
+}  # fmt: skip
+
+
 def operator_config(name: str, label: str, description: str, heavy: bool, icon: str | None = None):
     """An ``OperatorConfig``; heavy operators default to delegated execution."""
     return foo.OperatorConfig(
         name=name,
         label=label,
         description=description,
-        icon=icon,
+        icon=icon or ICONS.get(name),
         dynamic=False,
         allow_immediate_execution=True,
         allow_delegated_execution=True,

@@ -30,6 +30,7 @@ __all__ = [
     "IDSW_TAG",
     "failure_view",
     "id_switch_clips",
+    "open_at_frame",
     "show_track",
     "trajectories",
     "track_ids",
@@ -118,6 +119,26 @@ def show_track(
     if kps:
         view = view.filter_labels(frame_path(kps), F("index") == index, only_matches=False)
     return view
+
+
+def open_at_frame(samples, sample_id: str, frame: int):
+    """A clip of video ``sample_id`` from ``frame`` to its last frame, and the clip's id.
+
+    Opening that clip in the App's modal plays the video from ``frame``.
+
+    Raises:
+        BadInputError: for an unknown video or a frame outside it
+    """
+    check_video_collection(samples)
+    if not sample_id:
+        raise BadInputError("sample_id: name the video")
+    view = _one_video(samples, sample_id)
+    numbers = view.values("frames.frame_number")[0] or []
+    last = max([int(view.first().metadata.total_frame_count or 0)] + [int(n) for n in numbers])
+    if isinstance(frame, bool) or int(frame) != frame or not 1 <= int(frame) <= last:
+        raise BadInputError(f"frame: expected a frame number in [1, {last}] of video {sample_id}, got {frame!r}")
+    clips = view.to_clips([[(int(frame), last)]])
+    return clips, clips.first().id
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
