@@ -171,3 +171,35 @@ def test_clicking_a_track_row_shows_only_that_track(ds):
     assert shown.count("frames.pred_detections.detections") == show_track(ds, rows[0]["index"]).count("frames.pred_detections.detections")
     bad = _event(ds, "on_click_track", state, row=99)
     assert "cannot show that track" in _sent(bad, "notify")[0]["message"] and not _sent(bad, "set_view")
+
+
+# --------------------------------------------------------------------------- FiftyOne's Model Evaluation panel
+
+BUILTIN_PANEL = "@voxel51/panels/model_evaluation_panel_builtin"
+
+
+def test_fiftyones_model_evaluation_panel_opens_our_runs(ds):
+    """Its ``load_evaluation`` crashed on our runs ('NoneType' object has no attribute 'get')."""
+
+    def run(method, state):
+        r = foo.execute_operator(BUILTIN_PANEL, ctx={"dataset": ds.name, "params": {
+            "__method__": method, "panel_id": "m1", "panel_state": state, "event_args": {}}})  # fmt: skip
+        assert r.error is None, r.error
+        return {k: v for p in _sent([q.to_json() for q in r.executor._requests], "patch_panel_data") for k, v in p["data"].items()}
+
+    r = foo.execute_operator(BUILTIN_PANEL, ctx={"dataset": ds.name, "params": {
+        "__method__": "on_load", "panel_id": "m1", "panel_state": {}, "event_args": {}}})  # fmt: skip
+    assert r.error is None, r.error
+    listed = [e for q in r.executor._requests for e in (q.to_json()["params"].get("state") or {}).get("evaluations", [])]
+    assert {e["key"] for e in listed} == {"track_eval", "pose_eval", "det_eval"}
+    ids = {e["key"]: e["id"] for e in listed}  # the panel caches by evaluation id
+    m = ds.load_evaluation_results("track_eval").metrics()
+    for key in ("track_eval", "pose_eval", "det_eval"):
+        data = run("load_evaluation", {"view": {"key": key, "id": ids[key]}})[f"evaluation_{key}"]
+        assert data["info"]["key"] == key and data["custom_metrics"]
+    track = run("load_evaluation", {"view": {"key": "track_eval", "id": ids["track_eval"]}})["evaluation_track_eval"]
+    # the box matches of the tracking run: tp includes switches; fp / fn as the run counted them
+    assert (int(track["metrics"]["tp"]), int(track["metrics"]["fp"]), int(track["metrics"]["fn"])) == (
+        m["num_matches"] + m["idsw"], m["fp"], m["fn"])  # fmt: skip
+    assert track["custom_metrics"]["posetrack/mota"]["value"] == m["mota"]
+    assert track["per_class_metrics"]["person"]["precision"] == pytest.approx(m["precision"])
