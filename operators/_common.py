@@ -31,14 +31,19 @@ ICONS = {
 }  # fmt: skip
 
 
-def operator_config(name: str, label: str, description: str, heavy: bool, icon: str | None = None):
-    """An ``OperatorConfig``; heavy operators default to delegated execution."""
+def operator_config(name: str, label: str, description: str, heavy: bool, icon: str | None = None,
+                    dynamic: bool = False):  # fmt: skip
+    """An ``OperatorConfig``; heavy operators default to delegated execution.
+
+    ``dynamic``: the form is resolved again on every change (for warnings that
+    depend on what was typed).
+    """
     return foo.OperatorConfig(
         name=name,
         label=label,
         description=description,
         icon=icon or ICONS.get(name),
-        dynamic=False,
+        dynamic=dynamic,
         allow_immediate_execution=True,
         allow_delegated_execution=True,
         default_choice_to_delegated=heavy,

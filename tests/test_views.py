@@ -158,3 +158,49 @@ def test_operators_bad_parameters(ds, name, params, message):
     with pytest.raises(ExecutionError, match=message):
         _execute(name, ds, params)
     assert (_labels(ds), _labels(ds, "gt_detections")) == before
+
+
+# --------------------------------------------------------------------------- evaluate forms and outputs
+
+
+def _resolve(ds, name, params, target="inputs", results=None):
+    import asyncio
+
+    from fiftyone.operators.executor import resolve_type
+    from fiftyone.operators.registry import OperatorRegistry
+
+    request = {"dataset_name": ds.name, "params": params, "target": target}
+    if results is not None:
+        request["results"] = results
+    prop = asyncio.run(resolve_type(OperatorRegistry(), f"{PLUGIN_NAME}/{name}", request))
+    assert not hasattr(prop, "error") or prop.error is None, getattr(prop, "error", None)
+    return prop.to_json()
+
+
+def _views(schema) -> dict:
+    return {k: v["view"] for k, v in schema["type"]["properties"].items()}
+
+
+def test_evaluate_forms_warn_before_replacing_a_run(ds):
+    views = _views(_resolve(ds, "evaluate_tracking", {"eval_key": "track_eval"}))
+    warning = views["replace_warning"]
+    assert warning["name"] == "Warning" and "'track_eval' exists" in warning["label"]
+    assert "track_eval_mota" in warning["description"] or "fields it wrote" in warning["description"]
+    assert "replace_warning" not in _views(_resolve(ds, "evaluate_tracking", {"eval_key": "brand_new"}))
+    assert "replace_detection_warning" not in _views(_resolve(ds, "evaluate_tracking", {"eval_key": "x"}))
+    assert "'pose_eval' exists" in _views(_resolve(ds, "evaluate_poses", {"eval_key": "pose_eval"}))["replace_warning"]["label"]
+    show = _views(_resolve(ds, "evaluate_tracking", {}))["show"]
+    assert {c["label"] for c in show["choices"]} >= {"the frames with an ID switch", "nothing (stay here)"}
+
+
+def test_evaluate_outputs_are_tables_without_empty_sections(ds):
+    results = {"eval_key": "k", "per_video": []}
+    out = _views(_resolve(ds, "evaluate_tracking", {}, target="outputs", results=results))
+    assert out["per_video"]["name"] == "TableView" and "detection_per_video" not in out
+    assert not any(v["name"] in ("JSONView", "MarkdownView") for v in out.values())
+    cols = [c["label"] for c in out["per_video"]["columns"]]
+    assert cols[:4] == ["Video", "MOTA", "IDF1", "HOTA"]
+    out = _views(_resolve(ds, "evaluate_tracking", {}, target="outputs", results={**results, "detection_per_video": [{}]}))
+    assert out["detection_per_video"]["name"] == "TableView"
+    poses = _views(_resolve(ds, "evaluate_poses", {}, target="outputs", results={"kind": "posetrack"}))
+    assert "PoseTrack AP" in [c["label"] for c in poses["per_video"]["columns"]]
