@@ -24,14 +24,30 @@ from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
 
 
-def operator_config(name: str, label: str, description: str, heavy: bool, icon: str | None = None):
-    """An ``OperatorConfig``; heavy operators default to delegated execution."""
+#: the operator browser's icons (Material icon names), one per operator
+ICONS = {
+    "import_videos": "video_library", "import_mot": "upload_file", "import_posetrack": "upload_file",
+    "run_pose_tracking": "directions_run", "detect_persons": "person_search", "track_persons": "route",
+    "estimate_poses": "accessibility_new", "smooth_poses": "auto_fix_high", "tune_tracker": "tune",
+    "evaluate_tracking": "query_stats", "evaluate_poses": "insights", "show_evaluation_failures": "report_problem",
+    "show_track": "person_pin", "show_trajectories": "timeline", "export_mot": "download",
+    "export_posetrack": "download", "export_coco_keypoints": "download",
+}  # fmt: skip
+
+
+def operator_config(name: str, label: str, description: str, heavy: bool, icon: str | None = None,
+                    dynamic: bool = False):  # fmt: skip
+    """An ``OperatorConfig``; heavy operators default to delegated execution.
+
+    ``dynamic``: the form is resolved again on every change (for warnings that
+    depend on what was typed).
+    """
     return foo.OperatorConfig(
         name=name,
         label=label,
         description=description,
-        icon=icon,
-        dynamic=False,
+        icon=icon or ICONS.get(name),
+        dynamic=dynamic,
         allow_immediate_execution=True,
         allow_delegated_execution=True,
         default_choice_to_delegated=heavy,
