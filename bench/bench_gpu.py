@@ -33,7 +33,7 @@ pose model: what its CPU stages (tracking, optical-flow smoothing) cost per
 frame, i.e. the most frames/s any GPU can give it.
 
 Writes ``bench_gpu.json`` and ``bench_gpu.md`` into ``--out``. Timings: each
-point runs ``warmup`` calls, then repeats for at least ``--seconds`` (and 3
+point runs ``warmup`` calls, then repeats for at least ``--seconds`` (default 1; and 3
 calls); the GPU is synchronised around every call.
 """
 
@@ -68,7 +68,7 @@ POSE_SECOND = "td-hm_res50_8xb64-210e_coco-256x192.py"
 #: sizes of a full run and of the CPU smoke run
 FULL = dict(
     width=1920, height=1080, people=26, frames=96, baseline_frames=32, det_batches=(1, 2, 4, 8, 16),
-    pose_batches=(1, 8, 32, 64, 128), reid_crops=(20, 64), seconds=2.0, warmup=2, min_calls=3, det_input=0,
+    pose_batches=(1, 8, 32, 64, 128), reid_crops=(20, 64), seconds=1.0, warmup=2, min_calls=3, det_input=0,
 )  # fmt: skip
 SMOKE = dict(
     width=320, height=192, people=4, frames=4, baseline_frames=2, det_batches=(1, 2),
@@ -243,10 +243,20 @@ def build_detector(name: str, device: str, batch_size: int = 8, input_side: int 
     return det
 
 
-def build_pose(name: str, device: str, batch_size: int = 64, second: str | None = None):
+def package_pose_batch() -> int:
+    """The crops per forward pass that the package's pipeline uses (MMPoseEstimator's default)."""
+    import inspect
+
     from fiftyone_posetrack.pose.mmpose import MMPoseEstimator
 
-    return MMPoseEstimator(POSE_MODELS.get(name, name), None, device=device, batch_size=batch_size,
+    return inspect.signature(MMPoseEstimator).parameters["batch_size"].default
+
+
+def build_pose(name: str, device: str, second: str | None = None):
+    """An mmpose estimator with random weights, with the package's default batch size."""
+    from fiftyone_posetrack.pose.mmpose import MMPoseEstimator
+
+    return MMPoseEstimator(POSE_MODELS.get(name, name), None, device=device,
                            second_model=f"mmpose:{second}" if second else None)  # fmt: skip
 
 
@@ -268,24 +278,27 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
     det = build_detector("rtmdet-m", b.device, batch_size=8, input_side=b.sizes["det_input"])
     people = float(np.mean([len(x) for x in boxes]))
     h, w = frames[0].shape[:2]
+    default_batch = package_pose_batch()
     variants = [
-        # (name, pose model, reid, fp16)
-        ("pipeline", "rtmpose-m", False, False),
-        ("pipeline", "hrnet-w32", False, False),
-        ("pipeline", "rtmpose-m", True, False),
-        ("pipeline", "rtmpose-m", True, True),
+        # (pose model, pose crops per forward pass, reid, fp16)
+        ("rtmpose-m", default_batch, False, False),
+        ("rtmpose-m", 256, False, False),
+        ("hrnet-w32", default_batch, False, False),
+        ("rtmpose-m", default_batch, True, False),
+        ("rtmpose-m", default_batch, True, True),
     ]
     poses = {}
-    for _, pose_name, reid, fp16 in variants:
-        what = f"pipeline {pose_name} reid={reid} fp16={fp16}"
+    for pose_name, pose_batch, reid, fp16 in variants:
+        what = f"pipeline {pose_name} pose_batch={pose_batch} reid={reid} fp16={fp16}"
         if fp16 and not b.cuda:
             continue  # fp16 autocast is CUDA-only
         if b.left() < 30:
             b.skip(what, "time budget")
             continue
         try:
-            pose = poses.get(pose_name) or build_pose(pose_name, b.device, batch_size=256)
+            pose = poses.get(pose_name) or build_pose(pose_name, b.device)
             poses[pose_name] = pose
+            pose.batch_size = pose_batch
             embedder = build_osnet(b.device, half=fp16) if reid else None
             config = PipelineConfig(
                 detector="mmdet", pose="mmpose", reid=None, device=b.device, batch_size=8,
@@ -307,19 +320,20 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
                 elapsed = time.perf_counter() - start
             stages = {k: round(v / n * 1000, 3) for k, v in sorted(pipe.timings.items())}
             stages["other"] = round((elapsed - sum(pipe.timings.values())) / n * 1000, 3)
-            b.row("pipeline", detector="rtmdet-m", pose=pose_name, reid="osnet_x1_0" if reid else None,
-                  precision=precision, frames=n, size=f"{w}x{h}", people_per_frame=round(people, 1),
+            b.row("pipeline", detector="rtmdet-m", pose=pose_name, pose_batch=pose_batch,
+                  reid="osnet_x1_0" if reid else None, precision=precision, frames=n, size=f"{w}x{h}", people_per_frame=round(people, 1),
                   fps=round(n / elapsed, 2), ms_per_frame_by_stage=stages)  # fmt: skip
         except Exception as e:
             b.error(what, e)
         b.write()
     for pose_name, pose in poses.items():
         what = f"baseline {pose_name}"
+        pose.batch_size = default_batch
         if b.left() < 20:
             b.skip(what, "time budget")
             continue
         try:
-            part_baseline(b, det, pose, pose_name, frames[: b.sizes["baseline_frames"]], boxes, people)
+            part_baseline(b, det, pose, pose_name, frames[: b.sizes["baseline_frames"]], boxes)
         except Exception as e:
             b.error(what, e)
         b.write()
@@ -327,7 +341,7 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
     for row in b.results["rows"]:
         if row["part"] == "baseline":
             fast = [r for r in b.results["rows"] if r["part"] == "pipeline" and r["pose"] == row["pose"]
-                    and r["reid"] is None and r["precision"] == "fp32"]  # fmt: skip
+                    and r["reid"] is None and r["precision"] == "fp32" and r["pose_batch"] == default_batch]  # fmt: skip
             if fast:
                 ratios[row["pose"]] = round(fast[0]["fps"] / row["fps"], 2)
     b.results["pipeline_vs_baseline"] = ratios
@@ -357,7 +371,7 @@ def part_cpu_floor(b: Bench, frames, boxes) -> None:
     b.write()
 
 
-def part_baseline(b: Bench, det, pose, pose_name: str, frames, boxes, people: float) -> None:
+def part_baseline(b: Bench, det, pose, pose_name: str, frames, boxes) -> None:
     """mmpose's demo/topdown_demo_with_mmdet.py loop: one detector call and one pose call per frame."""
     from mmdet.apis import inference_detector
     from mmpose.apis import inference_topdown
@@ -382,6 +396,7 @@ def part_baseline(b: Bench, det, pose, pose_name: str, frames, boxes, people: fl
     b.sync()
     elapsed = time.perf_counter() - start
     h, w = frames[0].shape[:2]
+    people = float(np.mean([len(boxes[i]) for i in range(len(frames))]))
     b.row("baseline", detector="rtmdet-m", pose=pose_name, reid=None, precision="fp32", frames=len(frames),
           size=f"{w}x{h}", people_per_frame=round(people, 1), fps=round(len(frames) / elapsed, 2),
           loop="inference_detector + inference_topdown per frame")  # fmt: skip
@@ -613,7 +628,8 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny inputs, 1-2 iterations per point (a CPU test)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--budget-s", type=float, default=420.0, help="stop starting new points after this many seconds")
-    p.add_argument("--seconds", type=float, default=None, help="timed seconds per point (default 2; smoke 0)")
+    p.add_argument("--seconds", type=float, default=None, help="timed seconds per point (default 1; smoke 0)")
+    p.add_argument("--frames", type=int, default=None, help="frames of the synthetic crowd (default 96; smoke 4)")
     p.add_argument("--models-dir", type=pathlib.Path, default=None,
                    help="real ONNX / ReID model files for the paths part (default: .gpuwheels/models, else ../shared/models)")  # fmt: skip
     args = p.parse_args(argv)
@@ -629,6 +645,8 @@ def main(argv=None) -> int:
     sizes = dict(SMOKE if args.smoke else FULL)
     if args.seconds is not None:
         sizes["seconds"] = args.seconds
+    if args.frames is not None:
+        sizes["frames"] = max(int(args.frames), sizes["baseline_frames"])
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     models_dir = args.models_dir

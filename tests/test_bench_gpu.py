@@ -103,7 +103,9 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
         return [r for r in rows if r["part"] == name]
 
     pipeline = part("pipeline")
-    assert {(r["pose"], r["reid"]) for r in pipeline} == {("rtmpose-m", None), ("hrnet-w32", None), ("rtmpose-m", "osnet_x1_0")}
+    assert {(r["pose"], r["pose_batch"], r["reid"]) for r in pipeline} == {
+        ("rtmpose-m", 32, None), ("rtmpose-m", 256, None), ("hrnet-w32", 32, None), ("rtmpose-m", 32, "osnet_x1_0"),
+    }  # fmt: skip (fp16 is CUDA-only: no fp16 row on the CPU)
     for r in pipeline:
         assert r["frames"] == 4 and r["fps"] > 0 and r["people_per_frame"] > 0
         assert {"detection", "tracking", "pose", "other"} <= set(r["ms_per_frame_by_stage"])
