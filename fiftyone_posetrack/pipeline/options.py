@@ -118,7 +118,7 @@ def _tracker_choices() -> dict:
 def _preset_choices() -> dict:
     from fiftyone_posetrack.presets import PRESETS
 
-    return {name: p["description"] for name, p in PRESETS.items()}
+    return {name: f"{name}: {p['description']}" for name, p in PRESETS.items()}
 
 
 _MODEL = ValueSpec("str")
