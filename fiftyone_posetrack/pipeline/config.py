@@ -57,7 +57,11 @@ class PipelineConfig:
         models_dir: a local folder of named models (``<dir>/<name>/<file>``)
         detections_field: frame field for the tracked boxes
         keypoints_field: frame field for the poses
-        overwrite: recompute videos whose labels are already complete
+        overwrite: recompute videos whose labels are already complete (also
+            those written by a run of another configuration)
+        overwrite_fields: output fields that may be replaced although another
+            job wrote them (ground truth, imports, another stage's output);
+            without it such fields are refused
     """
 
     detector: str = "rtmdet-nano-person"
@@ -82,6 +86,7 @@ class PipelineConfig:
     detections_field: str = "pred_detections"
     keypoints_field: str = "pred_keypoints"
     overwrite: bool = False
+    overwrite_fields: tuple[str, ...] = ()
 
     def __post_init__(self):
         self.validate()
@@ -121,6 +126,11 @@ class PipelineConfig:
         for name in ("detections_field", "keypoints_field"):
             if not _FIELD_NAME.match(str(getattr(self, name))):
                 bad(name, "a field name (letters, digits, underscores)")
+        if not isinstance(self.overwrite_fields, (list, tuple)) or not all(
+            isinstance(f, str) and _FIELD_NAME.match(f) for f in self.overwrite_fields
+        ):
+            bad("overwrite_fields", "a list of field names")
+        self.overwrite_fields = tuple(self.overwrite_fields)
         if self.detections_field == self.keypoints_field:
             bad("keypoints_field", "a field other than detections_field")
         if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", str(self.device)):
@@ -134,6 +144,7 @@ class PipelineConfig:
         """A JSON-serialisable dict (``from_dict`` inverts it)."""
         d = dataclasses.asdict(self)
         d["fusion_weights"] = list(self.fusion_weights)
+        d["overwrite_fields"] = list(self.overwrite_fields)
         return d
 
     @classmethod
