@@ -40,7 +40,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--detections-field", default=d["detections_field"].default)
     g.add_argument("--keypoints-field", default=d["keypoints_field"].default)
-    g.add_argument("--overwrite", action="store_true", help="recompute videos already done")
+    g.add_argument(
+        "--overwrite", action="store_true",
+        help="recompute videos already done (also those done with another configuration)",
+    )  # fmt: skip
+    g.add_argument(
+        "--overwrite-field", action="append", default=[], dest="overwrite_fields", metavar="NAME",
+        help="an output field that may be replaced although another job wrote it (ground truth, an "
+        "import, another stage); repeatable",
+    )  # fmt: skip
 
 
 def _parse_params(pairs: list[str]) -> dict:
@@ -80,6 +88,7 @@ def config_from_args(args):
         detections_field=args.detections_field,
         keypoints_field=args.keypoints_field,
         overwrite=args.overwrite,
+        overwrite_fields=tuple(args.overwrite_fields),
     )
 
 
@@ -151,6 +160,7 @@ def _run(args) -> int:
     print(
         f"dataset {dataset.name!r}: {len(summary.processed)} video(s) processed, "
         f"{len(summary.skipped)} already done, {summary.frames} frames"
+        + (f" (run record {summary.run_key!r}: posetrack runs {dataset.name} {summary.run_key})" if summary.run_key else "")
     )
     _print_timings(summary.timings, summary.frames)
     return 0

@@ -52,6 +52,7 @@ __all__ = [
     "RUNTIME_OPTIONS",
     "RunRecord",
     "begin_run",
+    "brief",
     "config_differences",
     "describe_object",
     "file_sha256",
@@ -456,6 +457,20 @@ def format_runs(records: list[dict]) -> str:
                      counts, _main_models(r)))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+def brief(record: dict) -> dict:
+    """The short form of a record (from :func:`get_run`): key, job, fields, models, who, when, status counts."""
+    return {
+        "key": record["key"],
+        "job": record.get("job"),
+        "fields": record.get("fields"),
+        "models": {role: m.get("spec") for role, m in (record.get("models") or {}).items()},
+        "user": record.get("user"),
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+        "status_counts": record.get("status_counts"),
+    }
 
 
 def format_run(record: dict) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import fiftyone as fo
 
-from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, run_video_jobs
+from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, check_collection, run_video_jobs
 from fiftyone_posetrack.fo.runs import describe_object
 from fiftyone_posetrack.fo.labels import (
     boxes_to_detections,
@@ -167,6 +167,7 @@ def track_detections(
     """
     from fiftyone_posetrack.tracking.base import make_tracker
 
+    check_collection(samples, "tracking")
     check_frame_field(samples, in_field, fo.Detections)
     make_tracker(tracker, **(tracker_params or {}))  # refuse bad names / params up front
     needs_frames = embedder is not None or box_smoother is not None
@@ -235,6 +236,7 @@ def estimate_poses(
     """
     from fiftyone_posetrack.pipeline.core import sanitize_poses
 
+    check_collection(samples, "pose estimation")
     check_frame_field(samples, tracks_field, fo.Detections)
     dataset = samples._dataset
 
@@ -291,6 +293,7 @@ def smooth_poses(
     """
     from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
 
+    check_collection(samples, "pose smoothing")
     check_frame_field(samples, in_field, fo.Keypoints)
     if method not in ("flow", "one-euro"):
         raise BadInputError(f"method: expected 'flow' or 'one-euro', got {method!r}")
