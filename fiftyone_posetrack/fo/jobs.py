@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo import runs as fruns
 from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
 from fiftyone_posetrack.video import FrameCountMismatchError, probe_video
 
 logger = logging.getLogger(__name__)
@@ -83,10 +83,6 @@ __all__ = [
 DEFAULT_STALE_AFTER = 600.0
 
 FrameLabels = dict[str, "fo.Label | None"]
-
-
-class DatabaseUnavailableError(BadInputError):
-    """The FiftyOne database did not answer during a job (stopped, restarting, unreachable)."""
 
 
 def _db_timeout() -> float:

@@ -69,23 +69,22 @@ __all__ = [
 #: the ``method`` of this package's run configs
 RUN_METHOD = "posetrack"
 
-#: options that change how a run computes, never which labels it writes; every
-#: other option (and every model file's sha256) is part of a run's identity
-RUNTIME_OPTIONS = frozenset(
-    {
-        "batch_size",
-        "device",
-        "models_dir",  # the model files' hashes are compared instead
-        "overwrite",
-        "overwrite_fields",
-        "flush_frames",
-        "stale_after",
-        "progress",
-        "raise_on_error",
-        "progress_callback",
-        "preset",  # its values are compared option by option
-    }
-)
+def _runtime_options() -> frozenset:
+    from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS
+
+    declared = {o.name for o in OPTIONS.values() if o.group == "runtime"} | set(JOB_OPTIONS)
+    # what to recompute and where, not how: overwrite*, and the preset (its values are compared one by one)
+    return frozenset(declared | {"overwrite", "overwrite_fields", "preset", "progress", "raise_on_error",
+                                 "progress_callback"})  # fmt: skip
+
+
+#: options that change how a run computes, never which labels it writes: the
+#: options of group ``"runtime"`` and the job options of
+#: :mod:`fiftyone_posetrack.pipeline.options` (batch size, device, models folder
+#: -- the model files' hashes are compared instead --, flush frames, ...). Every
+#: other option, and every model file's sha256, is part of a run's identity.
+RUNTIME_OPTIONS = _runtime_options()
+
 
 #: packages whose versions are recorded (when installed)
 PACKAGES = (

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fiftyone as fo
 
+from fiftyone_posetrack.fo.appconfig import apply_track_colors, tracked_fields
 from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, check_collection, run_video_jobs
 from fiftyone_posetrack.fo.runs import describe_object
 from fiftyone_posetrack.fo.labels import (
@@ -203,7 +204,9 @@ def track_detections(
         "tracking", {out_field: fo.Detections}, compute, overwrite, input_field=in_field, options=options,
         models={"reid": embedder}, overwrite_fields=tuple(overwrite_fields),
     )  # fmt: skip
-    return _run(samples, job, in_field, overwrite_input, **kwargs)
+    summary = _run(samples, job, in_field, overwrite_input, **kwargs)
+    apply_track_colors(dataset, [out_field])  # one colour per track in the App (unless the user chose)
+    return summary
 
 
 def estimate_poses(
@@ -260,7 +263,9 @@ def estimate_poses(
         "pose estimation", {out_field: fo.Keypoints}, compute, overwrite, options=options,
         models={"pose": pose_estimator}, overwrite_fields=tuple(overwrite_fields),
     )  # fmt: skip
-    return run_video_jobs(samples, job, **kwargs)
+    summary = run_video_jobs(samples, job, **kwargs)
+    apply_track_colors(dataset, [tracks_field, out_field])  # skeletons in their track's colour
+    return summary
 
 
 def smooth_poses(
@@ -330,4 +335,7 @@ def smooth_poses(
         "pose smoothing", {out_field: fo.Keypoints}, compute, overwrite, input_field=in_field, options=options,
         overwrite_fields=tuple(overwrite_fields),
     )  # fmt: skip
-    return _run(samples, job, in_field, overwrite_input, **kwargs)
+    summary = _run(samples, job, in_field, overwrite_input, **kwargs)
+    if in_field in tracked_fields(dataset):
+        apply_track_colors(dataset, [out_field])
+    return summary
