@@ -133,7 +133,7 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
     elif o.spec.type in ("int", "float"):
         bounds = {k: v for k, v in (("min", o.spec.lo), ("max", o.spec.hi)) if v is not None}
         getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
-    elif o.spec.type == "floats":
+    elif o.spec.type in ("floats", "fields"):
         inputs.str(key, default=", ".join(str(v) for v in default), **common)
     elif o.spec.type == "dict":
         inputs.str(key, default=json.dumps(default), **common)
@@ -337,6 +337,9 @@ def summary_outputs(outputs, ctx=None):
     if ctx is None or (ctx.results or {}).get("queued_runs"):
         outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
+    if ctx is None or (ctx.results or {}).get("run_key"):
+        outputs.str("run_key", label="Run record (posetrack runs DATASET KEY)")
+        outputs.obj("run_record", label="Run", view=types.JSONView())
 
 
 def summary_result(summary) -> dict:
@@ -348,6 +351,7 @@ def summary_result(summary) -> dict:
         "processed_ids": list(summary.processed),
         "worker": worker_id(),
         "timings": {k: round(float(v), 3) for k, v in summary.timings.items()},
+        "run_key": getattr(summary, "run_key", None),
     }
 
 
@@ -436,6 +440,7 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
             totals.processed += summary.processed
             totals.failed.update(summary.failed)
             totals.frames += summary.frames
+            totals.run_key = totals.run_key or summary.run_key
             for k, v in summary.timings.items():
                 totals.timings[k] = totals.timings.get(k, 0.0) + v
         if not wait or not dataset.has_sample_field(status_field):
@@ -447,6 +452,10 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     done = set(totals.processed)
     totals.skipped = [s for s in dict.fromkeys(totals.skipped) if s not in done]
     result = summary_result(totals)
+    if totals.run_key:
+        from fiftyone_posetrack.fo.runs import brief, get_run
+
+        result["run_record"] = brief(get_run(dataset, totals.run_key))
     result["queued_runs"] = queued
     raise_failures(totals, what)
     return result

@@ -24,6 +24,11 @@ reachable from Python, the CLI and the run operator.
 
 Numbers follow :func:`~fiftyone_posetrack.values.check_value`: strings, NaN
 and inf are refused everywhere.
+
+Options of group ``"runtime"`` (and :data:`JOB_OPTIONS`) say how to compute,
+never which labels: runs that differ only in them count as the same
+configuration (:data:`fiftyone_posetrack.fo.runs.RUNTIME_OPTIONS`); every
+other option does.
 """
 
 from __future__ import annotations
@@ -224,7 +229,16 @@ _OPTION_LIST = [
     ),
     Option(
         "overwrite", ValueSpec("bool"), False, "output", "Recompute videos already done",
-        "recompute (and replace the labels of) videos whose labels are already complete",
+        "recompute (and replace the labels of) videos whose labels are already complete, also those "
+        "written with another configuration",
+    ),
+    Option(
+        "overwrite_fields", ValueSpec("fields"), (), "output", "Fields of other jobs to replace",
+        "output fields that may be replaced although another job wrote them (ground truth, an import, "
+        "another stage's output); without it such fields are refused",
+        flag="--overwrite-field",
+        cli_help="an output field that may be replaced although another job wrote it (ground truth, an "
+        "import, another stage's output); repeatable",
     ),
     # ------------------------------------------------------------------ runtime
     Option(
@@ -341,6 +355,8 @@ def parse_text(option: Option | str, text: str, what: str | None = None):
             value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[s.lower()]
         elif t == "dict":
             value = json.loads(s) if s else {}
+        elif t == "fields":
+            value = s.replace(",", " ").split()
         else:
             value = s
     except json.JSONDecodeError as e:
@@ -379,6 +395,11 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
                 o.cli_flag, dest=o.name, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
                 help=help_text,
             )  # fmt: skip
+        elif o.spec.type == "fields":
+            g.add_argument(
+                o.cli_flag, dest=o.name, action="append", default=argparse.SUPPRESS, metavar="NAME",
+                help=help_text,
+            )  # fmt: skip
         else:
             nargs = o.spec.length if o.spec.type == "floats" else None
             default = _format_default(o.default)
@@ -406,6 +427,8 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
             values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "dict":
             values[name] = check_option(o, _key_values(raw, o.cli_flag), o.cli_flag)
+        elif o.spec.type == "fields":
+            values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "floats":
             values[name] = parse_text(o, " ".join(raw), o.cli_flag)
         else:
@@ -453,7 +476,7 @@ def values_from_params(params: dict, names=None, rename: dict | None = None) -> 
         if raw is None:
             continue
         what = f"parameter {key!r}"
-        if isinstance(raw, str) and o.spec.type in ("floats", "dict"):
+        if isinstance(raw, str) and o.spec.type in ("floats", "dict", "fields"):
             values[name] = parse_text(o, raw, what)
         else:
             values[name] = check_option(o, raw, what)
