@@ -56,6 +56,34 @@ def _builder(config):
     )
 
 
+def _detection_size_inputs(inputs, d) -> None:
+    """Detector input size and sliced inference (tiles) fields."""
+    inputs.int(
+        "det_input_size", min=0, default=d.det_input_size, required=False,
+        label="Detector input size (px, longer side; 0 = the model's own)",
+    )  # fmt: skip
+    inputs.int(
+        "det_tile_size", min=0, default=d.det_tile_size, required=False,
+        label="Tile size (px; 0 = no tiling): tiles plus the whole frame, for small people",
+    )  # fmt: skip
+    inputs.float(
+        "det_tile_overlap", min=0, max=0.9, default=d.det_tile_overlap, required=False, label="Tile overlap (fraction)"
+    )
+    inputs.enum(
+        "det_tile_merge", ["nms", "wbf"], default=d.det_tile_merge, required=False,
+        label="Tile merge", view=types.DropdownView(),
+    )  # fmt: skip
+
+
+def _detection_size_params(p: Params, d) -> dict:
+    return dict(
+        det_input_size=p.int("det_input_size", d.det_input_size, lo=0),
+        det_tile_size=p.int("det_tile_size", d.det_tile_size, lo=0),
+        det_tile_overlap=p.float("det_tile_overlap", d.det_tile_overlap, 0, 0.9),
+        det_tile_merge=p.str("det_tile_merge", d.det_tile_merge, choices=["nms", "wbf"]),
+    )
+
+
 def _reid(p: Params, default):
     value = p.str("reid", default or "none")
     return None if value.lower() == "none" else value
@@ -119,6 +147,7 @@ class DetectPersons(_Stage):
         model_choice(inputs, "detector", "detector", d.detector, "Detector", required=False)
         model_choice(inputs, "detector2", "detector", None, "Second detector (fused by WBF)", required=False)
         inputs.float("det_score_threshold", min=0, max=1, default=d.det_score_threshold, required=False, label="Score threshold")
+        _detection_size_inputs(inputs, d)
         inputs.str("field", default="pred_raw_detections", required=False, label="Output frame field")
         runtime_inputs(inputs)
         job_inputs(inputs)
@@ -134,6 +163,7 @@ class DetectPersons(_Stage):
             detector=p.model("detector", d.detector),
             detector2=p.model("detector2"),
             det_score_threshold=p.float("det_score_threshold", d.det_score_threshold, 0, 1),
+            **_detection_size_params(p, d),
             **runtime(p),
         )
         field = p.new_field("field", "pred_raw_detections")
@@ -350,6 +380,7 @@ class RunPoseTracking(_Stage):
         model_choice(inputs, "detector2", "detector", None, "Second detector (fused by WBF)", required=False)
         model_choice(inputs, "pose", "pose", d.pose, "Pose model", required=False)
         inputs.float("det_score_threshold", min=0, max=1, default=d.det_score_threshold, required=False, label="Detection score threshold")
+        _detection_size_inputs(inputs, d)
         tracker_inputs(inputs)
         _reid_input(inputs, d.reid)
         _box_smoothing_inputs(inputs)
@@ -378,6 +409,7 @@ class RunPoseTracking(_Stage):
             detector2=p.model("detector2"),
             pose=p.model("pose", d.pose),
             det_score_threshold=p.float("det_score_threshold", d.det_score_threshold, 0, 1),
+            **_detection_size_params(p, d),
             tracker=p.str("tracker", d.tracker, choices=available_trackers()),
             tracker_params=p.json("tracker_params"),
             reid=_reid(p, d.reid),

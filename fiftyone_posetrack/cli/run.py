@@ -26,6 +26,21 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--reid", default=d["reid"].default, help="ReID embedder ('none': motion only)")
     g.add_argument("--det-score-threshold", type=float, default=d["det_score_threshold"].default)
+    g.add_argument(
+        "--det-input-size", type=int, default=d["det_input_size"].default,
+        help="detector input's longer side in px (0: the model's own size)",
+    )  # fmt: skip
+    g.add_argument(
+        "--det-tile-size", type=int, default=d["det_tile_size"].default,
+        help="sliced inference: tile side in frame px, tiles plus the whole frame (0: no tiling)",
+    )  # fmt: skip
+    g.add_argument(
+        "--det-tile-overlap", type=float, default=d["det_tile_overlap"].default,
+        help="tile overlap, a fraction of the tile side in [0, 0.9] (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--det-tile-merge", default=d["det_tile_merge"].default, help="nms | wbf (default: %(default)s)"
+    )
     g.add_argument("--no-box-smoothing", action="store_true", help="no optical-flow box smoothing")
     g.add_argument("--box-alpha", type=float, default=d["box_alpha"].default)
     g.add_argument("--pose-smoothing", default=d["pose_smoothing"].default, help="flow | one-euro | none")
@@ -69,6 +84,10 @@ def config_from_args(args):
         tracker_params=_parse_params(args.param),
         reid=reid,
         det_score_threshold=args.det_score_threshold,
+        det_input_size=args.det_input_size,
+        det_tile_size=args.det_tile_size,
+        det_tile_overlap=args.det_tile_overlap,
+        det_tile_merge=args.det_tile_merge,
         box_smoothing=not args.no_box_smoothing,
         box_alpha=args.box_alpha,
         pose_smoothing=args.pose_smoothing,

@@ -34,6 +34,14 @@ class PipelineConfig:
         detector2: a second detector fused with the first by weighted box fusion
         fusion_weights: weights of ``detector`` and ``detector2`` in the fusion
         det_score_threshold: detections scoring below it are dropped
+        det_input_size: pixels of the detector input's longer side (frames are
+            resized keeping their aspect ratio); 0 = the model's own size
+        det_tile_size: sliced inference: side in frame pixels of overlapping
+            square tiles detected besides the whole frame; 0 = no tiling
+        det_tile_overlap: overlap of neighbouring tiles, a fraction of the tile
+            side in ``[0, 0.9]``
+        det_tile_merge: how the tiles' and the whole frame's boxes are merged:
+            ``"nms"`` or ``"wbf"`` (weighted boxes fusion)
         box_smoothing: blend each tracked box with its optical-flow propagated
             previous box: ``box = box_alpha * detected + (1 - box_alpha) * propagated``
         box_alpha: see ``box_smoothing``
@@ -64,6 +72,10 @@ class PipelineConfig:
     detector2: str | None = None
     fusion_weights: tuple[float, float] = (1.0, 1.0)
     det_score_threshold: float = 0.3
+    det_input_size: int = 0
+    det_tile_size: int = 0
+    det_tile_overlap: float = 0.2
+    det_tile_merge: str = "nms"
     box_smoothing: bool = True
     box_alpha: float = 0.5
     box_max_gap: int = 0
@@ -97,6 +109,14 @@ class PipelineConfig:
                 bad(name, "a model name or spec")
         if not 0.0 <= float(self.det_score_threshold) <= 1.0:
             bad("det_score_threshold", "a value in [0, 1]")
+        from fiftyone_posetrack.detection.preprocess import check_input_size
+        from fiftyone_posetrack.detection.tiling import check_tile_options
+
+        try:
+            check_input_size(self.det_input_size)
+            check_tile_options(self.det_tile_size, self.det_tile_overlap, self.det_tile_merge)
+        except BadInputError as e:
+            raise BadInputError(f"config.{e}") from None
         if not 0.0 <= float(self.box_alpha) <= 1.0:
             bad("box_alpha", "a value in [0, 1]")
         if not 0.0 <= float(self.pose_alpha) <= 0.5:

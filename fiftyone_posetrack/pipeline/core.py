@@ -97,21 +97,33 @@ def sanitize_poses(keypoints: np.ndarray, scores: np.ndarray, width: int, height
 
 
 def build_detector(config: PipelineConfig):
-    """The detector of a config: one model, or two fused by weighted box fusion."""
+    """The detector of a config.
+
+    One model, or two fused by weighted box fusion; at ``det_input_size``
+    when it is set; wrapped in a :class:`~fiftyone_posetrack.detection.tiling.TiledDetector`
+    when ``det_tile_size`` is set.
+    """
     from fiftyone_posetrack.detection import FusedDetector, make_detector
+    from fiftyone_posetrack.detection.tiling import TiledDetector
     from fiftyone_posetrack.models import resolve_model_spec
 
     c = config
     kwargs = dict(device=c.device, batch_size=c.batch_size)
+    if c.det_input_size:  # only then: a backend registered by a user need not know the option
+        kwargs["input_size"] = c.det_input_size
     if not c.detector2:
-        return make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
-    # Members keep low-score boxes: WBF lowers the score of a box only one model
-    # finds, so the threshold applies to the fused scores.
-    members = [
-        make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
-        for spec in (c.detector, c.detector2)
-    ]
-    return FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+        detector = make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
+    else:
+        # Members keep low-score boxes: WBF lowers the score of a box only one model
+        # finds, so the threshold applies to the fused scores.
+        members = [
+            make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
+            for spec in (c.detector, c.detector2)
+        ]
+        detector = FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+    if c.det_tile_size:
+        detector = TiledDetector(detector, c.det_tile_size, c.det_tile_overlap, c.det_tile_merge)
+    return detector
 
 
 def build_pose_estimator(config: PipelineConfig):
