@@ -41,6 +41,7 @@ __all__ = [
     "build_detector",
     "build_embedder",
     "build_pose_estimator",
+    "embed_needed",
     "sanitize_detections",
     "sanitize_poses",
 ]
@@ -124,6 +125,24 @@ def build_detector(config: PipelineConfig):
     if c.det_tile_size:
         detector = TiledDetector(detector, c.det_tile_size, c.det_tile_overlap, c.det_tile_merge)
     return detector
+
+
+def embed_needed(embedder, tracker, frame: np.ndarray, dets: FrameDetections):
+    """Appearance features of the detections the tracker needs them for, in one batch.
+
+    Returns:
+        ``(embeddings, embedded)``: ``(N, D)`` features (zero rows where not
+        computed) and the ``(N,)`` bool mask of the computed rows (None: all)
+    """
+    need = tracker.appearance_needed(dets)
+    if need.all():
+        return embedder.embed(frame, dets.boxes), None
+    feats = embedder.embed(frame, dets.boxes[need]) if need.any() else None
+    dim = feats.shape[1] if feats is not None else (tracker.feature_dim or embedder.dim)
+    out = np.zeros((len(dets), dim), dtype=np.float32)
+    if feats is not None:
+        out[need] = feats
+    return out, need
 
 
 def build_pose_estimator(config: PipelineConfig):
@@ -238,11 +257,12 @@ class PoseTrackingPipeline:
         for frame, gray, dets in zip(frames, grays, detections):
             dets, dropped = sanitize_detections(dets, width, height)
             self.dropped_boxes += dropped
+            embedded = None
             if self.embedder is not None and len(dets):
                 with self._timed("reid"):
-                    dets.embeddings = self.embedder.embed(frame, dets.boxes)
+                    dets.embeddings, embedded = embed_needed(self.embedder, self.tracker, frame, dets)
             with self._timed("tracking"):
-                tracks = self.tracker.update(dets, frame)
+                tracks = self.tracker.update(dets, frame, embedded=embedded)
             if self.box_smoother is not None:
                 with self._timed("box_smoothing"):
                     tracks = self.box_smoother.update(tracks, gray)
