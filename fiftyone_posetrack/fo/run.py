@@ -21,7 +21,7 @@ from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.video import VideoReader
 
-__all__ = ["RunSummary", "run", "pipeline_job", "status_field"]
+__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "check_tile_size"]
 
 
 def status_field(config: PipelineConfig) -> str:
@@ -53,6 +53,17 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
     )
 
 
+def check_tile_size(samples, config: PipelineConfig) -> None:
+    """Refuses, before anything is written, tiles larger than a video's frames."""
+    if not config.det_tile_size or samples.media_type != "video":
+        return
+    from fiftyone_posetrack.detection.tiling import tile_boxes
+
+    for w, h in zip(*samples.values(["metadata.frame_width", "metadata.frame_height"])):
+        if w and h:  # videos without metadata are checked when they are read
+            tile_boxes(int(h), int(w), config.det_tile_size, config.det_tile_overlap)
+
+
 def run(
     samples,
     config: PipelineConfig | None = None,
@@ -79,6 +90,7 @@ def run(
         pipeline = PoseTrackingPipeline(config or PipelineConfig())
     elif config is not None and config != pipeline.config:
         pipeline.config = config
+    check_tile_size(samples, pipeline.config)
     dataset = samples._dataset
     if dataset.default_skeleton is None and samples.media_type == "video":
         dataset.default_skeleton = fiftyone_skeleton()
