@@ -44,8 +44,8 @@ from fiftyone_posetrack.types import BadInputError, FrameDetections
 
 __all__ = ["TILE_MERGES", "TiledDetector", "check_tile_options", "tile_boxes", "cut_box_mask"]
 
-#: the ways tile boxes are merged
-TILE_MERGES = ("nms", "wbf")
+#: the ways tile boxes are merged: value -> label
+TILE_MERGES = {"nms": "NMS (keep the best box)", "wbf": "Weighted boxes fusion (average)"}
 
 
 def check_tile_options(tile_size, overlap, merge) -> None:
