@@ -41,6 +41,7 @@ __all__ = [
     "build_detector",
     "build_embedder",
     "build_pose_estimator",
+    "embed_needed",
     "sanitize_detections",
     "sanitize_poses",
 ]
@@ -97,21 +98,51 @@ def sanitize_poses(keypoints: np.ndarray, scores: np.ndarray, width: int, height
 
 
 def build_detector(config: PipelineConfig):
-    """The detector of a config: one model, or two fused by weighted box fusion."""
+    """The detector of a config.
+
+    One model, or two fused by weighted box fusion; at ``det_input_size``
+    when it is set; wrapped in a :class:`~fiftyone_posetrack.detection.tiling.TiledDetector`
+    when ``det_tile_size`` is set.
+    """
     from fiftyone_posetrack.detection import FusedDetector, make_detector
+    from fiftyone_posetrack.detection.tiling import TiledDetector
     from fiftyone_posetrack.models import resolve_model_spec
 
     c = config
     kwargs = dict(device=c.device, batch_size=c.batch_size)
+    if c.det_input_size:  # only then: a backend registered by a user need not know the option
+        kwargs["input_size"] = c.det_input_size
     if not c.detector2:
-        return make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
-    # Members keep low-score boxes: WBF lowers the score of a box only one model
-    # finds, so the threshold applies to the fused scores.
-    members = [
-        make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
-        for spec in (c.detector, c.detector2)
-    ]
-    return FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+        detector = make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
+    else:
+        # Members keep low-score boxes: WBF lowers the score of a box only one model
+        # finds, so the threshold applies to the fused scores.
+        members = [
+            make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
+            for spec in (c.detector, c.detector2)
+        ]
+        detector = FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+    if c.det_tile_size:
+        detector = TiledDetector(detector, c.det_tile_size, c.det_tile_overlap, c.det_tile_merge)
+    return detector
+
+
+def embed_needed(embedder, tracker, frame: np.ndarray, dets: FrameDetections):
+    """Appearance features of the detections the tracker needs them for, in one batch.
+
+    Returns:
+        ``(embeddings, embedded)``: ``(N, D)`` features (zero rows where not
+        computed) and the ``(N,)`` bool mask of the computed rows (None: all)
+    """
+    need = tracker.appearance_needed(dets)
+    if need.all():
+        return embedder.embed(frame, dets.boxes), None
+    feats = embedder.embed(frame, dets.boxes[need]) if need.any() else None
+    dim = feats.shape[1] if feats is not None else (tracker.feature_dim or embedder.dim)
+    out = np.zeros((len(dets), dim), dtype=np.float32)
+    if feats is not None:
+        out[need] = feats
+    return out, need
 
 
 def build_pose_estimator(config: PipelineConfig):
@@ -180,6 +211,13 @@ class PoseTrackingPipeline:
         )
         self.euro_smoother = OneEuroPoseSmoother(fps=fps or 30.0) if c.pose_smoothing == "one-euro" else None
         self._pending: list[tuple[int, FrameDetections, FrameTracks]] = []
+        from fiftyone_posetrack.tracking.postprocess import StreamPostprocessor
+
+        # track post-processing: frames wait here (a bounded look-ahead) before pose estimation
+        self.post = StreamPostprocessor(dict(
+            interpolate=c.post_interpolate, gsi=c.post_gsi, gsi_tau=c.post_gsi_tau,
+            min_length=c.post_min_length, min_score=c.post_min_score, link=c.post_link,
+        ))  # fmt: skip
 
     @contextmanager
     def _timed(self, stage: str):
@@ -206,6 +244,7 @@ class PoseTrackingPipeline:
         try:
             for numbers, frames in batches:
                 yield from self._process_batch(numbers, frames)
+            yield from self._pose(self.post.flush())
             if self.flow_smoother is not None and self._pending:
                 with self._timed("pose_smoothing"):
                     poses = self.flow_smoother.flush()
@@ -217,27 +256,38 @@ class PoseTrackingPipeline:
         height, width = frames[0].shape[:2]
         with self._timed("detection"):
             detections = self.detector.detect(frames)
-        tracked = []
         if self.box_smoother is not None or self.flow_smoother is not None:
             with self._timed("box_smoothing" if self.box_smoother is not None else "pose_smoothing"):
                 grays = [to_gray(f) for f in frames]  # once per frame, shared by both smoothers
         else:
             grays = frames
-        for frame, gray, dets in zip(frames, grays, detections):
+        for number, frame, gray, dets in zip(numbers, frames, grays, detections):
             dets, dropped = sanitize_detections(dets, width, height)
             self.dropped_boxes += dropped
+            embedded = None
             if self.embedder is not None and len(dets):
                 with self._timed("reid"):
-                    dets.embeddings = self.embedder.embed(frame, dets.boxes)
+                    dets.embeddings, embedded = embed_needed(self.embedder, self.tracker, frame, dets)
             with self._timed("tracking"):
-                tracks = self.tracker.update(dets, frame)
+                tracks = self.tracker.update(dets, frame, embedded=embedded)
             if self.box_smoother is not None:
                 with self._timed("box_smoothing"):
                     tracks = self.box_smoother.update(tracks, gray)
-            tracked.append((dets, tracks))
+            with self._timed("track_postprocess"):
+                self.post.push(number, (frame, gray, dets), tracks)
+        with self._timed("track_postprocess"):
+            ready = self.post.pop_ready()
+        yield from self._pose(ready)
+
+    def _pose(self, ready: list) -> Iterator[FrameResult]:
+        """Poses of the frames released by the track post-processing, then pose smoothing."""
+        if not ready:
+            return
+        frames = [payload[0] for _, payload, _ in ready]
+        height, width = frames[0].shape[:2]
         with self._timed("pose"):
-            results = self.pose_estimator.estimate_batch(frames, [t.boxes for _, t in tracked])
-        for number, gray, (dets, tracks), (kps, scores) in zip(numbers, grays, tracked, results):
+            results = self.pose_estimator.estimate_batch(frames, [t.boxes for _, _, t in ready])
+        for (number, (_, gray, dets), tracks), (kps, scores) in zip(ready, results):
             kps, scores = sanitize_poses(kps, scores, width, height)
             poses = FramePoses(kps, scores, tracks.track_ids, tracks.boxes)
             self.frames_done += 1

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.base import register_tracker
+from fiftyone_posetrack.tracking.base import Tracker, register_tracker
 from fiftyone_posetrack.tracking.bytetrack import ByteTrack
 from fiftyone_posetrack.tracking.matching import INF_COST, iou_distance, iou_matrix, linear_assignment
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["OCSort"]
 
@@ -66,8 +67,24 @@ class OCSort(ByteTrack):
             tracks born in the first frame are confirmed at once)
         oru: observation-centric re-update of re-found tracks
         ocr: observation-centric recovery stage
-        min_score, output, cmc, output_missed, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin: see
+            :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "OC-SORT (observation-centric momentum, re-update, recovery; motion only)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "det_thresh": ValueSpec("float", lo=0.0, hi=1.0),
+        "low_thresh": ValueSpec("float", lo=0.0, hi=1.0, nullable=True),
+        "iou_threshold": ValueSpec("float", lo=0.0, hi=1.0),
+        "delta_t": ValueSpec("int", lo=1),
+        "inertia": ValueSpec("float", lo=0.0, hi=1.0),
+        "use_byte": ValueSpec("bool"),
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "oru": ValueSpec("bool"),
+        "ocr": ValueSpec("bool"),
+    }
 
     def __init__(
         self,
@@ -87,6 +104,8 @@ class OCSort(ByteTrack):
         output_missed: int = 0,
         kalman: str = "xyah",
         nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         if int(delta_t) < 1:
             raise BadInputError(f"delta_t must be >= 1, got {delta_t}")
@@ -103,6 +122,7 @@ class OCSort(ByteTrack):
             second_match_thresh=1.0 - iou_threshold, unconfirmed_match_thresh=1.0 - iou_threshold,
             max_age=max_age, n_init=n_init, fuse_score=False, oru=oru, min_score=min_score,
             output=output, cmc=cmc, output_missed=output_missed, kalman=kalman, nsa=nsa,
+            appearance_on_demand=appearance_on_demand, clear_margin=clear_margin,
         )  # fmt: skip
 
     def _extra_fields(self) -> dict:
