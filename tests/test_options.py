@@ -229,3 +229,15 @@ def test_error_classes_and_exit_codes():
     assert not any(issubclass(c, BadInputError) for c in classes[1:]), "each failure kind has its own class"
     e = missing_dependency("MoveNet TFLite", "ai-edge-litert", "lite", ImportError("No module named 'ai_edge_litert'"))
     assert "MoveNet TFLite needs ai-edge-litert" in str(e) and "pip install 'fiftyone-posetrack[lite]'" in str(e)
+
+
+def test_tuning_grid_values_are_checked_before_any_video_is_read():
+    from fiftyone_posetrack.fo.tune import tune_tracker
+
+    for grid, message in [
+        ({"max_age": [1, -1]}, "grid.max_age: expected an integer >= 0, got -1"),
+        ({"iou_threshold": [0.3, float("nan")]}, "grid.iou_threshold: expected a finite number"),
+        ({"bogus": [1]}, "grid: tracker 'sort' has no parameter(s) ['bogus']"),
+    ]:
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            tune_tracker(None, "dets", "gt", "sort", grid)  # no samples: it must fail before reading any
