@@ -24,16 +24,29 @@ from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
 
 
-def operator_config(
-    name: str, label: str, description: str, heavy: bool, icon: str | None = None, dynamic: bool = False
-):
-    """An ``OperatorConfig``; heavy operators default to delegated execution;
-    ``dynamic`` forms are rebuilt as their values change."""
+#: the operator browser's icons (Material icon names), one per operator
+ICONS = {
+    "import_videos": "video_library", "import_mot": "upload_file", "import_posetrack": "upload_file",
+    "run_pose_tracking": "directions_run", "detect_persons": "person_search", "track_persons": "route",
+    "estimate_poses": "accessibility_new", "smooth_poses": "auto_fix_high", "tune_tracker": "tune",
+    "evaluate_tracking": "query_stats", "evaluate_poses": "insights", "show_evaluation_failures": "report_problem",
+    "show_track": "person_pin", "show_trajectories": "timeline", "export_mot": "download",
+    "export_posetrack": "download", "export_coco_keypoints": "download",
+}  # fmt: skip
+
+
+def operator_config(name: str, label: str, description: str, heavy: bool, icon: str | None = None,
+                    dynamic: bool = False):  # fmt: skip
+    """An ``OperatorConfig``; heavy operators default to delegated execution.
+
+    ``dynamic``: the form is resolved again on every change (for warnings that
+    depend on what was typed).
+    """
     return foo.OperatorConfig(
         name=name,
         label=label,
         description=description,
-        icon=icon,
+        icon=icon or ICONS.get(name),
         dynamic=dynamic,
         allow_immediate_execution=True,
         allow_delegated_execution=True,
@@ -115,7 +128,7 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
     elif o.spec.type in ("int", "float"):
         bounds = {k: v for k, v in (("min", o.spec.lo), ("max", o.spec.hi)) if v is not None}
         getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
-    elif o.spec.type == "floats":
+    elif o.spec.type in ("floats", "fields"):
         inputs.str(key, default=", ".join(str(v) for v in default), **common)
     elif o.spec.type == "dict":
         inputs.str(key, default=json.dumps(default), **common)
@@ -314,6 +327,9 @@ def summary_outputs(outputs, ctx=None):
     if ctx is None or (ctx.results or {}).get("queued_runs"):
         outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
+    if ctx is None or (ctx.results or {}).get("run_key"):
+        outputs.str("run_key", label="Run record (posetrack runs DATASET KEY)")
+        outputs.obj("run_record", label="Run", view=types.JSONView())
 
 
 def summary_result(summary) -> dict:
@@ -325,6 +341,7 @@ def summary_result(summary) -> dict:
         "processed_ids": list(summary.processed),
         "worker": worker_id(),
         "timings": {k: round(float(v), 3) for k, v in summary.timings.items()},
+        "run_key": getattr(summary, "run_key", None),
     }
 
 
@@ -363,6 +380,10 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
         progress_callback=progress_callback(ctx),
     )  # fmt: skip
     result = summary_result(totals)
+    if totals.run_key:
+        from fiftyone_posetrack.fo.runs import brief, get_run
+
+        result["run_record"] = brief(get_run(view._dataset, totals.run_key))
     result["queued_runs"] = queued
     raise_failures(totals, what)
     return result

@@ -64,7 +64,10 @@ def _builder(config):
 
 _SMOOTHERS = ("flow", "one-euro")  # the smooth_poses stage's methods ("none" would copy the field)
 POSE_OPTIONS = ("pose", "pose2", "keypoint_threshold")
-DETECTION_OPTIONS = ("detector", "detector2", "fusion_weights", "det_score_threshold")
+DETECTION_OPTIONS = (
+    "detector", "detector2", "fusion_weights", "det_score_threshold",
+    "det_input_size", "det_tile_size", "det_tile_overlap", "det_tile_merge",
+)  # fmt: skip
 BOX_SMOOTHING_OPTIONS = ("box_smoothing", "box_alpha", "box_max_gap", "flow_method")
 
 

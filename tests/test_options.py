@@ -100,6 +100,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         "--pose-smoothing", "one-euro", "--pose-alpha", "0.1", "--keypoint-threshold", "0.2",
         "--detections-field", "boxes", "--keypoints-field", "poses", "--overwrite", "--batch-size", "3",
         "--device", "cuda:1", "--models-dir", "/m", "--preset", "fast",
+        "--overwrite-field", "gt_keypoints", "--overwrite-field", "imported",
+        "--det-input-size", "640", "--det-tile-size", "512", "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf",
     ]  # fmt: skip
     config = config_from_args(_run_parser().parse_args(argv))
     expected = dict(
@@ -108,7 +110,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         tracker_params={"max_age": 12, "track_thresh": 0.4}, reid=None, box_smoothing=False, box_alpha=0.7,
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,
         detections_field="boxes", keypoints_field="poses", overwrite=True, batch_size=3, device="cuda:1",
-        models_dir="/m", preset="fast",
+        models_dir="/m", preset="fast", overwrite_fields=("gt_keypoints", "imported"),
+        det_input_size=640, det_tile_size=512, det_tile_overlap=0.3, det_tile_merge="wbf",
     )  # fmt: skip
     assert set(expected) == set(OPTIONS)
     for name, value in expected.items():

@@ -126,6 +126,7 @@ def run_until_done(
             totals.processed += summary.processed
             totals.failed.update(summary.failed)
             totals.frames += summary.frames
+            totals.run_key = totals.run_key or summary.run_key
             for k, v in summary.timings.items():
                 totals.timings[k] = totals.timings.get(k, 0.0) + v
         if not wait_for_others or not dataset.has_sample_field(status_field):
