@@ -94,7 +94,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
     """One non-default value per option, typed as a user would, lands in the config."""
     argv = [
         "--detector", "rtmdet-onnx:/m/det.onnx", "--detector2", "yolox-nano", "--fusion-weights", "2", "1",
-        "--det-score-threshold", "0.4", "--pose", "rtmpose-onnx:/m/pose.onnx", "--pose2", "mmpose:a.py",
+        "--det-score-threshold", "0.4", "--det-input-size", "640", "--det-tile-size", "512",
+        "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf", "--pose", "rtmpose-onnx:/m/pose.onnx", "--pose2", "mmpose:a.py",
         "--tracker", "bytetrack", "--param", "max_age=12", "--param", "track_thresh=0.4",
         "--reid", "none", "--no-box-smoothing", "--box-alpha", "0.7", "--box-max-gap", "3", "--flow", "dis",
         "--pose-smoothing", "one-euro", "--pose-alpha", "0.1", "--keypoint-threshold", "0.2",
@@ -106,7 +107,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
     config = config_from_args(_run_parser().parse_args(argv))
     expected = dict(
         detector="rtmdet-onnx:/m/det.onnx", detector2="yolox-nano", fusion_weights=(2.0, 1.0),
-        det_score_threshold=0.4, pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", tracker="bytetrack",
+        det_score_threshold=0.4, det_input_size=640, det_tile_size=512, det_tile_overlap=0.3,
+        det_tile_merge="wbf", pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", tracker="bytetrack",
         tracker_params={"max_age": 12, "track_thresh": 0.4}, reid=None, box_smoothing=False, box_alpha=0.7,
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,
         detections_field="boxes", keypoints_field="poses", overwrite=True, batch_size=3, device="cuda:1",
