@@ -456,16 +456,16 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
-    """``["k=v", ...]`` -> ``{k: v}``, values parsed as JSON where they are JSON (``30``, ``true``, ``null``)."""
+    """``["k=v", ...]`` -> ``{k: v}``, each value a literal where it is one (``30``, ``0.2``,
+    ``true``, ``none``; :func:`fiftyone_posetrack.tracking.tune.parse_value`), else the string."""
+    from fiftyone_posetrack.tracking.tune import parse_value
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadInputError(f"{flag}: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+        out[key.strip()] = parse_value(value)
     return out
 
 
