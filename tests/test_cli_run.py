@@ -22,7 +22,7 @@ def video(tmp_path_factory):
         (["run", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
         (["run", "--dataset", "no-such-dataset"], "no dataset named 'no-such-dataset'"),
         (["run", "x.mp4", "--box-alpha", "3"], "--box-alpha: expected a finite number >= 0 and <= 1, got 3.0"),
-        (["run", "x.mp4", "--tracker", "kalmanish"], "--tracker: expected one of 'bytetrack', 'deepsort', 'sort', got 'kalmanish'"),
+        (["run", "x.mp4", "--tracker", "kalmanish"], "--tracker: expected one of 'bytetrack', 'deepsort', 'ocsort', 'sort', got 'kalmanish'"),
         (["run", "x.mp4", "--param", "max_age"], "--param: expected KEY=VALUE"),
         (["run", "x.mp4", "--device", "tpu"], "--device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
         (["demo", "--video", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
