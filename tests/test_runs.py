@@ -95,7 +95,7 @@ def test_a_pipeline_run_is_recorded_with_config_models_versions_and_outcome(data
     assert record["status_counts"] == {"done": 1}
     assert set(record["timings"]) >= {"detection", "pose", "write"}
     assert dataset.first()["pred_detections_run"] == "posetrack_run_1"
-    assert list_runs(dataset.name) == [record]
+    assert list_runs(dataset.name) == ["posetrack_run_1"] and get_run(dataset.name, "posetrack_run_1") == record
 
 
 def test_same_configuration_is_already_done_runtime_options_aside(dataset, models):

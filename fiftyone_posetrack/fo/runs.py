@@ -438,11 +438,14 @@ def get_run(dataset, key: str) -> dict:
     return record
 
 
-def list_runs(dataset) -> list[dict]:
-    """The records of this package's runs on a dataset (see :func:`get_run`), oldest first."""
+def list_runs(dataset) -> list[str]:
+    """The keys of this package's runs on a dataset (or its name), oldest first.
+
+    Like FiftyOne's ``dataset.list_runs()``, limited to the runs of this
+    package; :func:`get_run` gives each one's record.
+    """
     dataset = _check_dataset(dataset)
-    keys = sorted(_run_configs(dataset), key=lambda k: (int(m.group(1)) if (m := _KEY.match(k)) else 0, k))
-    return [get_run(dataset, k) for k in keys]
+    return sorted(_run_configs(dataset), key=lambda k: (int(m.group(1)) if (m := _KEY.match(k)) else 0, k))
 
 
 def _main_models(record: dict) -> str:
