@@ -19,7 +19,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, values_from_params
+from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
 
@@ -139,6 +139,31 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
         inputs.str(key, default=json.dumps(default), **common)
     else:
         inputs.str(key, default=default, **common)
+
+
+#: the option groups a grouped form shows behind its "advanced" switch
+COLLAPSED_GROUPS = ("runtime", "advanced")
+
+
+def grouped_option_inputs(inputs, ctx, names):
+    """The fields of ``names`` under a header per group (:data:`~fiftyone_posetrack.pipeline.options.GROUPS`);
+    the :data:`COLLAPSED_GROUPS` only once the form's ``show_advanced`` switch is on
+    (their parameters are then absent, so their defaults apply)."""
+    show = bool((ctx.params or {}).get("show_advanced"))
+    for group, label in GROUPS.items():
+        members = [n for n in names if _declared(n).group == group]
+        if not members:
+            continue
+        if group == COLLAPSED_GROUPS[0]:
+            inputs.bool(
+                "show_advanced", default=False, required=False, label="Show advanced options",
+                description="runtime (device, batch size, models folder) and scale-out (parallel runs, "
+                "database writes, taking over abandoned videos)", view=types.SwitchView(),
+            )  # fmt: skip
+        if group in COLLAPSED_GROUPS and not show:
+            continue
+        inputs.view(f"header_{group}", types.Header(label=label, divider=True))
+        option_inputs(inputs, members)
 
 
 def option_inputs(inputs, names):

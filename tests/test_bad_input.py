@@ -601,8 +601,13 @@ def test_bad_job_parameters_in_python(dataset, pipeline):
         (["--stale-after", "0"], "--stale-after: expected a finite number > 0, got 0.0"),
         (["--param", "max_age=-1"], "config.tracker_params.max_age: expected an integer >= 0, got -1"),
         (["--pose-alpha", "0.9"], "--pose-alpha: expected a finite number >= 0 and <= 0.5, got 0.9"),
+        (["--det-tile-size", "1000"], "det_tile_size: 1000 px tiles are larger than the 320x192 frame"),
+        (["--det-tile-overlap", "-0.1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got -0.1"),
+        (["--det-tile-overlap", "1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got 1.0"),
+        (["--det-input-size", "-64"], "--det-input-size: expected an integer >= 0, got -64"),
     ],
-    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9"],
+    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9",
+         "tile-larger-than-frame", "negative-tile-overlap", "tile-overlap-1", "negative-input-size"],
 )
 def test_bad_parameters_on_the_command_line(dataset, models, args, message, capsys):
     before = snapshot(dataset)

@@ -24,7 +24,7 @@ from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.video import VideoReader
 
-__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "PIPELINE_MODELS"]
+__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "check_tile_size", "PIPELINE_MODELS"]
 
 #: the config options that name models (their files are hashed into the run record)
 PIPELINE_MODELS = ("detector", "detector2", "pose", "pose2", "reid")
@@ -69,6 +69,17 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
     )
 
 
+def check_tile_size(samples, config: PipelineConfig) -> None:
+    """Refuses, before anything is written, tiles larger than a video's frames."""
+    if not config.det_tile_size or samples.media_type != "video":
+        return
+    from fiftyone_posetrack.detection.tiling import tile_boxes
+
+    for w, h in zip(*samples.values(["metadata.frame_width", "metadata.frame_height"])):
+        if w and h:  # videos without metadata are checked when they are read
+            tile_boxes(int(h), int(w), config.det_tile_size, config.det_tile_overlap)
+
+
 def run(
     samples,
     config: PipelineConfig | None = None,
@@ -103,6 +114,7 @@ def run(
         pipeline = PoseTrackingPipeline(config or PipelineConfig())
     elif config is not None and config != pipeline.config:
         pipeline.config = config
+    check_tile_size(samples, pipeline.config)
     dataset = samples._dataset
     summary = run_video_jobs(
         samples,

@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fiftyone_posetrack.detection.tiling import TILE_MERGES
 from fiftyone_posetrack.flow import FLOW_METHODS
 from fiftyone_posetrack.pose.smoothing import POSE_SMOOTHING
 from fiftyone_posetrack.types import BadInputError
@@ -123,7 +124,7 @@ def _tracker_choices() -> dict:
 def _preset_choices() -> dict:
     from fiftyone_posetrack.presets import PRESETS
 
-    return {name: p["description"] for name, p in PRESETS.items()}
+    return {name: f"{name}: {p['description']}" for name, p in PRESETS.items()}
 
 
 _MODEL = ValueSpec("str")
@@ -177,6 +178,24 @@ _OPTION_LIST = [
     Option(
         "fusion_weights", ValueSpec("floats", lo=0.0, length=2), (1.0, 1.0), "detection", "Fusion weights",
         "weights of the detector and the second detector in weighted box fusion (two numbers >= 0)",
+    ),
+    Option(
+        "det_input_size", ValueSpec("int", lo=0), 0, "detection", "Detector input size (px)",
+        "pixels of the detector input's longer side (frames resized keeping their aspect ratio; "
+        "0 or at least 32); 0 = the model's own size (RTMDet-nano: 320)",
+    ),
+    Option(
+        "det_tile_size", ValueSpec("int", lo=0), 0, "detection", "Tile size (px, sliced inference)",
+        "sliced inference for small people: side in frame pixels of overlapping square tiles detected "
+        "besides the whole frame (0 or at least 32, at most the frame's longer side); 0 = no tiling",
+    ),
+    Option(
+        "det_tile_overlap", ValueSpec("float", lo=0.0, hi=0.9), 0.2, "detection", "Tile overlap",
+        "overlap of neighbouring tiles, a fraction (0-0.9) of the tile side",
+    ),
+    Option(
+        "det_tile_merge", _choices(TILE_MERGES), "nms", "detection", "Tile merge",
+        "how the boxes of the tiles and the whole frame are merged", choices=TILE_MERGES,
     ),
     # ------------------------------------------------------------------ tracking
     Option(
