@@ -199,6 +199,18 @@ def test_runtime_options_never_count_and_model_files_do():
     assert config_differences(base, _config(tracker="deepsort", sha="b" * 64)) == [("detector files", "a" * 12, "b" * 12)]
 
 
+def test_model_objects_are_described_without_their_runtime_attributes():
+    from fiftyone_posetrack.fo.runs import describe_object
+    from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
+
+    on_cpu, on_gpu = FlowBoxSmoother(alpha=0.3), FlowBoxSmoother(alpha=0.3)
+    on_cpu.device, on_gpu.device = "cpu", "cuda"
+    assert describe_object(on_cpu) == describe_object(on_gpu)
+    assert describe_object(on_cpu)["alpha"] == 0.3 and "device" not in describe_object(on_cpu)
+    assert describe_object(FlowBoxSmoother(alpha=0.6)) != describe_object(on_cpu)
+    assert describe_object(None) is None
+
+
 def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"one")

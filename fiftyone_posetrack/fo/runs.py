@@ -166,14 +166,15 @@ def _object_paths(model) -> list[str]:
 
 
 def describe_object(obj) -> dict | None:
-    """A model or helper object as a run option: its class and its public scalar attributes."""
+    """A model or helper object as a run option: its class and its public scalar attributes
+    (runtime-only ones such as ``device`` and ``batch_size`` left out)."""
     if obj is None:
         return None
     scalars = (int, float, str, bool)
     attrs = {
         k: list(v) if isinstance(v, tuple) else v
         for k, v in (vars(obj).items() if hasattr(obj, "__dict__") else ())
-        if not k.startswith("_")
+        if not k.startswith("_") and k not in RUNTIME_OPTIONS  # e.g. a model's device: not its identity
         and (isinstance(v, scalars) or (isinstance(v, tuple) and all(isinstance(x, scalars) for x in v)))
     }
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", **attrs}
