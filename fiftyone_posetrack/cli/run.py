@@ -24,7 +24,18 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--param", action="append", default=[], metavar="K=V", help="tracker parameter, e.g. max_age=30"
     )
-    g.add_argument("--reid", default=d["reid"].default, help="ReID embedder ('none': motion only)")
+    g.add_argument(
+        "--reid", default=d["reid"].default,
+        help="ReID embedder: 'mobilenet', a named model (posetrack models), a .onnx path, 'none': motion only",
+    )  # fmt: skip
+    g.add_argument(
+        "--reid-flip", action=argparse.BooleanOptionalAction, default=d["reid_flip"].default,
+        help="average each crop's features with its mirror's (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--reid-scales", type=_float_list, default=d["reid_scales"].default, metavar="S[,S...]",
+        help="ReID input scales whose features are averaged, e.g. 1.0,0.875 (default: 1.0)",
+    )  # fmt: skip
     g.add_argument("--det-score-threshold", type=float, default=d["det_score_threshold"].default)
     g.add_argument("--no-box-smoothing", action="store_true", help="no optical-flow box smoothing")
     g.add_argument("--box-alpha", type=float, default=d["box_alpha"].default)
@@ -41,6 +52,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detections-field", default=d["detections_field"].default)
     g.add_argument("--keypoints-field", default=d["keypoints_field"].default)
     g.add_argument("--overwrite", action="store_true", help="recompute videos already done")
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
 def _parse_params(pairs: list[str]) -> dict:
@@ -68,6 +86,8 @@ def config_from_args(args):
         tracker=args.tracker,
         tracker_params=_parse_params(args.param),
         reid=reid,
+        reid_flip=args.reid_flip,
+        reid_scales=tuple(args.reid_scales),
         det_score_threshold=args.det_score_threshold,
         box_smoothing=not args.no_box_smoothing,
         box_alpha=args.box_alpha,

