@@ -244,3 +244,65 @@ def test_models_command_lists_every_model_and_where_it_is(shared_dir, tmp_path, 
             assert f"not downloaded: {m.url}" in line
     assert main(["models", "--kind", "reid", "--names"]) == 0
     assert capsys.readouterr().out.split() == [n for n in MODELS if MODELS[n].kind == "reid"]
+
+
+# --------------------------------------------------------------------------- bad input on a dataset
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A small synthetic video with ground-truth labels: the labels a refused run must not touch."""
+    from fiftyone_posetrack.fo.dataset import load_synth
+    from fiftyone_posetrack.synth import render_crowd
+
+    crowd = render_crowd(tmp_path_factory.mktemp("zoo-crowd"), people=2, frames=6, width=160, height=96, seed=1)
+    dataset = load_synth(crowd.out_dir, "zoo-bad-input", overwrite=True)
+    yield dataset
+    dataset.delete()
+
+
+@pytest.fixture()
+def fast_models(shared_dir, tmp_path, monkeypatch):
+    """A models folder with only the default detector and pose model; offline, empty cache."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("rtmdet-nano-person", "movenet-lightning-int8"):
+        (folder / name).symlink_to(shared_dir / "models" / name)
+    monkeypatch.setenv("POSETRACK_OFFLINE", "1")
+    monkeypatch.setenv("POSETRACK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("POSETRACK_MODELS_DIR", raising=False)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--reid", "osnet-x9"], r"unknown embedder 'osnet-x9'; expected a named ReID model \[.*'osnet-x0_25-msmt17'"),
+        (["--reid", "osnet-x1_0-msmt17"], r"model 'osnet-x1_0-msmt17' .* Fetch https://drive\.google\.com/uc\?export=download&id=\S+ , save it as \S+osnet_x1_0_msmt17\.pth"),
+        (["--reid", "omz-person-reid-0287"], r"cannot be downloaded as is\. Fetch https://storage\.openvinotoolkit\.org/\S+\.xml , Open Model Zoo publishes"),
+        (["--detector", "yolox-x"], r"model 'yolox-x' .* Fetch https://github\.com/\S+/yolox_x\.onnx , save it as \S+/yolox-x/yolox_x\.onnx"),
+        (["--pose", "rtmpose-l-body7"], r"unzip it and put its 'end2end\.onnx'"),
+        (["--reid-scales", "0"], r"config\.reid_scales: expected a non-empty list of scales in \(0, 4\], got \(0\.0,\)"),
+    ],
+    ids=["unknown-reid", "missing-osnet", "omz-needs-conversion", "missing-detector", "missing-pose", "zero-scale"],
+)
+def test_bad_or_missing_models_change_nothing(labelled, fast_models, args, message, capsys):
+    from test_bad_input import snapshot
+
+    before = snapshot(labelled)
+    assert len(before[1]) == 6, "the ground truth of every frame is there to protect"
+    code = main(["run", "--dataset", labelled.name, "--models-dir", str(fast_models), *args, "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(message, err), err
+    assert snapshot(labelled) == before
+
+
+def test_fixed_size_reid_with_scales_changes_nothing(labelled, fast_models, shared_dir, capsys):
+    from test_bad_input import snapshot
+
+    (fast_models / "omz-person-reid-0287").symlink_to(shared_dir / "models" / "omz-person-reid-0287")
+    before = snapshot(labelled)
+    args = ["--reid", "omz-person-reid-0287", "--reid-scales", "1.0,0.875", "--overwrite"]
+    assert main(["run", "--dataset", labelled.name, "--models-dir", str(fast_models), *args]) == 2
+    assert "has a fixed input size 256x128: use input_size=(256, 128) and scales=(1.0,)" in capsys.readouterr().err
+    assert snapshot(labelled) == before
