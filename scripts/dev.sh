@@ -73,7 +73,8 @@ setup_python() {
     log "creating virtualenv $VENV"
     "$PY" -m venv "$VENV"
   fi
-  local pip=("$VENV/bin/python" -m pip install -q)
+  # --no-compile: modules are byte-compiled when first imported, not all of torch and FiftyOne up front
+  local pip=("$VENV/bin/python" -m pip install -q --no-compile)
   log "installing fiftyone-posetrack[$extras] and its dependencies (torch pinned by scripts/constraints.txt)"
   "${pip[@]}" "setuptools>=77.0.3,<81" wheel
   "${pip[@]}" -e "$REPO[$extras]"
