@@ -37,7 +37,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ __all__ = [
     "resolve_model_spec",
     "ModelUnavailableError",
 ]
-
-
-class ModelUnavailableError(BadInputError):
-    """A named model is not available locally and could not be downloaded."""
 
 
 #: backend -> kind of model it runs

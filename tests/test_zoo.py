@@ -275,25 +275,28 @@ def fast_models(shared_dir, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, code, message",
     [
-        (["--reid", "osnet-x9"], r"unknown embedder 'osnet-x9'; expected a named ReID model \[.*'osnet-x0_25-msmt17'"),
-        (["--reid", "osnet-x1_0-msmt17"], r"model 'osnet-x1_0-msmt17' .* Fetch https://drive\.google\.com/uc\?export=download&id=\S+ , save it as \S+osnet_x1_0_msmt17\.pth"),
-        (["--reid", "omz-person-reid-0287"], r"cannot be downloaded as is\. Fetch https://storage\.openvinotoolkit\.org/\S+\.xml , Open Model Zoo publishes"),
-        (["--detector", "yolox-x"], r"model 'yolox-x' .* Fetch https://github\.com/\S+/yolox_x\.onnx , save it as \S+/yolox-x/yolox_x\.onnx"),
-        (["--pose", "rtmpose-l-body7"], r"unzip it and put its 'end2end\.onnx'"),
-        (["--reid-scales", "0"], r"config\.reid_scales: expected a non-empty list of scales in \(0, 4\], got \(0\.0,\)"),
+        (["--reid", "osnet-x9"], 2, r"unknown embedder 'osnet-x9'; expected a named ReID model \[.*'osnet-x0_25-msmt17'"),
+        (["--reid", "osnet-x1_0-msmt17"], 4, r"model 'osnet-x1_0-msmt17' .* Fetch https://drive\.google\.com/uc\?export=download&id=\S+ , save it as \S+osnet_x1_0_msmt17\.pth"),
+        (["--reid", "omz-person-reid-0287"], 4, r"cannot be downloaded as is\. Fetch https://storage\.openvinotoolkit\.org/\S+\.xml , Open Model Zoo publishes"),
+        (["--detector", "yolox-x"], 4, r"model 'yolox-x' .* Fetch https://github\.com/\S+/yolox_x\.onnx , save it as \S+/yolox-x/yolox_x\.onnx"),
+        (["--pose", "rtmpose-l-body7"], 4, r"unzip it and put its 'end2end\.onnx'"),
+        (["--reid-scales", "0"], 2, r"--reid-scales: expected one or more finite numbers > 0 and <= 4, got \[0\.0\]"),
+        (["--preset", "accurate"], 4, r"model 'yolox-x' .* Fetch https://github\.com/"),
     ],
-    ids=["unknown-reid", "missing-osnet", "omz-needs-conversion", "missing-detector", "missing-pose", "zero-scale"],
+    ids=["unknown-reid", "missing-osnet", "omz-needs-conversion", "missing-detector", "missing-pose", "zero-scale",
+         "preset-missing-models"],
 )
-def test_bad_or_missing_models_change_nothing(labelled, fast_models, args, message, capsys):
+def test_bad_or_missing_models_change_nothing(labelled, fast_models, args, code, message, capsys):
+    """Exit 2 for bad input, 4 for a model that is not here (ModelUnavailableError); nothing written."""
     from test_bad_input import snapshot
 
     before = snapshot(labelled)
     assert len(before[1]) == 6, "the ground truth of every frame is there to protect"
-    code = main(["run", "--dataset", labelled.name, "--models-dir", str(fast_models), *args, "--overwrite"])
+    exit_code = main(["run", "--dataset", labelled.name, "--models-dir", str(fast_models), *args, "--overwrite"])
     err = capsys.readouterr().err
-    assert code == 2 and re.search(message, err), err
+    assert exit_code == code and re.search(message, err), err
     assert snapshot(labelled) == before
 
 
@@ -302,7 +305,7 @@ def test_fixed_size_reid_with_scales_changes_nothing(labelled, fast_models, shar
 
     (fast_models / "omz-person-reid-0287").symlink_to(shared_dir / "models" / "omz-person-reid-0287")
     before = snapshot(labelled)
-    args = ["--reid", "omz-person-reid-0287", "--reid-scales", "1.0,0.875", "--overwrite"]
+    args = ["--reid", "omz-person-reid-0287", "--reid-scales", "1.0", "0.875", "--overwrite"]
     assert main(["run", "--dataset", labelled.name, "--models-dir", str(fast_models), *args]) == 2
     assert "has a fixed input size 256x128: use input_size=(256, 128) and scales=(1.0,)" in capsys.readouterr().err
     assert snapshot(labelled) == before

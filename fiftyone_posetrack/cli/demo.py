@@ -1,8 +1,9 @@
 """``posetrack demo``: a synthetic crowd with exact ground truth, the whole pipeline, the metrics explained.
 
-The demo runs the best configuration available offline on a CPU (the models of
-``POSETRACK_MODELS_DIR`` / the cache): RTMDet-nano, DeepSORT with the real
-OSNet x0.25 MSMT17 ReID model, MoveNet, flow smoothing. Pose metrics are
+The demo runs the ``cpu`` preset, the best configuration available offline on a
+CPU (the models of ``POSETRACK_MODELS_DIR`` / the cache): RTMDet-nano, DeepSORT
+with the real OSNet x0.25 MSMT17 ReID model, MoveNet, flow smoothing; options
+given on the command line override it. Pose metrics are
 computed the way the PoseTrack challenge does for submissions: joints scoring
 below ``--joint-threshold`` are dropped before poseval counts them.
 """
@@ -14,8 +15,8 @@ import time
 
 from fiftyone_posetrack.cli.run import _print_timings, add_config_arguments, config_from_args
 
-#: the demo's ReID: the real person-ReID model (the pipeline's default is the generic MobileNetV2)
-DEMO_REID = "osnet-x0_25-msmt17"
+#: the demo's preset (``posetrack presets``)
+DEMO_PRESET = "cpu"
 #: PoseTrack metrics leave out predicted joints scoring below this: the threshold of 0, 0.1, ..., 0.6 with the
 #: highest AP + MOTA on another synthetic crowd (seed 5: AP 11.8, MOTA -0.9 at 0.5; AP 17.5, MOTA -38.7 with all joints)
 DEMO_JOINT_THRESHOLD = 0.5
@@ -46,17 +47,18 @@ def register(subparsers) -> None:
     demo.add_argument("--app", action="store_true", help="open the FiftyOne App on the result")
     demo.add_argument("--port", type=int, default=5151, help="App port (with --app)")
     add_config_arguments(demo)
-    demo.set_defaults(func=_demo, reid=DEMO_REID)
+    demo.set_defaults(func=_demo, preset=DEMO_PRESET)
 
 
-def _demo_reid(config):
-    """The demo's ReID model, or MobileNetV2 (said so) when the real one cannot be had here."""
-    if config.reid != DEMO_REID:
+def _demo_reid(config, args):
+    """The preset's real ReID model, or MobileNetV2 (said so) when it cannot be had here and
+    the user did not ask for it."""
+    from fiftyone_posetrack.models import MODELS, ModelUnavailableError, model_path
+
+    if hasattr(args, "reid") or config.reid not in MODELS:
         return config
-    from fiftyone_posetrack.models import ModelUnavailableError, model_path
-
     try:
-        model_path(DEMO_REID, config.models_dir)
+        model_path(config.reid, config.models_dir)
     except ModelUnavailableError as e:
         print(f"ReID: {e}\nReID: using the offline MobileNetV2 features instead")
         return config.replace(reid="mobilenet")
@@ -69,7 +71,7 @@ def _demo(args) -> int:
     from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset, load_synth
     from fiftyone_posetrack.fo.run import run
 
-    config = _demo_reid(config_from_args(args))
+    config = _demo_reid(config_from_args(args), args)
     start = time.perf_counter()
     if fo.dataset_exists(args.dataset):
         fo.delete_dataset(args.dataset)
@@ -88,7 +90,10 @@ def _demo(args) -> int:
         )  # fmt: skip
         dataset = load_synth(out, args.dataset)
         print(f"synthetic crowd: {result.people} people, {result.frames} frames -> {result.video_path}")
-    print(f"models: detector {config.detector}, pose {config.pose}, tracker {config.tracker}, ReID {config.reid}")
+    print(
+        f"preset {config.preset}: detector {config.detector}, pose {config.pose}, "
+        f"tracker {config.tracker}, ReID {config.reid}"
+    )
     summary = run(dataset, config)
     _print_timings(summary.timings, summary.frames)
     if dataset.has_frame_field("gt_detections"):

@@ -47,7 +47,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo.labels import write_frame_labels
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
 from fiftyone_posetrack.video import FrameCountMismatchError, probe_video
 
 logger = logging.getLogger(__name__)
@@ -66,10 +66,6 @@ __all__ = [
 DEFAULT_STALE_AFTER = 600.0
 
 FrameLabels = dict[str, "fo.Label | None"]
-
-
-class DatabaseUnavailableError(BadInputError):
-    """The FiftyOne database did not answer during a job (stopped, restarting, unreachable)."""
 
 
 def _db_timeout() -> float:
