@@ -506,7 +506,7 @@ def test_run_lifecycle(crowd):
     evaluate_tracking(ds, eval_key="again", iou_threshold=0.6)
     evaluate_tracking(ds, eval_key="again")
     assert ds.get_evaluation_info("again").config.iou_threshold == 0.5
-    with pytest.raises(ValueError, match="Cannot overwrite"):
+    with pytest.raises(BadInputError, match="eval_key 'again' names an existing TrackingEvaluationConfig run"):
         evaluate_person_detection(ds, eval_key="again")
     ds.delete_evaluation("again")
 
