@@ -150,9 +150,12 @@ def test_clicking_an_error_point_opens_the_video_at_that_frame(ds):
     sid = ds.first().id
     reqs = _event(ds, "on_click_error", id=f"{sid}:12", x=12, y=1)
     (view,) = _sent(reqs, "set_view")
-    (opened,) = _sent(reqs, "open_sample")
+    pending = {k: v for p in _sent(reqs, "patch_panel_state") for k, v in p["state"].items()}["pending_open"]
+    assert not _sent(reqs, "open_sample"), "the modal opens after the App shows the clip"
+    (opened,) = _sent(_event(ds, "on_change_view", {"pending_open": pending}), "open_sample")
+    assert not _sent(_event(ds, "on_change_view", {"pending_open": None}), "open_sample")
     clips = fo.DatasetView._build(ds, view["view"])
-    assert clips.first().id == opened["id"] and clips.first().support == [12, 24]
+    assert clips.first().id == opened["id"] == pending and clips.first().support == [12, 24]
     assert clips.first().sample_id == sid
     bad = _event(ds, "on_click_error", id=f"{sid}:99")
     assert "frame: expected a frame number in [1, 24]" in _sent(bad, "notify")[0]["message"]
