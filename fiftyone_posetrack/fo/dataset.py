@@ -102,40 +102,59 @@ def get_or_create_dataset(name: str, persistent: bool = True) -> fo.Dataset:
 
 
 def ensure_metadata(samples: fo.core.collections.SampleCollection, overwrite: bool = False) -> None:
-    """Fills ``metadata`` of video samples (size, fps, frame count).
+    """Fills ``metadata`` of video samples (size, fps, frame count) as labels are normalised with it.
 
-    Uses FiftyOne's ffprobe-based ``compute_metadata`` when ffprobe exists, and
-    OpenCV otherwise (FiftyOne silently leaves ``None`` without ffprobe).
+    The frame size is the *displayed* one (a file's rotation metadata
+    applied, as decoding and the App apply it), and the metadata records the
+    file's ``rotation`` and ``fingerprint`` (see
+    :mod:`fiftyone_posetrack.fo.geometry`), against which
+    :func:`~fiftyone_posetrack.fo.geometry.check_video_file` detects a file
+    replaced or edited later. FiftyOne's ffprobe-based ``compute_metadata`` is
+    used for the mime type, frame rate and duration when ffprobe exists.
+
+    Samples that have metadata without a fingerprint (computed by FiftyOne)
+    are checked against their file: when they agree they get the fingerprint;
+    a frame size given unrotated for a rotated file is corrected; any other
+    difference (the file changed since) is refused unless ``overwrite``.
+
+    Args:
+        samples: a video collection
+        overwrite: recompute the metadata of every sample
 
     Raises:
         BadInputError: naming the videos that cannot be decoded
+        VideoChangedError: naming the videos whose file differs from their
+            metadata (pass ``overwrite=True`` to recompute it)
     """
     import shutil
 
+    from fiftyone_posetrack.fo.geometry import VideoChangedError, metadata_problems, video_metadata
+
     if shutil.which("ffprobe"):
         samples.compute_metadata(overwrite=overwrite, progress=False)
-        overwrite = False
-    todo = samples if overwrite else samples.exists("metadata", False)
-    bad = []
-    for sample in todo:
+    bad, changed = [], []
+    for sample in samples.select_fields("metadata"):
+        md = sample.metadata
+        if md is not None and getattr(md, "fingerprint", None) and not overwrite:
+            continue
         try:
-            info = probe_video(sample.filepath)
+            if md is not None and md.frame_width and not overwrite:
+                problems = [p for ps in metadata_problems(sample.filepath, md) for p in ps]
+                if [p for p in problems if "rotation" not in p]:
+                    changed.append(f"{sample.filepath}: " + "; ".join(problems))
+                    continue
+            sample.metadata = video_metadata(sample.filepath, base=md)
         except (BadInputError, FileNotFoundError) as e:
             bad.append(str(e))
             continue
-        sample.metadata = fo.VideoMetadata(
-            size_bytes=os.path.getsize(sample.filepath),
-            mime_type="video/mp4",
-            frame_width=info.width,
-            frame_height=info.height,
-            frame_rate=info.fps,
-            total_frame_count=info.frame_count,
-            duration=info.duration,
-            encoding_str=info.codec,
-        )
         sample.save()
     if bad:
         raise BadInputError("cannot read video metadata: " + "; ".join(bad))
+    if changed:
+        raise VideoChangedError(
+            "video file(s) changed since their metadata was computed: " + " | ".join(changed)
+            + "; pass overwrite=True to recompute their metadata (and recompute or re-import their labels)"
+        )
 
 
 def add_videos(

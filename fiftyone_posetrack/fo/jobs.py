@@ -46,9 +46,9 @@ from bson import ObjectId
 from pymongo.errors import ConnectionFailure, PyMongoError
 from tqdm.auto import tqdm
 
+from fiftyone_posetrack.fo.geometry import check_video_file
 from fiftyone_posetrack.fo.labels import write_frame_labels
 from fiftyone_posetrack.types import BadInputError
-from fiftyone_posetrack.video import FrameCountMismatchError, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -196,17 +196,12 @@ def check_fields(samples, job: VideoJob) -> None:
 
 
 def check_video(sample: fo.Sample) -> int:
-    """Returns the video's frame count, refusing missing metadata or a file that disagrees with it."""
-    md = sample.metadata
-    if md is None or not md.total_frame_count:
-        raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
-    header = probe_video(sample.filepath).frame_count
-    if header != md.total_frame_count:
-        raise FrameCountMismatchError(
-            f"{sample.filepath}: the file has {header} frames but the metadata says "
-            f"{md.total_frame_count}; recompute the metadata (dataset.compute_metadata(overwrite=True))"
-        )
-    return int(md.total_frame_count)
+    """Returns the video's frame count, refusing missing metadata or a file that disagrees with it.
+
+    See :func:`fiftyone_posetrack.fo.geometry.check_video_file` (frame count,
+    displayed frame size, and a file replaced or edited since its metadata).
+    """
+    return check_video_file(sample).frame_count
 
 
 def claim_video(

@@ -114,7 +114,7 @@ def detect_persons(
 
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 for n, dets in zip(numbers, detector.detect(frames)):
                     yield n, {field: boxes_to_detections(dets.boxes, dets.scores, w, h)}
@@ -164,7 +164,9 @@ def track_detections(
         if box_smoother is not None:
             box_smoother.reset()
         inputs = _frame_labels(dataset, sample.id, job.input_field)
-        frames = VideoReader(sample.filepath, expected_frames=n_frames) if needs_frames else None
+        frames = None
+        if needs_frames:
+            frames = VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h))
         stream = iter(frames) if frames is not None else ((n, None) for n in range(1, n_frames + 1))
         try:
             for n, frame in stream:
@@ -217,7 +219,7 @@ def estimate_poses(
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
         inputs = _frame_labels(dataset, sample.id, tracks_field)
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 boxed = [detections_to_arrays(inputs.get(n), w, h) for n in numbers]
                 results = pose_estimator.estimate_batch(frames, [b for b, _, _ in boxed])
@@ -281,7 +283,7 @@ def smooth_poses(
                 yield n, label(smoother.update(poses(n), n))
             return
         smoother = FlowPoseSmoother(alpha=alpha, method=flow_method)
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for n, frame in reader:
                 out = smoother.push(frame, poses(n))
                 if out is not None:
