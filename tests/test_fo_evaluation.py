@@ -238,8 +238,8 @@ def test_crowd_tracking_equals_eval_mot_cli(crowd, capsys):
     res = evaluate_tracking(crowd.ds, eval_key="crowd_track")
     ref = _cli_json(capsys, ["eval-mot", "--pair", crowd.synth.gt_path, str(crowd.root / "pred.txt")])
     (seq,) = [k for k in ref if k != "OVERALL"]
-    assert list(res.per_video) == ["video"]
-    for ours, theirs in (("video", seq), ("OVERALL", "OVERALL")):
+    assert list(res.per_video) == [seq], "one video-name rule: the synth folder's name, as in the files"
+    for ours, theirs in ((seq, seq), ("OVERALL", "OVERALL")):
         for key, value in ref[theirs].items():
             assert _same(value, res.metrics_by_video[ours][key]), key
     m = res.metrics()
@@ -307,7 +307,8 @@ def test_crowd_poses_equal_eval_kpts_cli(crowd, capsys, tmp_path):
     assert 0.2 < res.metrics()["ap"] < 1.0
     exported = json.loads((tmp_path / "gt.json").read_text())
     assert {a["track_id"] for a in exported["annotations"]} == set(range(1, 7))
-    assert exported["images"][0]["file_name"] == "video/000001.jpg"
+    (name,) = res.per_video  # one video-name rule: the synth folder, as export_mot / export_posetrack name it
+    assert exported["images"][0]["file_name"] == f"{name}/000001.jpg"
     # 2. files written straight from the arrays (no FiftyOne) agree too (no OKS-NMS there)
     _coco_from_arrays(crowd, tmp_path / "gt2.json", tmp_path / "dt2.json")
     ref2 = _cli_json(capsys, ["eval-kpts", str(tmp_path / "gt2.json"), str(tmp_path / "dt2.json")])
@@ -450,7 +451,8 @@ def test_views_to_the_failures(crowd):
     tick = time.perf_counter()
     frames = id_switch_frames(ds, "views")
     elapsed = time.perf_counter() - tick
-    switch_frames = [n for n, s in zip(res.per_frame["video"]["frame_number"], res.per_frame["video"]["idsw"]) if s]
+    (per_frame,) = res.per_frame.values()
+    switch_frames = [n for n, s in zip(per_frame["frame_number"], per_frame["idsw"]) if s]
     assert sorted(frames.values("frame_number")) == switch_frames
     assert all(pathlib.Path(p).is_file() for p in frames.values("filepath"))
     assert sum(frames.values("views_idsw")) == m["idsw"]

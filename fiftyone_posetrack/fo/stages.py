@@ -24,6 +24,7 @@ import fiftyone as fo
 
 from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, run_video_jobs
 from fiftyone_posetrack.fo.labels import (
+    FrameLabelCursor,
     boxes_to_detections,
     check_frame_field,
     detections_to_arrays,
@@ -37,38 +38,8 @@ from fiftyone_posetrack.video import VideoReader
 __all__ = ["detect_persons", "track_detections", "estimate_poses", "smooth_poses"]
 
 
-class _FrameLabels:
-    """A video's labels of one frame field, read frame by frame in increasing order.
-
-    ``get(n)`` returns frame ``n``'s label (None when unset) for ``n`` never
-    decreasing: the labels come from a cursor sorted by frame number, so memory
-    stays constant in the length of the video (and no per-video aggregation
-    runs into MongoDB's 100 MB limit).
-    """
-
-    def __init__(self, dataset, sample_id: str, field: str):
-        from bson import ObjectId
-
-        query = {"_sample_id": ObjectId(sample_id), field: {"$ne": None}}
-        cursor = dataset._frame_collection.find(query, {"frame_number": 1, field: 1})
-        self._docs = iter(cursor.sort("frame_number", 1).batch_size(256))
-        self._field, self._next, self._last = field, None, 0
-
-    def get(self, number: int) -> fo.Label | None:
-        if number < self._last:
-            raise ValueError(f"frame labels are read in order; asked for {number} after {self._last}")
-        self._last = number
-        while self._next is None or self._next["frame_number"] < number:
-            self._next = next(self._docs, None)
-            if self._next is None:
-                self._next = {"frame_number": float("inf")}
-        if self._next["frame_number"] != number:
-            return None
-        return fo.Label.from_dict(self._next[self._field])
-
-
-def _frame_labels(dataset, sample_id: str, field: str) -> _FrameLabels:
-    return _FrameLabels(dataset, sample_id, field)
+def _frame_labels(dataset, sample_id: str, field: str) -> FrameLabelCursor:
+    return FrameLabelCursor(dataset, sample_id, field)
 
 
 def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
