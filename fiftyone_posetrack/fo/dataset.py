@@ -22,7 +22,6 @@ field                        type             content
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from typing import Iterable
@@ -60,7 +59,13 @@ __all__ = [
 
 
 def find_videos(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Expands files and directories into a sorted list of video files.
+    """Expands files and directories into a sorted list of video files, each file once.
+
+    Directories are walked (recursively, following symlinked folders once)
+    by literal names, so names with glob characters (``[``, ``*``) work;
+    extensions match case-insensitively (``CLIP.MP4``). Paths naming the same
+    file (a symlink beside its target, hard links, ``a/../a``) are one video:
+    the real file's path is kept, else the first in sorted order.
 
     Raises:
         FileNotFoundError: for a path that does not exist
@@ -68,19 +73,37 @@ def find_videos(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = [os.fspath(p) for p in paths]
     found = []
-    for path in map(os.fspath, paths):
+    for path in paths:
         if os.path.isdir(path):
-            for ext in VIDEO_EXTENSIONS:
-                found.extend(glob.glob(os.path.join(path, "**", f"*{ext}"), recursive=True))
+            found.extend(_walk_videos(path))
         elif os.path.isfile(path):
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or directory: {path}")
-    found = sorted({os.path.abspath(p) for p in found})
+    by_file: dict[tuple[int, int], str] = {}
+    for path in sorted({os.path.abspath(p) for p in found}):
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+        if key not in by_file or (os.path.islink(by_file[key]) and not os.path.islink(path)):
+            by_file[key] = path
+    found = sorted(by_file.values())
     if not found:
-        raise BadInputError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {list(paths)}")
+        raise BadInputError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}, any case) found in {paths}")
     return found
+
+
+def _walk_videos(root: str) -> list[str]:
+    out, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlinked folder seen already (or a link cycle)
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out.extend(os.path.join(folder, n) for n in names if n.lower().endswith(VIDEO_EXTENSIONS))
+    return out
 
 
 def get_or_create_dataset(name: str, persistent: bool = True) -> fo.Dataset:
@@ -162,7 +185,8 @@ def add_videos(
 ) -> list[str]:
     """Adds video files (or directories of them) to a dataset, once each.
 
-    Videos already in the dataset (same absolute path) are not added again.
+    Videos already in the dataset (the same file, by any path: a symlink to a
+    sample's file is that sample) are not added again.
     Every new video is probed first, so an unreadable file is refused before
     the dataset is changed.
 
@@ -176,12 +200,20 @@ def add_videos(
     for path in files:
         probe_video(path)  # refuse corrupt input before touching the dataset
     existing = dict(zip(*dataset.values(["filepath", "id"]))) if len(dataset) else {}
-    new = [fo.Sample(filepath=p) for p in files if p not in existing]
+    by_file = {_file_key(p): p for p in existing if os.path.exists(p)}
+    # a file already in the dataset under another path (a symlink, a hard link) is that sample
+    files = [by_file.get(_file_key(p), p) for p in files]
+    new = [fo.Sample(filepath=p) for p in dict.fromkeys(files) if p not in existing]
     if new:
         dataset.add_samples(new, progress=False)
         ensure_metadata(dataset.select([s.id for s in new]))
     ids = dict(zip(*dataset.values(["filepath", "id"])))
     return [ids[p] for p in files]
+
+
+def _file_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _frame_size(sample: fo.Sample) -> tuple[int, int]:

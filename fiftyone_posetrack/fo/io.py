@@ -31,7 +31,6 @@ FiftyOne and ``(0, 0)`` with visibility 0 in PoseTrack files.
 from __future__ import annotations
 
 import configparser
-import glob
 import logging
 import os
 from dataclasses import dataclass, field
@@ -54,6 +53,8 @@ from fiftyone_posetrack.fo.labels import (
     write_frame_labels,
 )
 from fiftyone_posetrack.formats import mot
+from fiftyone_posetrack.formats.paths import inside, safe_name
+from fiftyone_posetrack.formats.paths import video_name as _video_name
 from fiftyone_posetrack.formats.posetrack import (
     POSETRACK_KEYPOINTS,
     PoseTrackFrame,
@@ -96,7 +97,9 @@ class MotSequence:
     """One MOTChallenge sequence folder.
 
     Attributes:
-        name: the sequence name (``seqinfo.ini``'s ``name``, else the folder name)
+        name: the sequence name (``seqinfo.ini``'s ``name``, else the folder
+            name), made a safe file name (:func:`~fiftyone_posetrack.formats.paths.safe_name`:
+            ``name=../../x`` becomes ``.._.._x``)
         path: the folder
         video: ``<path>/video.mp4`` when it exists
         images: the frame images (``imDir``, default ``img1``), sorted
@@ -131,14 +134,16 @@ def _sequence(path: str) -> MotSequence | None:
     """The sequence in folder ``path``, or None when it is not one."""
     info_path = os.path.join(path, "seqinfo.ini")
     info = _read_seqinfo(info_path) if os.path.isfile(info_path) else {}
-    im_dir = os.path.join(path, info.get("imdir", "img1"))
+    im_dir = inside(path, info.get("imdir") or "img1", f"{info_path}: imDir")
     video = os.path.join(path, "video.mp4")
     has_video, has_images = os.path.isfile(video), os.path.isdir(im_dir)
     if not (has_video or has_images):
         return None
     images = []
     if has_images:
-        images = sorted(p for p in glob.glob(os.path.join(im_dir, "*")) if p.lower().endswith(_IMAGE_EXTS))
+        images = sorted(
+            os.path.join(im_dir, n) for n in os.listdir(im_dir) if n.lower().endswith(_IMAGE_EXTS)
+        )
 
     def number(key, cast):
         try:
@@ -148,7 +153,7 @@ def _sequence(path: str) -> MotSequence | None:
 
     gt, det = os.path.join(path, "gt", "gt.txt"), os.path.join(path, "det", "det.txt")
     return MotSequence(
-        name=info.get("name") or os.path.basename(os.path.abspath(path)),
+        name=safe_name(info.get("name") or os.path.basename(os.path.abspath(path)), f"{info_path}: name"),
         path=os.path.abspath(path),
         video=video if has_video else None,
         images=images,
@@ -180,7 +185,7 @@ def find_mot_sequences(root: str | os.PathLike) -> list[MotSequence]:
             if seq is not None:
                 found.append(seq)
             else:
-                nxt.extend(sorted(p for p in glob.glob(os.path.join(folder, "*")) if os.path.isdir(p)))
+                nxt.extend(sorted(e.path for e in os.scandir(folder) if e.is_dir()))
         level = nxt
     if not found:
         raise BadInputError(
@@ -243,7 +248,7 @@ def _encoded_video(name: str, images: list[str], fps: float, videos_dir: str) ->
     """The mp4 of an image sequence, encoded unless a complete one exists already."""
     from fiftyone_posetrack.video import probe_video
 
-    path = os.path.join(videos_dir, f"{name}.mp4")
+    path = os.path.join(videos_dir, f"{safe_name(name, 'video name')}.mp4")
     if os.path.isfile(path):
         try:
             if probe_video(path).frame_count == len(images):
@@ -351,7 +356,9 @@ def import_mot_sequences(
 
 def _find_json(path: str) -> list[str]:
     if os.path.isdir(path):
-        files = sorted(glob.glob(os.path.join(path, "**", "*.json"), recursive=True))
+        files = sorted(
+            os.path.join(root, n) for root, _, names in os.walk(path) for n in names if n.lower().endswith(".json")
+        )
         if not files:
             raise BadInputError(f"no .json files in {path}")
         return files
@@ -382,7 +389,10 @@ def _video_images(video: PoseTrackVideo, image_root: str) -> list[str]:
             f"PoseTrack video {video.name!r} lists {len(indices)} of its {n} frames (missing e.g. {missing}); "
             "a video needs every frame's image: add the video to the dataset first instead"
         )
-    images = [os.path.join(image_root, fr.file_name) for fr in sorted(video.frames, key=lambda f: f.frame_index)]
+    images = [
+        inside(image_root, fr.file_name, f"PoseTrack video {video.name!r}: file_name")
+        for fr in sorted(video.frames, key=lambda f: f.frame_index)
+    ]
     absent = [p for p in images if not os.path.isfile(p)]
     if absent:
         raise BadInputError(
@@ -491,18 +501,15 @@ def import_posetrack(
 
 
 def video_name(sample: fo.Sample) -> str:
-    """A video's name in exported files.
+    """A video's name in exported files (:func:`fiftyone_posetrack.formats.paths.video_name`).
 
     The ``sequence`` field when set; else the file name without extension,
     except for files named ``video.*`` (``posetrack synth``'s layout), which
-    take their folder's name.
+    take their folder's name; made a safe file name. Evaluations name videos
+    by the same rule (:func:`fiftyone_posetrack.fo.labels.video_names`).
     """
-    if sample.has_field(SEQUENCE_FIELD) and sample[SEQUENCE_FIELD]:
-        return str(sample[SEQUENCE_FIELD])
-    stem = os.path.splitext(os.path.basename(sample.filepath))[0]
-    if stem == "video":
-        return os.path.basename(os.path.dirname(os.path.abspath(sample.filepath))) or stem
-    return stem
+    sequence = sample[SEQUENCE_FIELD] if sample.has_field(SEQUENCE_FIELD) else None
+    return _video_name(sample.filepath, sequence)
 
 
 def _video_samples(samples, what: str) -> list[fo.Sample]:
@@ -556,8 +563,8 @@ def export_mot(
     videos = _video_samples(samples, "MOT export")
     out_dir = os.fspath(out_dir)
     names = [video_name(s) for s in videos]
-    layout = (lambda n: os.path.join(out_dir, n, "gt", "gt.txt")) if gt else (lambda n: os.path.join(out_dir, n + ".txt"))
-    paths = _targets([layout(n) for n in names], overwrite)
+    layout = (lambda n: os.path.join(n, "gt", "gt.txt")) if gt else (lambda n: n + ".txt")
+    paths = _targets([inside(out_dir, layout(n), "export path") for n in names], overwrite)
     for sample, name, path in zip(videos, names, paths):
         rows = sample_to_mot(sample, field)
         if gt:
@@ -626,7 +633,7 @@ def export_posetrack(
     order = np.array([names_in.index(n) if n in names_in else -1 for n in names_out])
     out_dir = os.fspath(out_dir)
     names = [video_name(s) for s in videos]
-    paths = _targets([os.path.join(out_dir, n + ".json") for n in names], overwrite)
+    paths = _targets([inside(out_dir, n + ".json", "export path") for n in names], overwrite)
     has_info = samples.has_sample_field(POSETRACK_INFO_FIELD)
     for sample, name, path in zip(videos, names, paths):
         info = (sample[POSETRACK_INFO_FIELD] if has_info else None) or {}
