@@ -596,3 +596,46 @@ def test_bad_input_is_named(tiny):
     with pytest.raises(BadInputError, match="video dataset"):
         evaluate_tracking(images)
     images.delete()
+
+
+# --------------------------------------------------------------------------- export -> file evaluation round trips
+
+
+def _assert_same_tree(ref, ours, where=""):
+    """Every number of the CLI's JSON equals the in-place result (NaN/None alike)."""
+    if isinstance(ref, dict):
+        for key, value in ref.items():
+            _assert_same_tree(value, ours[key], f"{where}/{key}")
+    else:
+        assert _same(ref, ours), where
+
+
+def test_posetrack_export_then_eval_kpts_equals_evaluate_poses(crowd, capsys, tmp_path):
+    """One converter: PoseTrack files exported from the dataset score as the dataset does in place."""
+    from fiftyone_posetrack.fo.io import export_posetrack
+
+    ds = crowd.ds
+    res = evaluate_poses(ds, kind="posetrack", eval_key=None)
+    export_posetrack(ds, "gt_keypoints", tmp_path / "gt", detections_field="gt_detections", gt=True)
+    export_posetrack(ds, "pred_keypoints", tmp_path / "dt", detections_field="pred_detections")
+    ref = _cli_json(capsys, ["eval-kpts", str(tmp_path / "gt"), str(tmp_path / "dt"), "--kind", "posetrack"])
+    ours = res.posetrack_by_video["OVERALL"]
+    _assert_same_tree(ref["per_joint"], ours["per_joint"])
+    _assert_same_tree(ref["total"], ours["total"])
+    assert 0 < ours["total"]["ap"] < 100 and ours["total"]["mota"] < 100, "the predictions have errors to measure"
+
+
+def test_mot_export_then_eval_mot_equals_evaluate_tracking(crowd, capsys, tmp_path):
+    """One video-name rule and one MOT conversion: exported files score as the dataset does in place."""
+    from fiftyone_posetrack.fo.io import export_mot
+
+    ds = crowd.ds
+    res = evaluate_tracking(ds, eval_key=None)
+    (gt,) = export_mot(ds, "gt_detections", tmp_path / "gt", gt=True)
+    (pred,) = export_mot(ds, "pred_detections", tmp_path / "res")
+    ref = _cli_json(capsys, ["eval-mot", "--pair", gt, pred])
+    assert set(ref) == set(res.metrics_by_video), "the files' sequence names are the evaluation's video names"
+    for video in ref:
+        for key, value in ref[video].items():
+            assert _same(value, res.metrics_by_video[video][key]), (video, key)
+    assert res.metrics()["idsw"] >= 1 and res.metrics()["fp"] > 0

@@ -31,6 +31,7 @@ import numpy as np
 
 from fiftyone_posetrack.formats import mot
 from fiftyone_posetrack.fo.labels import write_frame_labels
+from fiftyone_posetrack.fo.posetrack import posetrack_frame_labels
 from fiftyone_posetrack.formats.posetrack import PoseTrackVideo
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.types import BadInputError
@@ -266,82 +267,6 @@ def import_mot_ground_truth(
         )
     write_frame_labels(sample._dataset, {field: {sample.id: per_frame}})
     return len(data)
-
-
-def posetrack_frame_labels(
-    video: PoseTrackVideo, width: int, height: int, label: str = "person"
-) -> tuple[dict[int, fo.Keypoints], dict[int, fo.Detections], dict[int, fo.Polylines]]:
-    """Converts a PoseTrack18 video's annotations to FiftyOne frame labels.
-
-    Keys are frame numbers (``frame_index + 1``). Poses and boxes are given for
-    the labelled frames, ignore regions for every frame that lists some.
-
-    - ``fo.Keypoints``: one ``fo.Keypoint`` per person, ``index`` = track id,
-      relative ``(x, y)`` points with joints of visibility flag 0 as NaN
-      (FiftyOne's missing point, as its COCO importer does), the flags as the
-      ``visibility`` attribute, the head box (PCKh's scale) as relative
-      ``[x, y, w, h]`` ``bbox_head`` when the file has a finite one, and
-      per-joint ``confidence`` when the file has ``scores`` (predictions);
-    - ``fo.Detections``: the people's finite, non-empty boxes as relative
-      ``[x, y, w, h]``, same ``index`` and ``bbox_head``;
-    - ``fo.Polylines``: one closed, filled ``fo.Polyline`` (label ``"ignore"``)
-      per ignore region, relative points.
-
-    Args:
-        video: a video read by :mod:`fiftyone_posetrack.formats.posetrack`
-        width: the frame width in pixels
-        height: the frame height in pixels
-        label: the label of the people
-
-    Returns:
-        ``(keypoints, detections, regions)``, each ``{frame number: label}``
-    """
-    kp_frames, det_frames, region_frames = {}, {}, {}
-    scale = np.array([width, height], dtype=np.float64)
-
-    def rel(box):  # [x1, y1, x2, y2] px -> relative [x, y, w, h]
-        return [box[0] / width, box[1] / height, (box[2] - box[0]) / width, (box[3] - box[1]) / height]
-
-    for fr in video.frames:
-        n = fr.frame_index + 1
-        if fr.ignore_regions:
-            region_frames[n] = fo.Polylines(
-                polylines=[
-                    fo.Polyline(
-                        label="ignore",
-                        points=[(np.asarray(r, dtype=np.float64) / scale).tolist()],
-                        closed=True,
-                        filled=True,
-                    )
-                    for r in fr.ignore_regions
-                ]
-            )
-        if not fr.is_labeled:
-            continue
-        pts = np.asarray(fr.keypoints, dtype=np.float64).reshape(len(fr), -1, 2) / scale
-        vis = np.asarray(fr.visibility).reshape(len(fr), -1)
-        pts[vis == 0] = np.nan
-        kps, dets = [], []
-        for j, tid in enumerate(fr.track_ids):
-            attrs = {}
-            if fr.head_boxes is not None and np.isfinite(fr.head_boxes[j]).all():
-                attrs["bbox_head"] = rel(fr.head_boxes[j])
-            kp = fo.Keypoint(
-                label=label,
-                points=[(float(x), float(y)) for x, y in pts[j]],
-                index=int(tid),
-                visibility=[int(v) for v in vis[j]],
-                **attrs,
-            )
-            if fr.scores is not None and np.isfinite(fr.scores[j]).all():
-                kp.confidence = [float(s) for s in fr.scores[j]]
-            kps.append(kp)
-            box = np.asarray(fr.boxes[j], dtype=np.float64)
-            if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
-                dets.append(fo.Detection(label=label, bounding_box=rel(box), index=int(tid), **attrs))
-        kp_frames[n] = fo.Keypoints(keypoints=kps)
-        det_frames[n] = fo.Detections(detections=dets)
-    return kp_frames, det_frames, region_frames
 
 
 def write_posetrack_labels(

@@ -45,19 +45,20 @@ from fiftyone_posetrack.fo.dataset import (
     write_posetrack_labels,
 )
 from fiftyone_posetrack.fo.labels import (
+    RawLabel,
     boxes_to_detections,
     check_frame_field,
-    detections_to_arrays,
-    keypoints_to_arrays,
+    frame_documents,
     sample_to_mot,
     write_frame_labels,
 )
+from fiftyone_posetrack.fo.posetrack import default_file_name, posetrack_frame
+from fiftyone_posetrack.fo.posetrack import keypoint_names as _keypoint_names
 from fiftyone_posetrack.formats import mot
 from fiftyone_posetrack.formats.paths import inside, safe_name
 from fiftyone_posetrack.formats.paths import video_name as _video_name
 from fiftyone_posetrack.formats.posetrack import (
     POSETRACK_KEYPOINTS,
-    PoseTrackFrame,
     PoseTrackVideo,
     read_posetrack_videos,
     write_posetrack_json,
@@ -584,12 +585,8 @@ def export_mot(
 
 
 def keypoint_names(samples, field: str) -> tuple[str, ...]:
-    """The joint names of a keypoints field: its skeleton, the default skeleton, else COCO-17."""
-    dataset = samples._dataset
-    skeleton = dataset.skeletons.get(field) or dataset.default_skeleton
-    if skeleton is not None and skeleton.labels:
-        return tuple(skeleton.labels)
-    return tuple(COCO_KEYPOINTS)
+    """The joint names of a keypoints field (:func:`fiftyone_posetrack.fo.posetrack.keypoint_names`)."""
+    return tuple(_keypoint_names(samples, field))
 
 
 def export_posetrack(
@@ -599,15 +596,21 @@ def export_posetrack(
     detections_field: str | None = None,
     posetrack_joints: bool = False,
     overwrite: bool = False,
+    gt: bool = False,
+    ignore_field: str | None = None,
 ) -> list[str]:
     """Writes a tracked ``fo.Keypoints`` field as PoseTrack18 JSON files, one per video.
 
-    This is the PoseTrack challenge's submission format: ``<out_dir>/<name>.json``
-    per video, every frame an image (``file_name`` / ``vid_id`` / labelled
-    flags from ``posetrack_info`` when the video was imported from PoseTrack,
-    else ``images/<name>/<frame-1:06d>.jpg``, all labelled), every person an
-    annotation with ``track_id`` = ``index``, flat ``keypoints`` (missing
-    joints ``0, 0, 0``, others visibility 1) and per-joint ``scores``.
+    This is the PoseTrack challenge's format: ``<out_dir>/<name>.json`` per
+    video (``name`` by :func:`video_name`), every frame an image
+    (``file_name`` / ``vid_id`` / labelled flags from ``posetrack_info`` when
+    the video was imported from PoseTrack, else
+    ``images/<name>/<frame-1:06d>.jpg``), every person an annotation with
+    ``track_id`` = ``index``. The frames are converted by
+    :func:`fiftyone_posetrack.fo.posetrack.posetrack_frame`, the converter
+    :func:`~fiftyone_posetrack.fo.evaluation.evaluate_poses` uses, so
+    ``posetrack eval-kpts --kind posetrack`` on exported ground truth and
+    predictions gives the numbers of ``evaluate_poses(kind="posetrack")``.
 
     Args:
         samples: a video collection
@@ -620,6 +623,13 @@ def export_posetrack(
             (joints the field lacks, e.g. ``head_bottom`` / ``head_top`` for
             COCO-17, are written missing); default: the field's own joints
         overwrite: replace existing files
+        gt: write ground truth: joints by their ``visibility`` flags, head
+            boxes (``bbox_head``, else the estimate of
+            :data:`~fiftyone_posetrack.fo.posetrack.HEAD_FRACTION`), no scores;
+            only frames where the field is set are labelled. Default:
+            predictions (per-joint ``scores``)
+        ignore_field: an ``fo.Polylines`` frame field of ignore regions to
+            write (ground truth)
 
     Returns:
         the written paths, in sample order
@@ -627,6 +637,8 @@ def export_posetrack(
     check_frame_field(samples, keypoints_field, fo.Keypoints, "keypoints_field")
     if detections_field:
         check_frame_field(samples, detections_field, fo.Detections, "detections_field")
+    if ignore_field:
+        check_frame_field(samples, ignore_field, fo.Polylines, "ignore_field")
     videos = _video_samples(samples, "PoseTrack export")
     names_in = keypoint_names(samples, keypoints_field)
     names_out = POSETRACK_KEYPOINTS if posetrack_joints else names_in
@@ -635,57 +647,45 @@ def export_posetrack(
     names = [video_name(s) for s in videos]
     paths = _targets([inside(out_dir, n + ".json", "export path") for n in names], overwrite)
     has_info = samples.has_sample_field(POSETRACK_INFO_FIELD)
+    fields = (keypoints_field, detections_field, ignore_field)
     for sample, name, path in zip(videos, names, paths):
         info = (sample[POSETRACK_INFO_FIELD] if has_info else None) or {}
-        video = _posetrack_video(sample, name, keypoints_field, detections_field, order, names_out, info)
+        video = _posetrack_video(sample, name, fields, len(names_in), order, names_out, info, gt)
         write_posetrack_json(path, video)
     return paths
 
 
-def _posetrack_video(sample, name, kp_field, det_field, order, names_out, info) -> PoseTrackVideo:
+def _posetrack_video(sample, name, fields, num_keypoints, order, names_out, info, gt) -> PoseTrackVideo:
     from fiftyone_posetrack.skeleton import COCO_EDGES
 
     md = sample.metadata
     if md is None or not md.total_frame_count:
         raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
     w, h, n_frames = md.frame_width, md.frame_height, int(md.total_frame_count)
-    view = sample._dataset.select(sample.id)
-    numbers = view.values("frames.frame_number")[0]
-    kps = dict(zip(numbers, view.values(f"frames.{kp_field}")[0]))
-    dets = dict(zip(numbers, view.values(f"frames.{det_field}")[0])) if det_field else {}
+    kp_field, det_field, ign_field = fields
+    docs = frame_documents(sample._dataset, sample.id, [f for f in fields if f])
+    doc = next(docs, None)
     file_names = info.get("file_names") or {}
     labeled = set(info.get("labeled") or range(1, n_frames + 1))
-    k_out = len(order)
     frames = []
     for n in range(1, n_frames + 1):
-        pts, scores, index = keypoints_to_arrays(kps.get(n), w, h, num_keypoints=max(int(order.max()) + 1, 1))
-        if (index < 0).any():
-            raise BadInputError(
-                f"keypoints_field: {kp_field!r} of {sample.filepath} frame {n} has keypoints without "
-                "`index` (track id); track the people first"
-            )
-        m = len(index)
-        xy = np.full((m, k_out, 2), np.nan)  # joints the field lacks stay missing
-        sc = np.zeros((m, k_out))
-        have = order >= 0
-        xy[:, have] = pts[:, order[have]]
-        sc[:, have] = scores[:, order[have]]
-        present = np.isfinite(xy).all(axis=2)
-        xy[~present] = 0.0
-        sc[~present] = 0.0
-        boxes = _boxes_for(dets.get(n), index, xy, present, w, h)
+        while doc is not None and doc["frame_number"] < n:
+            doc = next(docs, None)
+        labels = doc if doc is not None and doc["frame_number"] == n else {}
+
+        def label(field):
+            value = labels.get(field) if field else None
+            return None if value is None else RawLabel(value)
+
+        kps = label(kp_field)
         frames.append(
-            PoseTrackFrame(
-                frame_index=n - 1,
-                file_name=file_names.get(str(n), f"images/{name}/{n - 1:06d}.jpg"),
-                is_labeled=n in labeled,
-                track_ids=index,
-                boxes=boxes,
-                keypoints=xy,
-                visibility=present.astype(np.int64),
-                scores=sc,
+            posetrack_frame(
+                kps, label(det_field), label(ign_field), w, h, n,
+                file_names.get(str(n), default_file_name(name, n)), num_keypoints, gt, order=order,
+                is_labeled=n in labeled and (kps is not None or not gt),
+                where=f"keypoints_field: {kp_field!r} of {sample.filepath} ",
             )
-        )
+        )  # fmt: skip
     skeleton = [tuple(e) for e in COCO_EDGES] if tuple(names_out) == tuple(COCO_KEYPOINTS) else []
     if not skeleton:
         skel = sample._dataset.skeletons.get(kp_field)
@@ -701,19 +701,3 @@ def _posetrack_video(sample, name, kp_field, det_field, order, names_out, info) 
         vid_id=info.get("vid_id"),
         nframes=info.get("nframes") or n_frames,
     )
-
-
-def _boxes_for(dets, index, xy, present, w, h) -> np.ndarray:
-    """``(M, 4)`` ``[x1, y1, x2, y2]`` pixel boxes of the people: their tracked box, else the joints' extent."""
-    boxes = np.full((len(index), 4), np.nan)
-    if dets is not None and dets.detections:
-        b, _, idx = detections_to_arrays(dets, w, h)
-        where = {int(i): j for j, i in enumerate(idx)}
-        for r, i in enumerate(index):
-            if int(i) in where:
-                boxes[r] = b[where[int(i)]]
-    for r in np.flatnonzero(~np.isfinite(boxes).all(axis=1)):
-        if present[r].any():
-            p = xy[r][present[r]]
-            boxes[r] = [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()]
-    return boxes
