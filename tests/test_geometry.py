@@ -139,3 +139,28 @@ def test_file_changed_before_fingerprint_is_caught_by_size(dataset, videos, tmp_
     with pytest.raises(VideoChangedError, match=rf"clip.mp4: the file has {N + 3} frames"):
         ensure_metadata(dataset)  # refuses to fingerprint a file that no longer matches
     assert "fingerprint" not in dataset._sample_collection.find_one()["metadata"]
+
+
+def test_stage_on_rotated_video_reads_and_normalises_the_displayed_frames(dataset, videos):
+    """A stage that decodes frames (flow smoothing) agrees with the metadata on a rotated video; stale metadata is refused."""
+    from fiftyone_posetrack.fo.labels import poses_to_keypoints, write_frame_labels
+    from fiftyone_posetrack.fo.stages import smooth_poses
+    from fiftyone_posetrack.types import FramePoses
+
+    (sid,) = add_videos(dataset, [videos["rotated"]])
+    w, h = dataset[sid].metadata.frame_width, dataset[sid].metadata.frame_height
+    assert (w, h) == (H, W)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([5, 5], [w - 5, h - 5], (1, 17, 2))  # displayed pixels: x < 96, y < 160
+    labels = {n: poses_to_keypoints(FramePoses(pts, np.full((1, 17), 0.9), np.array([1])), w, h) for n in range(1, N + 1)}
+    write_frame_labels(dataset, {"kps": {sid: labels}})
+    smooth_poses(dataset, "kps", "smooth", method="flow", progress=False)
+    out = np.array([kp.points for n in range(1, N + 1) for kp in dataset[sid].frames[n]["smooth"].keypoints])
+    assert out.shape == (N, 17, 2) and np.nanmax(out) <= 1.0 and np.nanmin(out) >= 0.0
+
+    if shutil.which("ffprobe"):
+        dataset.compute_metadata(overwrite=True, progress=False)  # FiftyOne's unrotated size
+        before = snapshot(dataset, ("smooth2", "smooth2_status", "smooth2_claimed_at"))
+        with pytest.raises(BadInputError, match=r"rotated.mp4: the frames decode as 96x160 but the metadata says 160x96"):
+            smooth_poses(dataset, "kps", "smooth2", method="flow", progress=False)
+        assert snapshot(dataset, ("smooth2", "smooth2_status", "smooth2_claimed_at")) == before
