@@ -26,15 +26,11 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ModelInfo", "MODELS", "cache_dir", "model_path", "ModelUnavailableError"]
-
-
-class ModelUnavailableError(BadInputError):
-    """A named model is not available locally and could not be downloaded."""
 
 
 @dataclass(frozen=True)

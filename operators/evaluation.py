@@ -20,6 +20,13 @@ from fiftyone_posetrack.types import BadInputError
 from ._common import Params, field_choice, form, operator_config, show_in_app, target_view, worker_id
 
 TRACKING_VIEWS = ["id_switch_frames", "worst_tracks", "fp_patches", "fn_patches", "none"]
+SHOW_LABELS = {
+    "id_switch_frames": "the frames with an ID switch",
+    "worst_tracks": "the worst ground-truth tracks",
+    "fp_patches": "the false-positive boxes",
+    "fn_patches": "the missed ground-truth boxes",
+    "none": "nothing (stay here)",
+}
 TRACKING_KEYS = ("mota", "idf1", "hota", "idsw", "fp", "fn", "recall", "precision")
 POSE_KINDS = ["coco", "crowdpose", "posetrack"]
 
@@ -50,12 +57,59 @@ def _eval_key(p: Params, default: str) -> str:
     return key
 
 
-def _report_output(outputs, label):
-    outputs.str("report", label=label, view=types.MarkdownView())
+METRIC_LABELS = {
+    "mota": "MOTA", "motp": "MOTP", "idf1": "IDF1", "hota": "HOTA", "idsw": "ID switches", "fp": "FP", "fn": "FN",
+    "recall": "Recall", "precision": "Precision", "ap": "AP", "ap50": "AP50", "ap75": "AP75", "ar": "AR",
+    "lamr": "Miss rate (LAMR)", "pt_ap": "PoseTrack AP", "pt_mota": "PoseTrack MOTA", "pt_motp": "PoseTrack MOTP",
+    "num_gt": "GT", "num_pred": "Predictions",
+}  # fmt: skip
+POSE_KEYS = ("ap", "ap50", "ap75", "ar")
+POSETRACK_KEYS = POSE_KEYS + ("pt_ap", "pt_mota", "pt_motp")
+DETECTION_KEYS = ("ap", "ap50", "ap75", "ar", "lamr")
 
 
-def _code(text: str) -> str:
-    return "```\n" + text + "\n```"
+def _cell(value) -> str:
+    """A table cell: 3 decimals for fractions, integers as they are, "–" for undefined."""
+    if value is None or isinstance(value, bool):
+        return "–" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return "–"
+        return str(int(value)) if value.is_integer() and abs(value) >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def metric_rows(results, keys) -> list[dict]:
+    """One row per video and ``OVERALL``: ``{"video", key: "0.883", ...}`` (strings, 3 decimals)."""
+    rows = []
+    for video, metrics in results.metrics_by_video.items():
+        rows.append({"video": video, **{k: _cell(metrics.get(k)) for k in keys}})
+    rows.sort(key=lambda r: r["video"] == "OVERALL")
+    return rows
+
+
+def _table_output(outputs, name, keys, label):
+    table = types.TableView()
+    table.add_column("video", label="Video")
+    for k in keys:
+        table.add_column(k, label=METRIC_LABELS.get(k, k))
+    outputs.list(name, types.Object(), label=label, view=table)
+
+
+def replace_warning(inputs, ctx, key: str | None, name: str = "replace_warning") -> bool:
+    """A form warning when evaluation ``key`` exists (running replaces it and its fields)."""
+    dataset = ctx.dataset
+    if not key or dataset is None or key not in dataset.list_evaluations():
+        return False
+    fields = dataset.get_evaluation_info(key).config.build().get_fields(dataset, key)
+    inputs.view(name, types.Warning(
+        label=f"Evaluation '{key}' exists: running replaces it",
+        description=f"its results and the {len(fields)} fields it wrote ({', '.join(fields[:4])}{', ...' if len(fields) > 4 else ''}) "
+        "are overwritten; choose another key to keep it",
+    ))  # fmt: skip
+    return True
 
 
 class EvaluateTracking(foo.Operator):
@@ -68,6 +122,7 @@ class EvaluateTracking(foo.Operator):
             "Pose tracking: evaluate tracking",
             "MOTA, IDF1, HOTA and ID switches against ground-truth boxes; then show the ID switches",
             heavy=True,
+            dynamic=True,
         )
 
     def resolve_input(self, ctx):
@@ -76,16 +131,18 @@ class EvaluateTracking(foo.Operator):
         field_choice(inputs, ctx, "pred_field", fo.Detections, "Tracked boxes", "run pose tracking first", default="pred_detections")
         field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes", "import ground truth first", default="gt_detections")
         inputs.str("eval_key", default="track_eval", required=True, label="Evaluation key")
+        replace_warning(inputs, ctx, ctx.params.get("eval_key", "track_eval"))
         inputs.float("iou_threshold", min=0.01, max=1, default=0.5, required=False, label="IoU threshold")
         field_choice(inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (optional)", "optional", required=False)
         inputs.str(
             "detection_eval_key", default="", required=False, label="Also evaluate detection (AP, LAMR) under key",
             description="empty: tracking only",
         )  # fmt: skip
-        inputs.enum(
-            "show", TRACKING_VIEWS, default="id_switch_frames", required=False, label="Then show",
-            view=types.DropdownView(),
-        )  # fmt: skip
+        replace_warning(inputs, ctx, ctx.params.get("detection_eval_key"), "replace_detection_warning")
+        shows = types.DropdownView()
+        for name, label in SHOW_LABELS.items():
+            shows.add_choice(name, label=label)
+        inputs.enum("show", TRACKING_VIEWS, default="id_switch_frames", required=False, label="Then show", view=shows)
         return form(inputs, "Evaluate tracking")
 
     def execute(self, ctx):
@@ -106,7 +163,7 @@ class EvaluateTracking(foo.Operator):
         out = {
             "eval_key": key,
             "metrics": _plain({k: results.metrics().get(k) for k in TRACKING_KEYS}),
-            "report": _code(results.report(TRACKING_KEYS)),
+            "per_video": metric_rows(results, TRACKING_KEYS),
             "worker": worker_id(),
         }
         if det_key:
@@ -114,6 +171,7 @@ class EvaluateTracking(foo.Operator):
                 ctx.set_progress(progress=0.5, label="evaluating detection")
             det = evaluate_person_detection(view, pred, gt, eval_key=det_key, ignore_field=ignore)
             out["detection_metrics"] = _plain(det.metrics())
+            out["detection_per_video"] = metric_rows(det, DETECTION_KEYS)
         if ctx.delegated:
             ctx.set_progress(progress=1.0, label="done")
         out["shown"] = self._show(ctx, view, key, show, out["metrics"])
@@ -145,9 +203,9 @@ class EvaluateTracking(foo.Operator):
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("eval_key", label="Evaluation key")
-        outputs.obj("metrics", label="Overall", view=types.JSONView())
-        _report_output(outputs, "Per video")
-        outputs.obj("detection_metrics", label="Detection", view=types.JSONView())
+        _table_output(outputs, "per_video", TRACKING_KEYS, "Tracking (per video and overall)")
+        if (ctx.results or {}).get("detection_per_video"):  # only when detection was evaluated too
+            _table_output(outputs, "detection_per_video", DETECTION_KEYS, "Person detection")
         return types.Property(outputs, view=types.View(label="Tracking evaluation"))
 
 
@@ -161,6 +219,7 @@ class EvaluatePoses(foo.Operator):
             "Pose tracking: evaluate poses",
             "OKS AP (COCO, CrowdPose) or PoseTrack per-joint AP and MOTA against ground-truth keypoints",
             heavy=True,
+            dynamic=True,
         )
 
     def resolve_input(self, ctx):
@@ -169,6 +228,7 @@ class EvaluatePoses(foo.Operator):
         field_choice(inputs, ctx, "pred_field", fo.Keypoints, "Predicted keypoints", "run pose tracking first", default="pred_keypoints")
         field_choice(inputs, ctx, "gt_field", fo.Keypoints, "Ground-truth keypoints", "import ground truth first", default="gt_keypoints")
         inputs.str("eval_key", default="pose_eval", required=True, label="Evaluation key")
+        replace_warning(inputs, ctx, ctx.params.get("eval_key", "pose_eval"))
         inputs.enum("kind", POSE_KINDS, default="coco", required=False, label="Benchmark", view=types.DropdownView())
         field_choice(inputs, ctx, "gt_box_field", fo.Detections, "Ground-truth boxes (areas)", "optional", required=False)
         field_choice(inputs, ctx, "pred_box_field", fo.Detections, "Predicted boxes (scores)", "optional", required=False)
@@ -206,13 +266,15 @@ class EvaluatePoses(foo.Operator):
             ctx.set_progress(progress=1.0, label="done")
         overall = _plain(results.metrics())
         show_in_app(ctx, view.sort_by(f"{key}_ap") if show else None)
-        return {"eval_key": key, "kind": kind, "metrics": overall, "report": _code(results.report()), "worker": worker_id()}
+        keys = POSETRACK_KEYS if kind == "posetrack" else POSE_KEYS
+        return {"eval_key": key, "kind": kind, "metrics": overall, "per_video": metric_rows(results, keys),
+                "worker": worker_id()}  # fmt: skip
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("eval_key", label="Evaluation key")
-        outputs.obj("metrics", label="Overall", view=types.JSONView())
-        _report_output(outputs, "Per video")
+        keys = POSETRACK_KEYS if (ctx.results or {}).get("kind") == "posetrack" else POSE_KEYS
+        _table_output(outputs, "per_video", keys, "Per video and overall (PoseTrack numbers in percent)")
         return types.Property(outputs, view=types.View(label="Pose evaluation"))
 
 

@@ -13,10 +13,10 @@ from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
     Params,
-    defaults,
     field_choice,
     form,
     operator_config,
+    option_input,
     progress_callback,
     show_in_app,
     target_view,
@@ -106,9 +106,7 @@ class TuneTracker(foo.Operator):
         inputs.view_target(ctx, action_description="Tune on")
         field_choice(inputs, ctx, "dets_field", fo.Detections, "Detections to track", "run 'detect persons' first", default="pred_raw_detections")
         field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes (index = id)", "import ground truth first", default="gt_detections")
-        from fiftyone_posetrack.tracking.base import available_trackers
-
-        inputs.enum("tracker", available_trackers(), default=defaults().tracker, required=False, label="Tracker", view=types.DropdownView())
+        option_input(inputs, "tracker")
         inputs.str(
             "grid", required=True, default="max_age=10,30; n_init=1,3", label="Grid",
             description="param=v1,v2; param2=v1,v2 (the cartesian product is searched)",
@@ -119,13 +117,12 @@ class TuneTracker(foo.Operator):
         return form(inputs, "Tune the tracker")
 
     def execute(self, ctx):
-        from fiftyone_posetrack.tracking.base import available_trackers
         from fiftyone_posetrack.tracking.tune import format_table
 
         p = Params(ctx)
         dets_field = p.field(ctx, "dets_field", fo.Detections)
         gt_field = p.field(ctx, "gt_field", fo.Detections)
-        tracker = p.str("tracker", defaults().tracker, choices=available_trackers())
+        tracker = p.option("tracker")
         grid = parse_grid_text(p.str("grid", required=True))
         base = p.json("base_params")
         reid = p.str("reid", "none")

@@ -297,7 +297,7 @@ def test_database_restart_fails_clearly_then_resumes(videos, models, reference, 
         out = _output(first)
         print(f"\ndatabase stopped with {labelled}/{FRAMES} frames written; the run exited {rc} after {waited:.1f} s:")
         print("  " + out.strip().splitlines()[-1][:400])
-        assert rc == 2 and "Traceback" not in out, out[-3000:]
+        assert rc == 3 and "Traceback" not in out, out[-3000:]
         assert re.search(rf"posetrack: error: pose tracking: lost the database at {re.escape(uri)} while processing video {sample_id}", out)
         assert "--stale-after" in out, "the message says how to resume"
         assert waited < 20, f"a stopped database took {waited:.1f} s to be reported"

@@ -35,7 +35,8 @@ def test_every_operator_in_the_manifest_registers(plugin):
     with open(os.path.join(REPO, "fiftyone.yml")) as f:
         manifest = yaml.safe_load(f)
     registered = {op.uri for op in foo.list_operators() if op.plugin_name == PLUGIN_NAME}
-    assert registered == {f"{PLUGIN_NAME}/{name}" for name in manifest["operators"]}
+    listed = manifest["operators"] + manifest.get("panels", [])  # panels are operators too
+    assert registered == {f"{PLUGIN_NAME}/{name}" for name in listed}
 
 
 def test_import_videos_operator(plugin, tmp_path):

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo.geometry import check_video_file
 from fiftyone_posetrack.fo.labels import write_frame_labels
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ __all__ = [
 DEFAULT_STALE_AFTER = 600.0
 
 FrameLabels = dict[str, "fo.Label | None"]
-
-
-class DatabaseUnavailableError(BadInputError):
-    """The FiftyOne database did not answer during a job (stopped, restarting, unreachable)."""
 
 
 def _db_timeout() -> float:

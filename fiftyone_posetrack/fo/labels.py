@@ -51,6 +51,7 @@ __all__ = [
     "VideoLabels",
     "read_videos",
     "video_names",
+    "collection_video_names",
     "check_frame_field",
     "frames_to_mot",
     "sample_to_mot",
@@ -437,6 +438,12 @@ def video_names(filepaths, sequences=None) -> list[str]:
     """
     sequences = sequences if sequences is not None else [None] * len(filepaths)
     return unique_names([video_name(p, s) for p, s in zip(filepaths, sequences)])
+
+
+def collection_video_names(samples) -> list[str]:
+    """:func:`video_names` of a collection's videos, in collection order."""
+    _, filepaths, _, sequences = _sample_values(samples)
+    return video_names(filepaths, sequences)
 
 
 def _sample_values(samples) -> tuple[list, list, list, list]:

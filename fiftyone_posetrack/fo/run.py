@@ -3,7 +3,8 @@
 :func:`run` streams each video's frames through
 :class:`fiftyone_posetrack.pipeline.PoseTrackingPipeline` and writes the tracked
 boxes (``config.detections_field``) and poses (``config.keypoints_field``) as
-frame labels sharing ``index`` = track id. Claims, resumability, chunked bulk
+frame labels sharing ``index`` = track id, and colours them by track in the
+App (:func:`fiftyone_posetrack.fo.appconfig.apply_track_colors`). Claims, resumability, chunked bulk
 writes and failure handling are those of :mod:`fiftyone_posetrack.fo.jobs`:
 the status fields are ``<detections_field>_status`` and
 ``<detections_field>_claimed_at``.
@@ -15,6 +16,7 @@ from typing import Callable
 
 import fiftyone as fo
 
+from fiftyone_posetrack.fo.appconfig import apply_track_colors
 from fiftyone_posetrack.fo.jobs import DEFAULT_STALE_AFTER, RunSummary, VideoJob, run_video_jobs, status_fields
 from fiftyone_posetrack.fo.labels import poses_to_keypoints, tracks_to_detections
 from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
@@ -83,7 +85,7 @@ def run(
     if dataset.default_skeleton is None and samples.media_type == "video":
         dataset.default_skeleton = fiftyone_skeleton()
         dataset.save()
-    return run_video_jobs(
+    summary = run_video_jobs(
         samples,
         pipeline_job(pipeline),
         flush_frames=flush_frames,
@@ -92,3 +94,6 @@ def run(
         stale_after=stale_after,
         progress_callback=progress_callback,
     )
+    # one colour per track in the App, unless the user chose a colour scheme
+    apply_track_colors(dataset, [pipeline.config.detections_field, pipeline.config.keypoints_field])
+    return summary

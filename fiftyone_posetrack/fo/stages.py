@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fiftyone as fo
 
+from fiftyone_posetrack.fo.appconfig import apply_track_colors, tracked_fields
 from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, run_video_jobs
 from fiftyone_posetrack.fo.labels import (
     FrameLabelCursor,
@@ -154,7 +155,9 @@ def track_detections(
                 frames.close()
 
     job = VideoJob("tracking", {out_field: fo.Detections}, compute, overwrite, input_field=in_field)
-    return _run(samples, job, in_field, overwrite_input, **kwargs)
+    summary = _run(samples, job, in_field, overwrite_input, **kwargs)
+    apply_track_colors(dataset, [out_field])  # one colour per track in the App (unless the user chose)
+    return summary
 
 
 def estimate_poses(
@@ -200,7 +203,9 @@ def estimate_poses(
                     yield n, {out_field: poses_to_keypoints(poses, w, h, min_score=keypoint_threshold)}
 
     job = VideoJob("pose estimation", {out_field: fo.Keypoints}, compute, overwrite)
-    return run_video_jobs(samples, job, **kwargs)
+    summary = run_video_jobs(samples, job, **kwargs)
+    apply_track_colors(dataset, [tracks_field, out_field])  # skeletons in their track's colour
+    return summary
 
 
 def smooth_poses(
@@ -262,4 +267,7 @@ def smooth_poses(
             yield n_frames, label(smoother.flush())
 
     job = VideoJob("pose smoothing", {out_field: fo.Keypoints}, compute, overwrite, input_field=in_field)
-    return _run(samples, job, in_field, overwrite_input, **kwargs)
+    summary = _run(samples, job, in_field, overwrite_input, **kwargs)
+    if in_field in tracked_fields(dataset):
+        apply_track_colors(dataset, [out_field])
+    return summary

@@ -20,8 +20,9 @@ import inspect
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from fiftyone_posetrack.tracking.kalman import make_kalman_filter
 from fiftyone_posetrack.types import BadInputError, FrameDetections, FrameTracks
+from fiftyone_posetrack.values import ValueSpec, check_value
 
 __all__ = [
     "Tracker",
@@ -31,6 +32,8 @@ __all__ = [
     "available_trackers",
     "as_detections",
     "tracker_params",
+    "tracker_labels",
+    "check_tracker_params",
 ]
 
 _REGISTRY: dict[str, type] = {}
@@ -54,7 +57,7 @@ def available_trackers() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from fiftyone_posetrack.tracking import bytetrack, deepsort  # noqa: F401  (registers)
+    from fiftyone_posetrack.tracking import bytetrack, deepsort, ocsort  # noqa: F401  (registers)
 
 
 def tracker_params(name: str) -> dict:
@@ -66,18 +69,51 @@ def tracker_params(name: str) -> dict:
     return {k: p.default for k, p in sig.parameters.items() if k != "self"}
 
 
-def make_tracker(name: str, **params) -> "Tracker":
-    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``.
+def tracker_labels() -> dict:
+    """``{name: human label}`` of the registered trackers (each class's ``label``)."""
+    _load_builtin()
+    return {name: _REGISTRY[name].label for name in sorted(_REGISTRY)}
+
+
+def check_tracker_params(name: str, params, what: str | None = None) -> dict:
+    """``params`` checked against the tracker's ``PARAMS`` table (types, ranges, NaN).
+
+    Args:
+        name: the tracker
+        params: ``{parameter: value}``
+        what: how errors name the parameters: ``{what}.{parameter}`` (default
+            ``tracker 'NAME': parameter 'PARAMETER'``)
+
+    Returns:
+        the normalised parameters
 
     Raises:
-        BadInputError: for an unknown name or parameter (naming the valid ones)
+        BadInputError: for an unknown tracker, an unknown parameter (naming the
+            valid ones) or a bad value (naming the parameter)
     """
+    def named(key):
+        return f"{what}.{key}" if what else f"tracker {name!r}: parameter {key!r}"
+
     valid = tracker_params(name)
-    unknown = sorted(set(params) - set(valid))
+    if not isinstance(params, dict):
+        raise BadInputError(f"{what or 'tracker parameters'}: expected a mapping of names to values, got {params!r}")
+    unknown = sorted(set(params) - set(valid), key=str)
     if unknown:
         raise BadInputError(
-            f"tracker {name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}"
+            f"{what or 'tracker ' + repr(name)}: unknown parameter(s) {unknown} of tracker {name!r}; valid: {sorted(valid)}"
         )
+    table = _REGISTRY[name].PARAMS
+    return {k: check_value(table[k], v, named(k)) for k, v in params.items()}
+
+
+def make_tracker(name: str, **params) -> "Tracker":
+    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"``, ``"ocsort"`` or ``"sort"``.
+
+    Raises:
+        BadInputError: for an unknown name or parameter (naming the valid
+            ones) or a bad parameter value (naming it)
+    """
+    params = check_tracker_params(name, params)
     try:
         return _REGISTRY[name](**params)
     except BadInputError:
@@ -133,7 +169,8 @@ class TrackSet:
         "obs_box": ((4,), np.float64),  # last matched detection box
     }
 
-    def __init__(self, extra_fields: dict | None = None):
+    def __init__(self, extra_fields: dict | None = None, kf=None):
+        self.kf = kf
         self.fields = dict(self.FIELDS, **(extra_fields or {}))
         for name, (shape, dtype) in self.fields.items():
             setattr(self, name, np.zeros((0, *shape), dtype=dtype))
@@ -167,8 +204,9 @@ class TrackSet:
         self.galleries = [g for g, k in zip(self.galleries, mask) if k]
 
     def boxes(self, rows=slice(None)) -> np.ndarray:
-        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows``."""
-        return xyah_to_xyxy(self.mean[rows])
+        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows`` (the
+        filter given at creation converts its state)."""
+        return self.kf.to_boxes(self.mean[rows])
 
 
 class Tracker(abc.ABC):
@@ -186,9 +224,22 @@ class Tracker(abc.ABC):
             warp the track states with it; needs ``frame`` in :meth:`update`
         output_missed: also output confirmed tracks missed for at most this
             many frames, with their predicted box (``score`` 0, ``det_index`` -1)
+        kalman: ``"xyah"`` (DeepSORT's state ``(x, y, w/h, h)``) or ``"xywh"``
+            (BoT-SORT's ``(x, y, w, h)`` state, noise scaled by w / h)
+        nsa: StrongSORT's NSA Kalman: measurement noise scaled by
+            ``1 - detection score``
     """
 
     name = "tracker"
+    #: a short human label (forms)
+    label = "tracker"
+    #: the constructor's parameters: what values each takes (defaults are the signature's)
+    PARAMS = {
+        "min_score": ValueSpec("float", lo=0.0, hi=1.0),
+        "output": ValueSpec("str", choices=("filtered", "detection")),
+        "cmc": ValueSpec("bool"),
+        "output_missed": ValueSpec("int", lo=0),
+    }
 
     def __init__(
         self,
@@ -196,6 +247,8 @@ class Tracker(abc.ABC):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
     ):
         if output not in ("filtered", "detection"):
             raise BadInputError(f"output: expected 'filtered' or 'detection', got {output!r}")
@@ -205,12 +258,12 @@ class Tracker(abc.ABC):
         self.output = output
         self.output_missed = int(output_missed)
         self.use_cmc = bool(cmc)
-        self.kf = KalmanBoxFilter()
+        self.kf = make_kalman_filter(kalman, nsa)
         self.reset()
 
     def reset(self) -> None:
         """Forgets all tracks; the next id is 1 again."""
-        self.tracks = TrackSet(self._extra_fields())
+        self.tracks = TrackSet(self._extra_fields(), self.kf)
         self.next_id = 1
         self.frame_count = 0
         self.feature_dim: int | None = None
@@ -298,7 +351,7 @@ class Tracker(abc.ABC):
         boxes = dets.boxes[det_idx]
         s_inv = None if self.s_inv is None else self.s_inv[rows]
         t.mean[rows], t.cov[rows] = self.kf.update(
-            t.mean[rows], t.cov[rows], xyxy_to_xyah(boxes), s_inv
+            t.mean[rows], t.cov[rows], self.kf.from_boxes(boxes), s_inv, dets.scores[det_idx]
         )
         t.hits[rows] += 1
         t.tsu[rows] = 0
@@ -312,7 +365,7 @@ class Tracker(abc.ABC):
         if n == 0:
             return
         boxes = dets.boxes[det_idx]
-        mean, cov = self.kf.initiate(xyxy_to_xyah(boxes))
+        mean, cov = self.kf.initiate(self.kf.from_boxes(boxes))
         ids = np.arange(self.next_id, self.next_id + n)
         self.next_id += n
         values = dict(

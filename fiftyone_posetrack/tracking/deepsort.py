@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from fiftyone_posetrack.tracking.base import Tracker, register_tracker
-from fiftyone_posetrack.tracking.kalman import CHI2_95_4DOF, xyxy_to_xyah
+from fiftyone_posetrack.tracking.kalman import CHI2_95_4DOF
 from fiftyone_posetrack.tracking.matching import (
     INF_COST,
     gallery_distance,
@@ -45,6 +45,7 @@ from fiftyone_posetrack.tracking.matching import (
     normalize_rows,
 )
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["DeepSort"]
 
@@ -66,8 +67,27 @@ class DeepSort(Tracker):
         output_missed: output confirmed tracks missed for up to this many
             frames with their predicted box (1, as the paper's reference
             application, which reports tracks with ``time_since_update <= 1``)
-        min_score, output, cmc: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        ema_momentum: StrongSORT's EMA appearance (Du et al., 2023): instead of a
+            gallery of ``nn_budget`` features, each track keeps one feature
+            ``e = m * e + (1 - m) * f`` updated with every matched detection's
+            feature ``f`` (StrongSORT: ``m = 0.9``); ``None`` keeps the gallery
+        min_score: detections below this confidence are ignored (0.3: a raw
+            detector file with scores down to 0.01 would otherwise start a track
+            on every false positive)
+        output, cmc, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "DeepSORT (motion + appearance, matching cascade)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "max_cosine_distance": ValueSpec("float", lo=0.0, hi=2.0),
+        "nn_budget": ValueSpec("int", lo=1),
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "max_iou_distance": ValueSpec("float", lo=0.0, hi=1.0),
+        "gating_threshold": ValueSpec("float", lo=0.0, lo_open=True),
+        "only_position": ValueSpec("bool"),
+    }
 
     def __init__(
         self,
@@ -78,10 +98,13 @@ class DeepSort(Tracker):
         max_iou_distance: float = 0.7,
         gating_threshold: float = CHI2_95_4DOF,
         only_position: bool = False,
-        min_score: float = 0.0,
+        ema_momentum: float | None = None,
+        min_score: float = 0.3,
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 1,
+        kalman: str = "xyah",
+        nsa: bool = False,
     ):
         if int(nn_budget) < 1:
             raise BadInputError(f"nn_budget must be >= 1, got {nn_budget}")
@@ -94,7 +117,10 @@ class DeepSort(Tracker):
         self.max_iou_distance = float(max_iou_distance)
         self.gating_threshold = float(gating_threshold)
         self.only_position = bool(only_position)
-        super().__init__(min_score, output, cmc, output_missed)
+        if ema_momentum is not None and not 0.0 <= float(ema_momentum) < 1.0:
+            raise BadInputError(f"ema_momentum must be in [0, 1) or None, got {ema_momentum}")
+        self.ema_momentum = None if ema_momentum is None else float(ema_momentum)
+        super().__init__(min_score, output, cmc, output_missed, kalman, nsa)
 
     def _extra_fields(self) -> dict:
         return {"gal_n": ((), np.int64)}  # features ever added to the gallery
@@ -104,8 +130,17 @@ class DeepSort(Tracker):
         return [t.galleries[r][: min(t.gal_n[r], self.nn_budget)] for r in rows]
 
     def _add_features(self, rows: np.ndarray, feats: np.ndarray) -> None:
-        """Appends one feature per track to its ring-buffer gallery."""
+        """Appends one feature per track to its ring-buffer gallery (or, with
+        ``ema_momentum``, blends it into the track's single EMA feature)."""
         t = self.tracks
+        if self.ema_momentum is not None:
+            m = self.ema_momentum
+            for r, f in zip(rows, feats):
+                g = t.galleries[r]
+                e = f if g is None else m * g[0] + (1.0 - m) * f
+                t.galleries[r] = normalize_rows(e[None])
+                t.gal_n[r] = 1
+            return
         for r, f in zip(rows, feats):
             buf, n = t.galleries[r], t.gal_n[r]
             if buf is None:
@@ -152,7 +187,7 @@ class DeepSort(Tracker):
         t = self.tracks
         boxes = dets.boxes[keep]
         feats = None if dets.embeddings is None else normalize_rows(dets.embeddings[keep])
-        rows_a, cols_a = self._cascade(boxes, xyxy_to_xyah(boxes), feats)
+        rows_a, cols_a = self._cascade(boxes, self.kf.from_boxes(boxes), feats)
 
         matched = np.zeros(len(t), dtype=bool)
         matched[rows_a] = True

@@ -31,6 +31,7 @@ import fiftyone as fo
 import fiftyone.core.evaluation as foe
 import fiftyone.core.fields as fof
 
+from fiftyone_posetrack.fo.evaluation.panel_compat import ModelEvaluationPanelData, TextReport
 from fiftyone_posetrack.fo.labels import RawLabel, VideoLabels, read_videos, video_names
 from fiftyone_posetrack.types import BadInputError
 
@@ -189,7 +190,9 @@ class PosetrackEvaluationConfig(foe.EvaluationMethodConfig):
 
     @property
     def type(self) -> str:
-        return "evaluation"
+        # FiftyOne's Model Evaluation panel opens only classification, detection and
+        # segmentation runs (and crashes on others); see .panel_compat
+        return "detection"
 
     @property
     def method(self) -> str:
@@ -279,7 +282,7 @@ class PosetrackEvaluation(foe.EvaluationMethod):
             dataset.add_dynamic_sample_fields(fields=sample)
 
 
-class PosetrackEvaluationResults(foe.EvaluationResults):
+class PosetrackEvaluationResults(ModelEvaluationPanelData, foe.EvaluationResults):
     """Base results: metrics per video and ``"OVERALL"``.
 
     Args:
@@ -318,7 +321,7 @@ class PosetrackEvaluationResults(foe.EvaluationResults):
         return {k: v for k, v in self.metrics_by_video.items() if k != "OVERALL"}
 
     def report(self, keys: Sequence[str] | None = None) -> str:
-        """A plain-text table of ``keys`` per video and overall."""
+        """A plain-text table of ``keys`` per video and overall (a :class:`TextReport`)."""
         keys = list(keys or self.report_keys)
         rows = list(self.metrics_by_video)
         width = max([len(r) for r in rows] + [7])
@@ -337,7 +340,8 @@ class PosetrackEvaluationResults(foe.EvaluationResults):
         lines = [" " * width + "  " + "  ".join(k.rjust(w) for k, w in zip(keys, widths))]
         for r, c in zip(rows, cols):
             lines.append(r.ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(c, widths)))
-        return "\n".join(lines)
+        # a str, that FiftyOne's Model Evaluation panel can also read per class
+        return TextReport("\n".join(lines), self.per_class_report())
 
     def print_report(self, keys: Sequence[str] | None = None) -> None:
         """Prints :meth:`report`."""

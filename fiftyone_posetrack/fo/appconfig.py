@@ -1,0 +1,147 @@
+"""The App's look of tracked labels: one colour per track, shared by boxes and skeletons.
+
+:func:`apply_track_colors` sets the dataset's App colour scheme
+(``dataset.app_config.color_scheme``) so that
+
+- every tracked field (boxes and keypoints written with ``index`` = track id)
+  is coloured by its ``index`` from :data:`TRACK_PALETTE`; the colour depends
+  only on the value, so a track's box and skeleton get the same colour;
+- every other ``fo.Detections`` / ``fo.Keypoints`` frame field (ground truth,
+  imports) is drawn in one neutral colour (:data:`REFERENCE_COLOR`), so
+  ground truth stays distinguishable from predictions;
+- skeletons are drawn, one colour per skeleton (not per joint).
+
+The App shows the ``index`` of a label next to its label text by default
+(``fo.app_config.show_index``), so the track id is on the box.
+
+Overridable: a colour scheme the user set is never replaced. The scheme this
+module writes is recorded in ``dataset.info[INFO_KEY]``; it is updated only
+while the dataset's scheme is still the recorded one (or there is none).
+Pass ``force=True`` to replace any scheme, or call :func:`clear_track_colors`
+to remove ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import fiftyone as fo
+
+__all__ = [
+    "INFO_KEY",
+    "REFERENCE_COLOR",
+    "TRACK_PALETTE",
+    "apply_track_colors",
+    "clear_track_colors",
+    "track_color_scheme",
+    "tracked_fields",
+]
+
+#: high-contrast colours (Kelly's colours of maximum contrast, without
+#: white, black, greys and the darkest browns), vivid on video frames
+TRACK_PALETTE = (
+    "#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#008856", "#E68FAC",
+    "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#8DB600", "#E25822",
+)  # fmt: skip
+#: the one colour of reference fields (ground truth, imports)
+REFERENCE_COLOR = "#FFFFFF"
+#: ``dataset.info`` key recording the scheme this module set
+INFO_KEY = "posetrack_color_scheme"
+
+_LABEL_TYPES = (fo.Detections, fo.Keypoints)
+
+
+def _frame_label_fields(dataset) -> list[str]:
+    schema = dataset.get_frame_field_schema() or {}
+    return sorted(n for n, f in schema.items() if getattr(f, "document_type", None) in _LABEL_TYPES)
+
+
+def track_color_scheme(tracked: Iterable[str], reference: Iterable[str] = ()) -> fo.ColorScheme:
+    """The colour scheme: ``tracked`` frame fields by ``index``, ``reference`` fields one colour.
+
+    Args:
+        tracked: frame field names (``"pred_detections"``, no ``frames.``)
+        reference: frame field names drawn in :data:`REFERENCE_COLOR`
+    """
+    fields = [{"path": f"frames.{f}", "colorByAttribute": "index"} for f in tracked]
+    fields += [
+        {
+            "path": f"frames.{f}",
+            "fieldColor": REFERENCE_COLOR,
+            "colorByAttribute": "label",
+            "valueColors": [{"value": "person", "color": REFERENCE_COLOR}],
+        }
+        for f in reference
+    ]
+    return fo.ColorScheme(
+        color_by="value",
+        color_pool=list(TRACK_PALETTE),
+        fields=fields,
+        multicolor_keypoints=False,
+        show_skeletons=True,
+    )
+
+
+def _serialize(scheme) -> dict | None:
+    if scheme is None:
+        return None
+    d = scheme.to_dict()
+    d.pop("_id", None)
+    d.pop("id", None)
+    return d
+
+
+def tracked_fields(dataset) -> list[str]:
+    """The frame fields our colour scheme colours by track (empty if it is not ours)."""
+    recorded = (dataset.info or {}).get(INFO_KEY)
+    if not recorded:
+        return []
+    return [
+        f["path"][len("frames.") :]
+        for f in recorded.get("fields") or []
+        if f.get("colorByAttribute") == "index"
+    ]
+
+
+def apply_track_colors(dataset, fields: Iterable[str], force: bool = False) -> bool:
+    """Colours ``fields`` by track in the App (see the module docs).
+
+    Fields coloured by track earlier stay so; every other ``fo.Detections`` /
+    ``fo.Keypoints`` frame field becomes a reference field.
+
+    Args:
+        dataset: a :class:`fiftyone.core.dataset.Dataset` (a view's dataset is used)
+        fields: tracked frame field names (with or without ``frames.``)
+        force: replace a colour scheme the user set
+
+    Returns:
+        True if the scheme was written, False if a user's scheme was kept
+    """
+    dataset = getattr(dataset, "_dataset", dataset)
+    current = _serialize(dataset.app_config.color_scheme)
+    recorded = (dataset.info or {}).get(INFO_KEY)
+    if current is not None and current != recorded and not force:
+        return False
+    names = [f[len("frames.") :] if f.startswith("frames.") else f for f in fields]
+    tracked = list(dict.fromkeys(tracked_fields(dataset) + names))
+    existing = set(_frame_label_fields(dataset))
+    tracked = [f for f in tracked if f in existing]
+    reference = [f for f in sorted(existing) if f not in tracked]
+    scheme = track_color_scheme(tracked, reference)
+    dataset.app_config.color_scheme = scheme
+    dataset.info[INFO_KEY] = _serialize(scheme)
+    dataset.save()
+    return True
+
+
+def clear_track_colors(dataset) -> bool:
+    """Removes our colour scheme (not a user's); returns whether it did."""
+    dataset = getattr(dataset, "_dataset", dataset)
+    recorded = (dataset.info or {}).get(INFO_KEY)
+    if recorded is None:
+        return False
+    if _serialize(dataset.app_config.color_scheme) == recorded:
+        dataset.app_config.color_scheme = None
+    dataset.info.pop(INFO_KEY, None)
+    dataset.save()
+    return True

@@ -1,0 +1,275 @@
+"""The data of the App's "Pose tracking" panel, as plain JSON-safe Python values.
+
+The panel (``operators/panel.py``) only lays these out; everything here is
+testable without a browser. Numbers are read from the stored evaluation
+fields, not only from the stored results, so datasets evaluated before the
+panel existed show the same tables:
+
+- per video: the results' ``metrics_by_video`` (every version stored it);
+- errors over time: the frame fields ``frames.<key>_fp`` / ``_fn`` / ``_idsw``
+  that :func:`~fiftyone_posetrack.fo.evaluation.evaluate_tracking` writes;
+- per track: the boxes' ``index`` / ``confidence`` and the marks
+  ``<key>`` / ``<key>_id`` / ``<key>_idsw``.
+
+Non-finite numbers (NaN, inf) are returned as None.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fiftyone_posetrack.fo.evaluation.base import check_video_collection
+from fiftyone_posetrack.fo.labels import collection_video_names
+from fiftyone_posetrack.types import BadInputError
+
+__all__ = [
+    "EVALUATION_KINDS",
+    "errors_over_time",
+    "evaluation_kind",
+    "joint_ap",
+    "list_pose_tracking_evaluations",
+    "run_records",
+    "track_table",
+    "video_table",
+]
+
+#: our evaluation methods (``config.method``) -> the panel's name of their kind
+EVALUATION_KINDS = {
+    "posetrack_mot": "tracking",
+    "posetrack_poses": "poses",
+    "posetrack_detection": "detection",
+}
+#: the columns of :func:`video_table` per kind
+VIDEO_COLUMNS = {
+    "tracking": ("mota", "idf1", "hota", "idsw", "fp", "fn", "precision", "recall"),
+    "poses": ("ap", "ap50", "ar", "pt_ap", "pt_mota"),
+    "detection": ("ap", "ap50", "lamr"),
+}
+
+
+def _num(v):
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, (int,)):
+        return int(v)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return v
+    return v if math.isfinite(v) else None
+
+
+def list_pose_tracking_evaluations(samples) -> list[dict]:
+    """``[{"key", "kind", "pred_field", "gt_field"}]`` of this package's evaluation runs."""
+    out = []
+    for key in samples.list_evaluations():
+        config = samples.get_evaluation_info(key).config
+        kind = EVALUATION_KINDS.get(getattr(config, "method", None))
+        if kind:
+            out.append({"key": key, "kind": kind, "pred_field": config.pred_field, "gt_field": config.gt_field})
+    return out
+
+
+def evaluation_kind(samples, eval_key: str, expected: str | None = None) -> str:
+    """The kind (``tracking``, ``poses``, ``detection``) of one of our runs.
+
+    Raises:
+        BadInputError: for an unknown key, a run of another package, or a run
+            of another kind than ``expected``
+    """
+    keys = samples.list_evaluations()
+    if eval_key not in keys:
+        raise BadInputError(f"eval_key: no evaluation {eval_key!r} on this dataset (it has {keys})")
+    method = getattr(samples.get_evaluation_info(eval_key).config, "method", None)
+    kind = EVALUATION_KINDS.get(method)
+    if kind is None:
+        raise BadInputError(f"eval_key: {eval_key!r} is not a pose-tracking evaluation (method {method!r})")
+    if expected is not None and kind != expected:
+        raise BadInputError(f"eval_key: {eval_key!r} is a {kind} evaluation, expected a {expected} evaluation")
+    return kind
+
+
+def video_table(samples, eval_key: str) -> dict:
+    """The per-video metrics of a run: ``{"kind", "columns", "rows"}``.
+
+    ``rows``: one dict per video (``video``, ``sample_id`` and the columns),
+    then ``OVERALL`` (``sample_id`` None).
+    """
+    kind = evaluation_kind(samples, eval_key)
+    results = samples.load_evaluation_results(eval_key)
+    columns = [c for c in VIDEO_COLUMNS[kind] if any(c in m for m in results.metrics_by_video.values())]
+    rows = []
+    for video, metrics in results.metrics_by_video.items():
+        row = {"video": video, "sample_id": results.video_ids.get(video)}
+        row.update({c: _num(metrics.get(c)) for c in columns})
+        rows.append(row)
+    rows.sort(key=lambda r: r["video"] == "OVERALL")
+    return {"kind": kind, "columns": columns, "rows": rows}
+
+
+def errors_over_time(samples, eval_key: str) -> list[dict]:
+    """Per-frame FP, FN and ID switches of a tracking run, per video.
+
+    Returns:
+        ``[{"video", "sample_id", "frame_number": [...], "fp": [...], "fn":
+        [...], "idsw": [...]}]`` over the frames that have the run's counts
+    """
+    evaluation_kind(samples, eval_key, "tracking")
+    counts = ("fp", "fn", "idsw")
+    ids, paths, numbers, *values = samples.values(
+        ["id", "filepath", "frames.frame_number"] + [f"frames.{eval_key}_{c}" for c in counts]
+    )
+    out = []
+    for v, name in enumerate(collection_video_names(samples)):
+        keep = [k for k, x in enumerate(values[0][v] or []) if x is not None]
+        row = {"video": name, "sample_id": str(ids[v]), "frame_number": [int(numbers[v][k]) for k in keep]}
+        for c, vals in zip(counts, values):
+            row[c] = [int(vals[v][k] or 0) for k in keep]
+        out.append(row)
+    return out
+
+
+def track_table(samples, eval_key: str | None = None, field: str | None = None, sample_id: str | None = None) -> list[dict]:
+    """One row per predicted track: its length, gaps, confidence and (with a run) its errors.
+
+    Args:
+        samples: a video collection
+        eval_key: a tracking run; its ``pred_field`` is the field unless given
+        field: the tracked ``fo.Detections`` frame field (needed without a run)
+        sample_id: only this video
+
+    Returns:
+        rows sorted by video, then most switches, then track id:
+        ``{"video", "sample_id", "index", "length" (frames with a box),
+        "first", "last" (frame numbers), "gaps" (runs of frames without a box
+        between first and last), "mean_confidence" (None without scores)}``
+        and, with a run, ``"gt_ids"`` (the ground-truth track ids it was
+        matched to, by frames, most first), ``"switches"`` (its boxes marked as
+        an ID switch), ``"fp"`` (its unmatched boxes)
+    """
+    check_video_collection(samples)
+    gt_field = None
+    if eval_key is not None:
+        evaluation_kind(samples, eval_key, "tracking")
+        config = samples.get_evaluation_info(eval_key).config
+        field = field or config.pred_field
+        gt_field = config.gt_field
+    if not field:
+        raise BadInputError("field: name the tracked boxes' field, or give a tracking eval_key")
+    field = field if field.startswith("frames.") else f"frames.{field}"
+    if samples.get_field(field) is None:
+        raise BadInputError(f"field: the collection has no field {field!r}")
+    view = samples.select(sample_id) if sample_id else samples
+    if sample_id and len(view) == 0:
+        raise BadInputError(f"sample_id: no video {sample_id!r} in this collection")
+    paths = ["id", "filepath", "frames.frame_number", f"{field}.detections.index", f"{field}.detections.confidence"]
+    if eval_key:
+        paths += [f"{field}.detections.{eval_key}", f"{field}.detections.{eval_key}_id",
+                  f"{field}.detections.{eval_key}_idsw", f"{gt_field}.detections.id", f"{gt_field}.detections.index"]  # fmt: skip
+    values = view.values(paths)
+    names = collection_video_names(samples)
+    name_of = dict(zip(map(str, samples.values("id")), names))
+    rows = []
+    for v in range(len(values[0])):
+        sid = str(values[0][v])
+        gt_index = {}
+        if eval_key:
+            for f_ids, f_idx in zip(values[8][v] or [], values[9][v] or []):
+                gt_index.update(zip(f_ids or [], f_idx or []))
+        tracks: dict[int, dict] = {}
+        for k, n in enumerate(values[2][v] or []):
+            idx = (values[3][v] or [])[k] or []
+            conf = (values[4][v] or [])[k] or []
+            cols = [(values[c][v] or [])[k] or [] for c in (5, 6, 7)] if eval_key else [[]] * 3
+            for j, i in enumerate(idx):
+                if i is None:
+                    continue
+                t = tracks.setdefault(int(i), {"frames": [], "conf": [], "gt": {}, "idsw": 0, "fp": 0})
+                t["frames"].append(int(n))
+                c = conf[j] if j < len(conf) else None
+                if c is not None and math.isfinite(c):
+                    t["conf"].append(float(c))
+                if eval_key:
+                    status, match, sw = (col[j] if j < len(col) else None for col in cols)
+                    t["fp"] += status == "fp"
+                    t["idsw"] += bool(sw)
+                    g = gt_index.get(match)
+                    if g is not None:
+                        t["gt"][int(g)] = t["gt"].get(int(g), 0) + 1
+        for i, t in sorted(tracks.items()):
+            frames = sorted(set(t["frames"]))
+            row = {
+                "video": name_of.get(sid, sid),
+                "sample_id": sid,
+                "index": i,
+                "length": len(frames),
+                "first": frames[0],
+                "last": frames[-1],
+                "gaps": sum(1 for a, b in zip(frames, frames[1:]) if b > a + 1),
+                "mean_confidence": _num(sum(t["conf"]) / len(t["conf"])) if t["conf"] else None,
+            }
+            if eval_key:
+                row["gt_ids"] = [g for g, _ in sorted(t["gt"].items(), key=lambda x: (-x[1], x[0]))]
+                row["switches"] = int(t["idsw"])
+                row["fp"] = int(t["fp"])
+            rows.append(row)
+    rows.sort(key=lambda r: (r["video"], -r.get("switches", 0), r["index"]))
+    return rows
+
+
+def joint_ap(samples, eval_key: str, video: str | None = None) -> dict:
+    """PoseTrack per-joint AP (percent) of a pose run: ``{"joints": [...], "ap": [...]}``.
+
+    Raises:
+        BadInputError: for a run that is not a ``kind="posetrack"`` pose evaluation
+    """
+    evaluation_kind(samples, eval_key, "poses")
+    results = samples.load_evaluation_results(eval_key)
+    if getattr(results, "kind", None) != "posetrack":
+        raise BadInputError(
+            f"eval_key: {eval_key!r} is a {getattr(results, 'kind', '?')} pose evaluation; "
+            "per-joint AP needs kind='posetrack'"
+        )
+    ap = results.joint_ap(video)
+    return {"joints": list(ap), "ap": [_num(x) for x in ap.values()]}
+
+
+def run_records(samples) -> list[dict]:
+    """The records of what wrote the labels: every stored run and evaluation.
+
+    Uses :mod:`fiftyone_posetrack.fo.runs` (``list_runs`` / ``get_run``) where
+    it exists, else FiftyOne's own run infos. Each record is ``{"key",
+    "type" ("run" or "evaluation"), "timestamp", "config"}`` (config as a dict).
+    """
+    records = []
+    try:
+        from fiftyone_posetrack.fo import runs as _runs  # branch "runs"
+    except ImportError:
+        _runs = None
+    if _runs is not None and hasattr(_runs, "list_runs") and hasattr(_runs, "get_run"):
+        for key in _runs.list_runs(samples):
+            rec = _runs.get_run(samples, key)
+            d = rec if isinstance(rec, dict) else getattr(rec, "__dict__", {"record": str(rec)})
+            records.append({"key": key, "type": "run", "timestamp": str(d.get("timestamp", "")), "config": _plain(d)})
+    else:
+        for key in samples.list_runs():
+            info = samples.get_run_info(key)
+            records.append({"key": key, "type": "run", "timestamp": str(info.timestamp),
+                            "config": _plain(info.config.serialize())})  # fmt: skip
+    for key in samples.list_evaluations():
+        info = samples.get_evaluation_info(key)
+        records.append({"key": key, "type": "evaluation", "timestamp": str(info.timestamp),
+                        "config": _plain(info.config.serialize())})  # fmt: skip
+    return records
+
+
+def _plain(d):
+    if isinstance(d, dict):
+        return {str(k): _plain(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_plain(v) for v in d]
+    if isinstance(d, (str, bool, type(None))):
+        return d
+    if isinstance(d, (int, float)):
+        return _num(d)
+    return str(d)
