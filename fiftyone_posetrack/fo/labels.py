@@ -410,7 +410,8 @@ class VideoLabels:
         num_frames: the video's frame count from its metadata (0 if unknown)
         frame_numbers: the frame numbers that have a frame document, ascending
         frame_ids: their frame ids
-        labels: ``{field: [RawLabel or None per frame document]}``
+        labels: ``{field: [value per frame document]}``: labels as
+            :class:`RawLabel`, other values (counts) as stored, None where unset
     """
 
     sample_id: str
@@ -507,7 +508,7 @@ def read_videos(samples, fields: Iterable[str | None]) -> list[VideoLabels]:
                 num_frames=int(md.get("total_frame_count") or 0),
                 frame_numbers=[int(n) for n in numbers],
                 frame_ids=[str(f) for f in frame_ids],
-                labels={f: [None if lab is None else RawLabel(lab) for lab in col] for f, col in zip(fields, columns)},
+                labels={f: [RawLabel(v) if isinstance(v, dict) else v for v in col] for f, col in zip(fields, columns)},
             )
         )
     return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from fiftyone_posetrack.fo.evaluation.base import check_video_collection
-from fiftyone_posetrack.fo.labels import collection_video_names
+from fiftyone_posetrack.fo.labels import collection_video_names, read_videos
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -116,15 +116,14 @@ def errors_over_time(samples, eval_key: str) -> list[dict]:
     """
     evaluation_kind(samples, eval_key, "tracking")
     counts = ("fp", "fn", "idsw")
-    ids, paths, numbers, *values = samples.values(
-        ["id", "filepath", "frames.frame_number"] + [f"frames.{eval_key}_{c}" for c in counts]
-    )
     out = []
-    for v, name in enumerate(collection_video_names(samples)):
-        keep = [k for k, x in enumerate(values[0][v] or []) if x is not None]
-        row = {"video": name, "sample_id": str(ids[v]), "frame_number": [int(numbers[v][k]) for k in keep]}
+    for video in read_videos(samples, [f"{eval_key}_{c}" for c in counts]):
+        values = [video.labels[f"{eval_key}_{c}"] for c in counts]
+        keep = [k for k, x in enumerate(values[0]) if x is not None]
+        row = {"video": video.name, "sample_id": video.sample_id,
+               "frame_number": [video.frame_numbers[k] for k in keep]}  # fmt: skip
         for c, vals in zip(counts, values):
-            row[c] = [int(vals[v][k] or 0) for k in keep]
+            row[c] = [int(vals[k] or 0) for k in keep]
         out.append(row)
     return out
 
