@@ -211,6 +211,13 @@ class ExportPoseTrack(foo.Operator):
             "posetrack_joints", default=False, required=False, label="Reorder joints into PoseTrack18's 17",
             description="joints the field lacks (head_bottom, head_top for COCO-17) are written missing",
         )  # fmt: skip
+        inputs.bool(
+            "gt", default=False, required=False, label="Ground truth (visibility flags, head boxes, no scores)",
+            description="the layout `posetrack eval-kpts --kind posetrack` reads as GT; default: predictions with scores",
+        )  # fmt: skip
+        field_choice(
+            inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (ground truth)", "optional", required=False,
+        )  # fmt: skip
         inputs.bool("overwrite", default=False, required=False, label="Replace existing files")
         return form(inputs, "Export PoseTrack JSON")
 
@@ -228,6 +235,8 @@ class ExportPoseTrack(foo.Operator):
             detections_field=det_field,
             posetrack_joints=p.bool("posetrack_joints"),
             overwrite=p.bool("overwrite"),
+            gt=p.bool("gt"),
+            ignore_field=p.field(ctx, "ignore_field", fo.Polylines, required=False),
         )
         return {"num_files": len(files), "out_dir": out_dir, "files": files}
 
