@@ -19,7 +19,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, values_from_params
+from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
 
@@ -133,12 +133,37 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
     elif o.spec.type in ("int", "float"):
         bounds = {k: v for k, v in (("min", o.spec.lo), ("max", o.spec.hi)) if v is not None}
         getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
-    elif o.spec.type == "floats":
+    elif o.spec.type in ("floats", "fields"):
         inputs.str(key, default=", ".join(str(v) for v in default), **common)
     elif o.spec.type == "dict":
         inputs.str(key, default=json.dumps(default), **common)
     else:
         inputs.str(key, default=default, **common)
+
+
+#: the option groups a grouped form shows behind its "advanced" switch
+COLLAPSED_GROUPS = ("runtime", "advanced")
+
+
+def grouped_option_inputs(inputs, ctx, names):
+    """The fields of ``names`` under a header per group (:data:`~fiftyone_posetrack.pipeline.options.GROUPS`);
+    the :data:`COLLAPSED_GROUPS` only once the form's ``show_advanced`` switch is on
+    (their parameters are then absent, so their defaults apply)."""
+    show = bool((ctx.params or {}).get("show_advanced"))
+    for group, label in GROUPS.items():
+        members = [n for n in names if _declared(n).group == group]
+        if not members:
+            continue
+        if group == COLLAPSED_GROUPS[0]:
+            inputs.bool(
+                "show_advanced", default=False, required=False, label="Show advanced options",
+                description="runtime (device, batch size, models folder) and scale-out (parallel runs, "
+                "database writes, taking over abandoned videos)", view=types.SwitchView(),
+            )  # fmt: skip
+        if group in COLLAPSED_GROUPS and not show:
+            continue
+        inputs.view(f"header_{group}", types.Header(label=label, divider=True))
+        option_inputs(inputs, members)
 
 
 def option_inputs(inputs, names):
@@ -325,6 +350,9 @@ def summary_outputs(outputs, ctx=None):
     if ctx is None or (ctx.results or {}).get("queued_runs"):
         outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
+    if ctx is None or (ctx.results or {}).get("run_key"):
+        outputs.str("run_key", label="Run record (posetrack runs DATASET KEY)")
+        outputs.obj("run_record", label="Run", view=types.JSONView())
 
 
 def summary_result(summary) -> dict:
@@ -336,6 +364,7 @@ def summary_result(summary) -> dict:
         "processed_ids": list(summary.processed),
         "worker": worker_id(),
         "timings": {k: round(float(v), 3) for k, v in summary.timings.items()},
+        "run_key": getattr(summary, "run_key", None),
     }
 
 
@@ -424,6 +453,7 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
             totals.processed += summary.processed
             totals.failed.update(summary.failed)
             totals.frames += summary.frames
+            totals.run_key = totals.run_key or summary.run_key
             for k, v in summary.timings.items():
                 totals.timings[k] = totals.timings.get(k, 0.0) + v
         if not wait or not dataset.has_sample_field(status_field):
@@ -435,6 +465,10 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     done = set(totals.processed)
     totals.skipped = [s for s in dict.fromkeys(totals.skipped) if s not in done]
     result = summary_result(totals)
+    if totals.run_key:
+        from fiftyone_posetrack.fo.runs import brief, get_run
+
+        result["run_record"] = brief(get_run(dataset, totals.run_key))
     result["queued_runs"] = queued
     raise_failures(totals, what)
     return result

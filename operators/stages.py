@@ -17,7 +17,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, form_values
+from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, form_values
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
@@ -25,6 +25,7 @@ from ._common import (
     Params,
     field_choice,
     form,
+    grouped_option_inputs,
     job_inputs,
     operator_config,
     option_input,
@@ -64,7 +65,10 @@ def _builder(config):
 
 _SMOOTHERS = ("flow", "one-euro")  # the smooth_poses stage's methods ("none" would copy the field)
 POSE_OPTIONS = ("pose", "pose2", "keypoint_threshold")
-DETECTION_OPTIONS = ("detector", "detector2", "fusion_weights", "det_score_threshold")
+DETECTION_OPTIONS = (
+    "detector", "detector2", "fusion_weights", "det_score_threshold",
+    "det_input_size", "det_tile_size", "det_tile_overlap", "det_tile_merge",
+)  # fmt: skip
 BOX_SMOOTHING_OPTIONS = ("box_smoothing", "box_alpha", "box_max_gap", "flow_method")
 
 
@@ -289,16 +293,13 @@ class RunPoseTracking(_Stage):
             "Pose tracking: run the whole pose tracking",
             "Detect, track (DeepSORT/ByteTrack), estimate and smooth poses; tracked boxes and skeletons per frame",
             heavy=True,
+            dynamic=True,  # the advanced switch shows / hides fields
         )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track poses in")
-        for group, label in GROUPS.items():
-            names = [name for name, o in {**OPTIONS, **JOB_OPTIONS}.items() if o.group == group]
-            if names:
-                inputs.view(f"header_{group}", types.Header(label=label, divider=True))
-                option_inputs(inputs, names)
+        grouped_option_inputs(inputs, ctx, [*OPTIONS, *JOB_OPTIONS])
         return form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
 
     def execute(self, ctx):

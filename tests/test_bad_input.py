@@ -62,7 +62,7 @@ def snapshot(dataset, ignore=()) -> tuple[list[bytes], list[bytes]]:
 
 def job_fields(config_fields: dict) -> tuple[str, ...]:
     det, kps = config_fields["detections_field"], config_fields["keypoints_field"]
-    return det, kps, f"{det}_status", f"{det}_claimed_at"
+    return det, kps, f"{det}_status", f"{det}_claimed_at", f"{det}_run"
 
 
 def assert_untouched(dataset, before, new=NEW) -> None:
@@ -454,7 +454,7 @@ def test_output_field_of_another_type_is_refused(dataset, pipeline, changes, mes
 )
 def test_existing_field_another_job_wrote_is_not_overwritten(dataset, pipeline, changes, foreign):
     before = snapshot(dataset)
-    with pytest.raises(BadInputError, match=rf"frame field\(s\) \['{foreign}'.*\] exist but were not written by pose tracking"):
+    with pytest.raises(BadInputError, match=rf"frame field '{foreign}' holds labels that pose tracking into '\w+' did not write .*overwrite_fields=\['{foreign}'\]"):
         run(dataset, pipeline=pipe(pipeline, **changes), progress=False)
     assert snapshot(dataset) == before
 
@@ -601,8 +601,13 @@ def test_bad_job_parameters_in_python(dataset, pipeline):
         (["--stale-after", "0"], "--stale-after: expected a finite number > 0, got 0.0"),
         (["--param", "max_age=-1"], "config.tracker_params.max_age: expected an integer >= 0, got -1"),
         (["--pose-alpha", "0.9"], "--pose-alpha: expected a finite number >= 0 and <= 0.5, got 0.9"),
+        (["--det-tile-size", "1000"], "det_tile_size: 1000 px tiles are larger than the 320x192 frame"),
+        (["--det-tile-overlap", "-0.1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got -0.1"),
+        (["--det-tile-overlap", "1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got 1.0"),
+        (["--det-input-size", "-64"], "--det-input-size: expected an integer >= 0, got -64"),
     ],
-    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9"],
+    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9",
+         "tile-larger-than-frame", "negative-tile-overlap", "tile-overlap-1", "negative-input-size"],
 )
 def test_bad_parameters_on_the_command_line(dataset, models, args, message, capsys):
     before = snapshot(dataset)
@@ -640,7 +645,7 @@ def test_wrong_field_types_in_operators(dataset, models, plugin):
         execute("track_persons", dataset, {"in_field": "gt_keypoints"})
     with pytest.raises(ExecutionError, match="Validation error. Path: in_field. Reason: Invalid enum value"):
         execute("smooth_poses", dataset, {"in_field": "gt_detections"})
-    with pytest.raises(ExecutionError, match=r"frame field\(s\) \['gt_keypoints'\] exist but were not written"):
+    with pytest.raises(ExecutionError, match=r"frame field 'gt_keypoints' holds labels that pose estimation into 'gt_keypoints_status' did not write"):
         execute("estimate_poses", dataset, {"tracks_field": "gt_detections", "out_field": "gt_keypoints", "models_dir": models})
     with pytest.raises(ExecutionError, match="parameter 'keypoints_field': expected a field name"):
         execute("run_pose_tracking", dataset, {"keypoints_field": "frames.x"})

@@ -121,7 +121,12 @@ def _drive(env: dict, *args) -> dict:
 
 
 class RawState:
-    """Reads a video's status and labelled frames straight from MongoDB (any process may write them)."""
+    """Reads a video's status and written frames straight from MongoDB (any process may write them).
+
+    A run writes a video's labels aside (``posetrack_staging``) and swaps them
+    into the frame documents when the video is complete: "written" frames are
+    the staged ones plus the labelled frame documents.
+    """
 
     def __init__(self, uri: str, dataset_name: str):
         import pymongo
@@ -132,14 +137,21 @@ class RawState:
         assert doc is not None, f"no dataset {dataset_name!r} in {uri}"
         self.samples = db[doc["sample_collection_name"]]
         self.frames = db[doc["frame_collection_name"]]
+        self.staging = db["posetrack_staging"]
 
     def __call__(self, sample_id: str) -> tuple[str | None, int, float | None]:
         from bson import ObjectId
 
         oid = ObjectId(sample_id)
         doc = self.samples.find_one({"_id": oid}) or {}
-        labelled = self.frames.count_documents({"_sample_id": oid, DET: {"$ne": None}})
-        return doc.get(f"{DET}_status"), labelled, doc.get(f"{DET}_claimed_at")
+        staged = self.staging.count_documents({"sample": oid, DET: {"$ne": None}})
+        return doc.get(f"{DET}_status"), self.committed(sample_id) + staged, doc.get(f"{DET}_claimed_at")
+
+    def committed(self, sample_id: str) -> int:
+        """Frame documents of the video that hold a label."""
+        from bson import ObjectId
+
+        return self.frames.count_documents({"_sample_id": ObjectId(sample_id), DET: {"$ne": None}})
 
     def close(self):
         self.client.close()
@@ -237,7 +249,8 @@ def test_sigkilled_run_resumes_to_identical_labels(persistent, videos, models, r
         first.wait(timeout=30)
         status, labelled, claimed_at = state(sample_id)
         print(f"\nrun killed with {labelled}/{FRAMES} frames written")
-        assert status == "running" and 0 < labelled < FRAMES, "the kill left a claimed, half-labelled video"
+        assert status == "running" and 0 < labelled < FRAMES, "the kill left a claimed, half-written video"
+        assert state.committed(sample_id) == 0, "half-written labels reached the frame documents"
 
         # a run that trusts the claim (default stale_after: 10 min) leaves the video to its "owner"
         summary = run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)

@@ -100,6 +100,7 @@ def _run(args) -> int:
     print(
         f"dataset {dataset.name!r}: {len(summary.processed)} video(s) processed, "
         f"{len(summary.skipped)} already done, {summary.frames} frames"
+        + (f" (run record {summary.run_key!r}: posetrack runs {dataset.name} {summary.run_key})" if summary.run_key else "")
     )
     _print_timings(summary.timings, summary.frames)
     return 0

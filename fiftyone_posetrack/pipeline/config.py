@@ -63,6 +63,11 @@ class _ConfigMethods:
         :class:`BadInputError` naming the bad one (``config.<name>: ...``)."""
         for name, option in OPTIONS.items():
             setattr(self, name, check_option(option, getattr(self, name), f"config.{name}"))
+        for name in ("det_input_size", "det_tile_size"):  # what the schema's ranges cannot say
+            if 0 < getattr(self, name) < 32:
+                raise BadInputError(
+                    f"config.{name}: expected 0 or at least 32 pixels (the detectors' stride), got {getattr(self, name)}"
+                )
         if self.detections_field == self.keypoints_field:
             raise BadInputError(
                 f"config.keypoints_field: expected a field other than detections_field, got {self.keypoints_field!r}"
@@ -83,6 +88,7 @@ class _ConfigMethods:
         d = {name: getattr(self, name) for name in OPTIONS}
         d["fusion_weights"] = list(self.fusion_weights)
         d["tracker_params"] = dict(self.tracker_params)
+        d["overwrite_fields"] = list(self.overwrite_fields)
         return d
 
     @classmethod

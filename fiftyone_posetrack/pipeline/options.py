@@ -24,6 +24,11 @@ reachable from Python, the CLI and the run operator.
 
 Numbers follow :func:`~fiftyone_posetrack.values.check_value`: strings, NaN
 and inf are refused everywhere.
+
+Options of group ``"runtime"`` (and :data:`JOB_OPTIONS`) say how to compute,
+never which labels: runs that differ only in them count as the same
+configuration (:data:`fiftyone_posetrack.fo.runs.RUNTIME_OPTIONS`); every
+other option does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fiftyone_posetrack.detection.tiling import TILE_MERGES
 from fiftyone_posetrack.flow import FLOW_METHODS
 from fiftyone_posetrack.pose.smoothing import POSE_SMOOTHING
 from fiftyone_posetrack.types import BadInputError
@@ -118,7 +124,7 @@ def _tracker_choices() -> dict:
 def _preset_choices() -> dict:
     from fiftyone_posetrack.presets import PRESETS
 
-    return {name: p["description"] for name, p in PRESETS.items()}
+    return {name: f"{name}: {p['description']}" for name, p in PRESETS.items()}
 
 
 _MODEL = ValueSpec("str")
@@ -173,6 +179,24 @@ _OPTION_LIST = [
         "fusion_weights", ValueSpec("floats", lo=0.0, length=2), (1.0, 1.0), "detection", "Fusion weights",
         "weights of the detector and the second detector in weighted box fusion (two numbers >= 0)",
     ),
+    Option(
+        "det_input_size", ValueSpec("int", lo=0), 0, "detection", "Detector input size (px)",
+        "pixels of the detector input's longer side (frames resized keeping their aspect ratio; "
+        "0 or at least 32); 0 = the model's own size (RTMDet-nano: 320)",
+    ),
+    Option(
+        "det_tile_size", ValueSpec("int", lo=0), 0, "detection", "Tile size (px, sliced inference)",
+        "sliced inference for small people: side in frame pixels of overlapping square tiles detected "
+        "besides the whole frame (0 or at least 32, at most the frame's longer side); 0 = no tiling",
+    ),
+    Option(
+        "det_tile_overlap", ValueSpec("float", lo=0.0, hi=0.9), 0.2, "detection", "Tile overlap",
+        "overlap of neighbouring tiles, a fraction (0-0.9) of the tile side",
+    ),
+    Option(
+        "det_tile_merge", _choices(TILE_MERGES), "nms", "detection", "Tile merge",
+        "how the boxes of the tiles and the whole frame are merged", choices=TILE_MERGES,
+    ),
     # ------------------------------------------------------------------ tracking
     Option(
         "tracker", _choices(_TRACKERS), "deepsort", "tracking", "Tracker",
@@ -224,7 +248,16 @@ _OPTION_LIST = [
     ),
     Option(
         "overwrite", ValueSpec("bool"), False, "output", "Recompute videos already done",
-        "recompute (and replace the labels of) videos whose labels are already complete",
+        "recompute (and replace the labels of) videos whose labels are already complete, also those "
+        "written with another configuration",
+    ),
+    Option(
+        "overwrite_fields", ValueSpec("fields"), (), "output", "Fields of other jobs to replace",
+        "output fields that may be replaced although another job wrote them (ground truth, an import, "
+        "another stage's output); without it such fields are refused",
+        flag="--overwrite-field",
+        cli_help="an output field that may be replaced although another job wrote it (ground truth, an "
+        "import, another stage's output); repeatable",
     ),
     # ------------------------------------------------------------------ runtime
     Option(
@@ -341,6 +374,8 @@ def parse_text(option: Option | str, text: str, what: str | None = None):
             value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[s.lower()]
         elif t == "dict":
             value = json.loads(s) if s else {}
+        elif t == "fields":
+            value = s.replace(",", " ").split()
         else:
             value = s
     except json.JSONDecodeError as e:
@@ -379,6 +414,11 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
                 o.cli_flag, dest=o.name, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
                 help=help_text,
             )  # fmt: skip
+        elif o.spec.type == "fields":
+            g.add_argument(
+                o.cli_flag, dest=o.name, action="append", default=argparse.SUPPRESS, metavar="NAME",
+                help=help_text,
+            )  # fmt: skip
         else:
             nargs = o.spec.length if o.spec.type == "floats" else None
             default = _format_default(o.default)
@@ -406,6 +446,8 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
             values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "dict":
             values[name] = check_option(o, _key_values(raw, o.cli_flag), o.cli_flag)
+        elif o.spec.type == "fields":
+            values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "floats":
             values[name] = parse_text(o, " ".join(raw), o.cli_flag)
         else:
@@ -453,7 +495,7 @@ def values_from_params(params: dict, names=None, rename: dict | None = None) -> 
         if raw is None:
             continue
         what = f"parameter {key!r}"
-        if isinstance(raw, str) and o.spec.type in ("floats", "dict"):
+        if isinstance(raw, str) and o.spec.type in ("floats", "dict", "fields"):
             values[name] = parse_text(o, raw, what)
         else:
             values[name] = check_option(o, raw, what)

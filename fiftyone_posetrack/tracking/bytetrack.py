@@ -65,7 +65,9 @@ class ByteTrack(Tracker):
         proximity_thresh: largest ``1 - IoU`` where appearance may be used
         feature_momentum: EMA weight of the old track feature
         oru: OC-SORT observation-centric re-update of re-found tracks
-        min_score, output, cmc, output_missed, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin:
+            see :class:`~fiftyone_posetrack.tracking.base.Tracker` (a detection without a
+            feature is matched by IoU only; only high-score boxes ask for one)
     """
 
     label = "ByteTrack (high- then low-score matching; motion, optional appearance)"
@@ -107,6 +109,8 @@ class ByteTrack(Tracker):
         output_missed: int = 0,
         kalman: str = "xyah",
         nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         if int(n_init) < 1 or int(max_age) < 0:
             raise BadInputError(f"n_init must be >= 1 and max_age >= 0, got {n_init}, {max_age}")
@@ -125,7 +129,9 @@ class ByteTrack(Tracker):
         self.proximity_thresh = float(proximity_thresh)
         self.feature_momentum = float(feature_momentum)
         self.oru = bool(oru)
-        super().__init__(min_score, output, cmc, output_missed, kalman, nsa)
+        super().__init__(
+            min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin
+        )
 
     def _extra_fields(self) -> dict:
         return {"obs_mean": ((8,), np.float64), "obs_cov": ((8, 8), np.float64)}
@@ -136,6 +142,11 @@ class ByteTrack(Tracker):
             mean = mean.copy()
             mean[lost, 7] = 0.0
         return mean, cov
+
+    def _appearance_candidates(self, dets: FrameDetections) -> np.ndarray:
+        # only high-score detections are matched with appearance (first and tentative stages)
+        keep = self._usable(dets)
+        return keep[dets.scores[keep] >= self.track_thresh]
 
     def _cost(self, rows, cols, boxes, scores, feats) -> np.ndarray:
         t = self.tracks
@@ -151,6 +162,9 @@ class ByteTrack(Tracker):
         t = self.tracks
         boxes, scores = dets.boxes[keep], dets.scores[keep]
         feats = None if dets.embeddings is None else normalize_rows(dets.embeddings[keep])
+        embedded = None if self._embedded is None else self._embedded[keep]
+        if embedded is not None:
+            feats[~embedded] = 0.0  # no feature: cosine distance 1, IoU cost only
         if feats is not None and not hasattr(t, "feat"):
             t.add_field("feat", (feats.shape[1],), np.float32)
 
@@ -187,7 +201,8 @@ class ByteTrack(Tracker):
         t.obs_mean[rows], t.obs_cov[rows] = t.mean[rows], t.cov[rows]
         t.confirmed[rows] |= t.hits[rows] >= self.n_init
         if feats is not None:
-            self._update_features(rows, feats[cols])
+            has = slice(None) if embedded is None else embedded[cols]
+            self._update_features(rows[has], feats[cols][has])
 
         missed = t.tsu > 0
         t.keep(~(missed & (~t.confirmed | (t.tsu > self.max_age))))
@@ -254,12 +269,15 @@ class Sort(ByteTrack):
         output_missed: int = 0,
         kalman: str = "xyah",
         nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         super().__init__(
             track_thresh=min_score, low_thresh=None, new_track_thresh=min_score,
             match_thresh=1.0 - iou_threshold, unconfirmed_match_thresh=1.0 - iou_threshold,
             max_age=max_age, n_init=n_init, fuse_score=False, min_score=min_score,
             output=output, cmc=cmc, output_missed=output_missed, kalman=kalman, nsa=nsa,
+            appearance_on_demand=appearance_on_demand, clear_margin=clear_margin,
         )  # fmt: skip
 
     def _pre_predict(self, mean, cov):

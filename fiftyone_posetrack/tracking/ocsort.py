@@ -66,7 +66,8 @@ class OCSort(ByteTrack):
             tracks born in the first frame are confirmed at once)
         oru: observation-centric re-update of re-found tracks
         ocr: observation-centric recovery stage
-        min_score, output, cmc, output_missed, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin: see
+            :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
 
     def __init__(
@@ -87,6 +88,8 @@ class OCSort(ByteTrack):
         output_missed: int = 0,
         kalman: str = "xyah",
         nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         if int(delta_t) < 1:
             raise BadInputError(f"delta_t must be >= 1, got {delta_t}")
@@ -103,6 +106,7 @@ class OCSort(ByteTrack):
             second_match_thresh=1.0 - iou_threshold, unconfirmed_match_thresh=1.0 - iou_threshold,
             max_age=max_age, n_init=n_init, fuse_score=False, oru=oru, min_score=min_score,
             output=output, cmc=cmc, output_missed=output_missed, kalman=kalman, nsa=nsa,
+            appearance_on_demand=appearance_on_demand, clear_margin=clear_margin,
         )  # fmt: skip
 
     def _extra_fields(self) -> dict:

@@ -41,6 +41,7 @@ __all__ = [
     "PosetrackEvaluationResults",
     "RawLabel",
     "VideoLabels",
+    "check_eval_key_fields",
     "frame_path",
     "read_videos",
     "video_names",
@@ -88,9 +89,67 @@ def check_label_field(samples, field: str, label_type, what: str) -> str:
 
 
 def check_eval_key(eval_key: str) -> str:
+    """Refuses an eval key that is not a Python identifier or starts with ``_`` (FiftyOne's private names)."""
     if not isinstance(eval_key, str) or not eval_key.isidentifier():
         raise BadInputError(f"eval_key: expected a valid Python identifier, got {eval_key!r}")
+    if eval_key.startswith("_"):
+        raise BadInputError(f"eval_key: names starting with '_' are FiftyOne's private fields, got {eval_key!r}")
     return eval_key
+
+
+#: the label class of each label list attribute
+_LIST_ITEM = {"detections": fo.Detection, "keypoints": fo.Keypoint, "polylines": fo.Polyline}
+
+
+def check_eval_key_fields(samples, method: "PosetrackEvaluation", eval_key: str | None) -> None:
+    """Refuses an eval key whose fields would land on existing fields or label attributes.
+
+    Every path the run would write (:meth:`PosetrackEvaluation.get_fields`:
+    sample fields, frame fields and attributes of the labels it marks) must be
+    new, or belong to the run of the same key and type that it replaces. A
+    label attribute must also not be one of the label class's own fields or
+    methods (``label``, ``index``, ``confidence``, ``to_dict``, ...), nor a
+    dynamic attribute that some label holds without the schema declaring it.
+
+    Raises:
+        BadInputError: naming the eval key and the first colliding path
+    """
+    if eval_key is None:
+        return
+    check_eval_key(eval_key)
+    dataset = samples._dataset
+    own: set[str] = set()
+    if eval_key in dataset.list_evaluations():
+        info = dataset.get_evaluation_info(eval_key)
+        if type(info.config) is not type(method.config):
+            raise BadInputError(
+                f"eval_key {eval_key!r} names an existing {type(info.config).__name__} run; "
+                "choose another key or delete that run first (dataset.delete_evaluation)"
+            )
+        own = set(info.config.build().get_fields(dataset, eval_key))
+    for path in method.get_fields(dataset, eval_key):
+        if path in own:
+            continue
+        parts = path.split(".")
+        if len(parts) == 4 and parts[2] in _LIST_ITEM:  # frames.<field>.<list>.<attr>
+            label_cls, attr = _LIST_ITEM[parts[2]], parts[3]
+            if hasattr(label_cls, attr) or attr in label_cls._fields:
+                raise BadInputError(
+                    f"eval_key {eval_key!r}: the run would write the attribute {attr!r} of every "
+                    f"{label_cls.__name__} in {'.'.join(parts[:2])}, which is the label's own {attr!r}; "
+                    "choose another eval key"
+                )
+            stored = dataset._frame_collection.find_one({".".join(parts[1:]): {"$exists": True}}, {"_id": 1})
+            if dataset.get_field(path) is not None or stored is not None:
+                raise BadInputError(
+                    f"eval_key {eval_key!r}: the labels of {'.'.join(parts[:2])} already have an attribute "
+                    f"{attr!r} the run would overwrite; choose another eval key"
+                )
+        elif dataset.get_field(path) is not None:
+            raise BadInputError(
+                f"eval_key {eval_key!r}: the run would write the existing field {path!r}, which another "
+                "run or import owns; choose another eval key"
+            )
 
 
 def check_box_fields(
@@ -250,6 +309,11 @@ class PosetrackEvaluation(foe.EvaluationMethod):
             dataset.delete_sample_fields(sample_fields, error_level=1)
         if frame_fields:
             dataset.delete_frame_fields(frame_fields, error_level=1)
+
+    def register_run(self, samples, key, overwrite=True, cleanup=True):
+        """FiftyOne's registration, after :func:`check_eval_key_fields` (which every evaluate_* also calls first)."""
+        check_eval_key_fields(samples, self, key)
+        super().register_run(samples, key, overwrite=overwrite, cleanup=cleanup)
 
     def _validate_run(self, samples, eval_key, existing_info):
         self._validate_fields_match(eval_key, "pred_field", existing_info)

@@ -63,6 +63,7 @@ import fiftyone as fo
 
 from fiftyone_posetrack.eval.keypoints import CROWDPOSE_KEYPOINTS, KeypointFrame, frames_to_coco, keypoint_ap
 from fiftyone_posetrack.fo.evaluation.base import (
+    check_eval_key_fields,
     PosetrackEvaluation,
     PosetrackEvaluationConfig,
     PosetrackEvaluationResults,
@@ -456,6 +457,7 @@ def evaluate_poses(
         pckh_threshold, skip_last_frame, posetrack_joint_threshold,
     )  # fmt: skip
     method = config.build()
+    check_eval_key_fields(samples, method, eval_key)
     videos = read_videos(samples, [f.gt, f.pred, f.gt_box, f.pred_box, f.ignore])
     oks_kind = "crowdpose" if kind == "crowdpose" else "coco"
     per_video, joints = _coco(samples, videos, f, oks_kind, score_mode, keypoint_threshold, nms_threshold)

@@ -45,6 +45,7 @@ import numpy as np
 
 from fiftyone_posetrack.eval.mot import evaluate_mot_sequences, match_mot_arrays
 from fiftyone_posetrack.fo.evaluation.base import (
+    check_eval_key_fields,
     BOOL,
     FLOAT,
     INT,
@@ -282,6 +283,7 @@ def evaluate_tracking(
         frame_path(pred), frame_path(gt), iou_threshold, frame_path(ign) if ign else None
     )
     method = config.build()
+    check_eval_key_fields(samples, method, eval_key)
     videos = [_prepare(v, gt, pred, ign) for v in read_videos(samples, [gt, pred, ign])]
     sequences = {v.labels.name: (v.gt, v.pred[~v.pred_in_region]) for v in videos}
     gt_ignore = {v.labels.name: v.gt_ignore for v in videos}
