@@ -18,7 +18,8 @@ import os
 
 from fiftyone_posetrack.types import BadInputError
 
-_TRACKERS = ("deepsort", "bytetrack", "ocsort", "sort")
+#: the pipeline options these commands take (declared in fiftyone_posetrack.pipeline.options)
+_TRACKER_OPTIONS = ("tracker", "tracker_params")
 
 
 def register(subparsers) -> None:
@@ -90,10 +91,19 @@ def register(subparsers) -> None:
 
 
 def _common(parser) -> None:
-    parser.add_argument("--tracker", choices=_TRACKERS, default=None,
-                        help="tracker (track-mot default: the mot17 preset; tune default: bytetrack)")  # fmt: skip
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="a tracker parameter, e.g. max_age=60 (repeatable)")  # fmt: skip
+    """``--tracker`` and ``--param KEY=VALUE`` (the pipeline's own flags; track-mot without
+    ``--tracker`` uses the mot17 tracker preset, tune uses bytetrack)."""
+    from fiftyone_posetrack.pipeline.options import OPTIONS, add_arguments
+
+    add_arguments(parser, {k: OPTIONS[k] for k in _TRACKER_OPTIONS})
+
+
+def _tracker(args, default: str | None) -> tuple[str | None, dict]:
+    """The tracker name given (``default`` when none) and the ``--param`` values (unchecked)."""
+    from fiftyone_posetrack.pipeline.options import OPTIONS, values_from_args
+
+    values = values_from_args(args, {k: OPTIONS[k] for k in _TRACKER_OPTIONS})
+    return values.get("tracker", default), dict(values.get("tracker_params", {}))
 
 
 def _params(items) -> dict:
@@ -127,14 +137,15 @@ def _track_mot(args) -> int:
     from fiftyone_posetrack.tracking.presets import DEFAULT_TRACKER_PRESET, load_tracker_preset
     from fiftyone_posetrack.tracking.run import track_mot_array
 
-    if args.tracker and args.tracker_preset:
+    name, params = _tracker(args, None)
+    if name and args.tracker_preset:
         raise BadInputError("give --tracker or --tracker-preset, not both")
-    if args.tracker:
-        preset = {"tracker": args.tracker, "params": {}, "postprocess": {}}
+    if name:
+        preset = {"tracker": name, "params": {}, "postprocess": {}}
     else:
         preset = load_tracker_preset(args.tracker_preset or DEFAULT_TRACKER_PRESET)
     post = postprocess_options(args, {} if args.no_postprocess else preset["postprocess"])
-    tracker = make_tracker(preset["tracker"], **dict(preset["params"], **_params(args.param)))
+    tracker = make_tracker(preset["tracker"], **dict(preset["params"], **params))
     smoother = None
     if args.smooth is not None:
         if not args.frames:
@@ -169,13 +180,13 @@ def _tune(args) -> int:
         pairs.insert(0, (args.gt, args.det))
     if not pairs:
         raise BadInputError("give GT.txt DET.txt, or --pair GT.txt DET.txt (repeatable)")
-    tracker = args.tracker or "bytetrack"
+    tracker, base_params = _tracker(args, "bytetrack")
     post = _params(args.postprocess)
     if args.frames:  # appearance: one sequence, the original grid search
         if len(pairs) > 1 or post or args.save_preset or args.metric != "idf1":
             raise BadInputError("--frames (appearance) tunes one sequence by IDF1 without post-processing or presets")
         rows = grid_search(read_mot(pairs[0][0]), read_mot(pairs[0][1]), tracker, grid,
-                           base_params=_params(args.param), frames=args.frames,
+                           base_params=base_params, frames=args.frames,
                            embedder=_embedder(args))  # fmt: skip
         print(format_table(rows))
         return 0
@@ -187,7 +198,7 @@ def _tune(args) -> int:
         while name in sequences:
             name += "#"
         sequences[name] = (read_mot(gt_path), read_mot(det_path))
-    rows = grid_search_sequences(sequences, tracker, grid, base_params=_params(args.param),
+    rows = grid_search_sequences(sequences, tracker, grid, base_params=base_params,
                                  postprocess=post, metric=args.metric)  # fmt: skip
     print(format_table(rows, metrics=("hota", "idf1", "mota", "idsw", "fp", "fn")))
     if args.save_preset:

@@ -71,14 +71,14 @@ class OCSort(ByteTrack):
             :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
 
-    label = "OC-SORT (observation-centric momentum, re-update, recovery; motion only)"
+    label = "OC-SORT (observation-centric motion; motion only)"
     PARAMS = {
         **Tracker.PARAMS,
         "det_thresh": ValueSpec("float", lo=0.0, hi=1.0),
         "low_thresh": ValueSpec("float", lo=0.0, hi=1.0, nullable=True),
         "iou_threshold": ValueSpec("float", lo=0.0, hi=1.0),
         "delta_t": ValueSpec("int", lo=1),
-        "inertia": ValueSpec("float", lo=0.0, hi=1.0),
+        "inertia": ValueSpec("float", lo=0.0),
         "use_byte": ValueSpec("bool"),
         "max_age": ValueSpec("int", lo=0),
         "n_init": ValueSpec("int", lo=1),
