@@ -62,7 +62,7 @@ __all__ = [
 GSI_NOISE = 1e-10
 #: tracks longer than this many frames are smoothed in overlapping windows
 #: (the GP costs O(n^3))
-GSI_WINDOW = 600
+GSI_WINDOW = 200
 
 
 def _check_number(name: str, value, lo=0.0, hi=math.inf, integer=False):
