@@ -84,7 +84,7 @@ FULL = dict(
     budget_s=420.0, models=MODELS,
 )  # fmt: skip
 SMOKE = dict(
-    width=320, height=192, people=4, frames=4, baseline_frames=2, det_batches=(2,),
+    width=320, height=192, people=4, frames=2, baseline_frames=1, det_batches=(2,),
     pose_batches=(2,), reid_crops=(2,), seconds=0.0, warmup=1, min_calls=1, det_input=128,
     budget_s=float("inf"), models=SMOKE_MODELS,
 )  # fmt: skip
@@ -111,6 +111,13 @@ class Bench:
         self.out = out
         self.deadline = time.perf_counter() + budget_s
         self.results: dict = {"rows": [], "skipped": [], "errors": []}
+        self.models: dict = {}  # built once per run, shared by the parts
+
+    def model(self, key, build):
+        """The model built by ``build()`` for ``key``, built on first use."""
+        if key not in self.models:
+            self.models[key] = build()
+        return self.models[key]
 
     def sync(self) -> None:
         if self.cuda:
@@ -245,12 +252,17 @@ class TemplatePoses:
 
 def build_detector(b: "Bench", name: str, batch_size: int = 8):
     """An mmdet detector of the run's table, random weights; a smoke run shrinks its input size."""
+    det = b.model(("det", name), lambda: _build_detector(b, name))
+    det.batch_size = batch_size
+    return det
+
+
+def _build_detector(b: "Bench", name: str):
     from fiftyone_posetrack.detection.mmdet import MMDetDetector
 
     config, options = b.sizes["models"]["det"][name]
     side = b.sizes["det_input"]  # the package's det_input_size: 0 = the config's own
-    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, batch_size=batch_size,
-                        cfg_options=options, input_size=side)  # fmt: skip
+    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, cfg_options=options, input_size=side)
     if side:  # the same input size for mmdet's inference_detector (the baseline)
         det.model.cfg.test_dataloader.dataset.pipeline = MMDetDetector.test_pipeline_steps(det.model.cfg, side)
     return det
@@ -269,7 +281,10 @@ def build_pose(b: "Bench", config: str, second: str | None = None):
     """An mmpose estimator (a config name) with random weights, with the package's default batch size."""
     from fiftyone_posetrack.pose.mmpose import MMPoseEstimator
 
-    return MMPoseEstimator(config, None, device=b.device, second_model=f"mmpose:{second}" if second else None)
+    pose = b.model(("pose", config, second), lambda: MMPoseEstimator(
+        config, None, device=b.device, second_model=f"mmpose:{second}" if second else None))  # fmt: skip
+    pose.batch_size = package_pose_batch()
+    return pose
 
 
 def build_osnet(b: "Bench", half: bool, batch_size: int = 64):
@@ -318,8 +333,7 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
             b.skip(what, "time budget")
             continue
         try:
-            pose = poses.get(pose_name) or build_pose(b, models["pose"][pose_name])
-            poses[pose_name] = pose
+            pose = poses[pose_name] = build_pose(b, models["pose"][pose_name])
             pose.batch_size = pose_batch
             embedder = build_osnet(b, half=fp16) if reid else None
             config = PipelineConfig(  # (the model objects are passed in; the specs name them)
@@ -465,7 +479,6 @@ def part_pose(b: Bench, frames, boxes) -> None:
                         break  # fp16 is CUDA-only
             except Exception as e:
                 b.error(f"pose {name} batch {bs}", e)
-        del pose
         b.write()
 
 
@@ -496,7 +509,6 @@ def part_det(b: Bench, frames) -> None:
                       preprocess_frames_per_s=sig(pre["per_s"]))  # fmt: skip
             except Exception as e:
                 b.error(f"det {name} batch {bs}", e)
-        del det
         b.write()
 
 
@@ -583,7 +595,8 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
 
         emb = TorchReID("osnet_x0_25", weights=model_file("osnet-x0_25-msmt17/osnet_x0_25_msmt17.pth"),
                         device=b.device, half=half, runtime=cpu_runtime(b))  # fmt: skip
-        return f"{emb.runtime_used}: {emb.embed(frame, fb).shape}"
+        shape = emb.embed(frame, fb).shape
+        return f"{emb.runtime_used}: {shape}"
 
     attempt("onnxruntime providers", ort_providers)
     det_name = next(iter(b.sizes["models"]["det"]))
@@ -686,6 +699,8 @@ def main(argv=None) -> int:
         sizes["frames"] = max(int(args.frames), sizes["baseline_frames"])
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
+    if args.smoke:  # one thread: a shared CPU's spinning worker threads would only cost time
+        torch.set_num_threads(1)
     models_dir = args.models_dir
     if models_dir is None:
         for candidate in (REPO / ".gpuwheels" / "models", REPO.parent / "shared" / "models"):
@@ -707,7 +722,7 @@ def main(argv=None) -> int:
         if b.left() < 10:
             b.skip(part, "time budget")
             continue
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         try:
             if part == "pipeline":
                 part_pipeline(b, frames, boxes)
@@ -724,6 +739,7 @@ def main(argv=None) -> int:
         except Exception as e:
             b.error(part, e)
         b.results.setdefault("part_seconds", {})[part] = sig(time.perf_counter() - t0)
+        b.results.setdefault("part_cpu_seconds", {})[part] = sig(time.process_time() - cpu0)
         if b.cuda:
             b.results["env"]["max_gpu_memory_gib"] = sig(torch.cuda.max_memory_allocated() / 2**30)
         b.write()

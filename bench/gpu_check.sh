@@ -58,13 +58,20 @@ if [[ "${GPU_CHECK_BUILD_MMCV:-0}" == 1 ]]; then
     arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability(0))")
     log "compiling mmcv with CUDA ops for sm $arch (MAX_JOBS=16, cut off after ${GPU_CHECK_MMCV_TIMEOUT:-420} s)"
     t=$SECONDS
-    if MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="$arch" \
-        timeout "${GPU_CHECK_MMCV_TIMEOUT:-420}" "$PY" -m pip install -q --no-deps --no-build-isolation \
-        --no-cache-dir --target "$SITE" "$MMCV_SDIST"; then
+    # its own process group, so that a build cut off leaves no nvcc running beside the bench
+    setsid env MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="$arch" \
+        "$PY" -m pip install -q --no-deps --no-build-isolation --no-cache-dir --target "$SITE" "$MMCV_SDIST" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS - t < ${GPU_CHECK_MMCV_TIMEOUT:-420} )); do sleep 2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -- "-$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        log "mmcv ops not compiled within ${GPU_CHECK_MMCV_TIMEOUT:-420} s (cut off); using the torchvision stand-in"
+    elif wait "$pid"; then
         mmcv_ops=compiled
         log "mmcv ops compiled in $((SECONDS - t)) s"
     else
-        log "mmcv ops did not compile within the limit ($((SECONDS - t)) s); using the torchvision stand-in"
+        log "mmcv ops failed to compile after $((SECONDS - t)) s (errors above); using the torchvision stand-in"
     fi
 fi
 if [[ $mmcv_ops != compiled ]]; then
