@@ -267,6 +267,55 @@ def test_sigkilled_run_resumes_to_identical_labels(persistent, videos, models, r
     _assert_like_reference(dataset, reference)
 
 
+def _raw_documents(dataset) -> tuple[list[bytes], list[bytes]]:
+    """Every sample and frame document as BSON (byte-for-byte comparable)."""
+    import bson
+
+    samples = [bson.encode(d) for d in dataset._sample_collection.find().sort("_id", 1)]
+    frames = [bson.encode(d) for d in dataset._frame_collection.find().sort("_id", 1)]
+    return samples, frames
+
+
+def test_sigkilled_overwrite_keeps_the_complete_earlier_labels(persistent, videos, models, tmp_path):
+    """``--overwrite`` writes a video's new labels aside: killed mid-video, the earlier labels stay, byte for byte.
+
+    (Before, the video's labels were cleared when it was claimed and rewritten
+    chunk by chunk, so the kill left a half-labelled video.)
+    """
+    from bson import ObjectId
+
+    from fiftyone_posetrack.fo.run import run
+    from fiftyone_posetrack.pipeline import PipelineConfig
+
+    dataset = persistent(videos[:1])
+    sample_id = dataset.first().id
+    run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)
+    before = _raw_documents(dataset)
+    state = RawState(os.environ["FIFTYONE_DATABASE_URI"], dataset.name)
+    try:
+        args = _run_args(dataset.name, models, "--overwrite", "--flush-frames", "4")
+        killed = _cli(tmp_path, "overwrite", *args)
+        deadline = time.time() + 180
+        while state.staging.count_documents({"sample": ObjectId(sample_id), DET: {"$ne": None}}) == 0:
+            assert killed.poll() is None, f"the run ended before it could be interrupted:\n{_output(killed)[-3000:]}"
+            assert time.time() < deadline, "no staged labels after 180 s"
+            time.sleep(0.02)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert state(sample_id)[0] == "running", "killed while the video was claimed"
+    finally:
+        state.close()
+    import bson
+
+    samples, frames = _raw_documents(dataset)
+    assert frames == before[1], "the frame documents (the earlier labels) changed"
+
+    def unclaimed(doc):  # the sample document but its claim (status, heartbeat, run key)
+        return {k: v for k, v in bson.decode(doc).items() if not k.startswith(DET + "_")}
+
+    assert [unclaimed(d) for d in samples] == [unclaimed(d) for d in before[0]]
+
+
 def _restart_mongod(root: pathlib.Path, port: int) -> subprocess.Popen:
     """Starts mongod again on the same data folder and port."""
     import socket

@@ -95,7 +95,7 @@ def test_a_pipeline_run_is_recorded_with_config_models_versions_and_outcome(data
     assert record["status_counts"] == {"done": 1}
     assert set(record["timings"]) >= {"detection", "pose", "write"}
     assert dataset.first()["pred_detections_run"] == "posetrack_run_1"
-    assert list_runs(dataset.name) == [record]
+    assert list_runs(dataset.name) == ["posetrack_run_1"] and get_run(dataset.name, "posetrack_run_1") == record
 
 
 def test_same_configuration_is_already_done_runtime_options_aside(dataset, models):
@@ -197,6 +197,18 @@ def test_runtime_options_never_count_and_model_files_do():
     assert {"batch_size", "device", "models_dir", "overwrite", "overwrite_fields"} <= RUNTIME_OPTIONS
     assert config_differences(base, _config(tracker="bytetrack", batch_size=8)) == [("tracker", "deepsort", "bytetrack")]
     assert config_differences(base, _config(tracker="deepsort", sha="b" * 64)) == [("detector files", "a" * 12, "b" * 12)]
+
+
+def test_model_objects_are_described_without_their_runtime_attributes():
+    from fiftyone_posetrack.fo.runs import describe_object
+    from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
+
+    on_cpu, on_gpu = FlowBoxSmoother(alpha=0.3), FlowBoxSmoother(alpha=0.3)
+    on_cpu.device, on_gpu.device = "cpu", "cuda"
+    assert describe_object(on_cpu) == describe_object(on_gpu)
+    assert describe_object(on_cpu)["alpha"] == 0.3 and "device" not in describe_object(on_cpu)
+    assert describe_object(FlowBoxSmoother(alpha=0.6)) != describe_object(on_cpu)
+    assert describe_object(None) is None
 
 
 def test_file_hashes_are_cached_by_path_size_and_mtime(tmp_path):

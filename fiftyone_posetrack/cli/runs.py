@@ -24,5 +24,5 @@ def _runs(args) -> int:
     if args.key:
         print(format_run(get_run(args.dataset, args.key)))
     else:
-        print(format_runs(list_runs(args.dataset)))
+        print(format_runs([get_run(args.dataset, key) for key in list_runs(args.dataset)]))
     return 0

@@ -166,14 +166,15 @@ def _object_paths(model) -> list[str]:
 
 
 def describe_object(obj) -> dict | None:
-    """A model or helper object as a run option: its class and its public scalar attributes."""
+    """A model or helper object as a run option: its class and its public scalar attributes
+    (runtime-only ones such as ``device`` and ``batch_size`` left out)."""
     if obj is None:
         return None
     scalars = (int, float, str, bool)
     attrs = {
         k: list(v) if isinstance(v, tuple) else v
         for k, v in (vars(obj).items() if hasattr(obj, "__dict__") else ())
-        if not k.startswith("_")
+        if not k.startswith("_") and k not in RUNTIME_OPTIONS  # e.g. a model's device: not its identity
         and (isinstance(v, scalars) or (isinstance(v, tuple) and all(isinstance(x, scalars) for x in v)))
     }
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", **attrs}
@@ -438,11 +439,14 @@ def get_run(dataset, key: str) -> dict:
     return record
 
 
-def list_runs(dataset) -> list[dict]:
-    """The records of this package's runs on a dataset (see :func:`get_run`), oldest first."""
+def list_runs(dataset) -> list[str]:
+    """The keys of this package's runs on a dataset (or its name), oldest first.
+
+    Like FiftyOne's ``dataset.list_runs()``, limited to the runs of this
+    package; :func:`get_run` gives each one's record.
+    """
     dataset = _check_dataset(dataset)
-    keys = sorted(_run_configs(dataset), key=lambda k: (int(m.group(1)) if (m := _KEY.match(k)) else 0, k))
-    return [get_run(dataset, k) for k in keys]
+    return sorted(_run_configs(dataset), key=lambda k: (int(m.group(1)) if (m := _KEY.match(k)) else 0, k))
 
 
 def _main_models(record: dict) -> str:
