@@ -16,6 +16,9 @@
 #                          bench/mmcv_ext_torchvision.py for nms / roi_align; the build is cut off
 #                          after GPU_CHECK_MMCV_TIMEOUT seconds (default 420) and then falls back
 #   PYTHON                 the interpreter (default python3: the device's, with CUDA torch)
+#   GPU_CHECK_WHEELS       the carried folder (default <repo>/.gpuwheels)
+#   GPU_CHECK_DEVICE       bench device (default cuda); with GPU_CHECK_SMOKE=1 (bench --smoke) these
+#                          two let the whole script be rehearsed on a CPU machine
 #
 # Exit status: bench_gpu.py's (0 = every part ran), 2 = the install failed.
 set -uo pipefail
@@ -23,7 +26,7 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$REPO/out/gpu}
 SITE=${GPU_CHECK_SITE:-/tmp/site}
-WHEELS=$REPO/.gpuwheels
+WHEELS=${GPU_CHECK_WHEELS:-$REPO/.gpuwheels}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 T0=$SECONDS
@@ -98,8 +101,10 @@ EOF
 log "install done"
 
 # ----------------------------------------------------------------------------- bench
-"$PY" "$REPO/bench/bench_gpu.py" --out "$OUT" --device cuda --budget-s "${GPU_CHECK_BUDGET_S:-300}" \
-    --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,pose,det,reid,paths}"
+smoke=()
+[[ "${GPU_CHECK_SMOKE:-0}" == 1 ]] && smoke=(--smoke)
+"$PY" "$REPO/bench/bench_gpu.py" --out "$OUT" --device "${GPU_CHECK_DEVICE:-cuda}" \
+    --budget-s "${GPU_CHECK_BUDGET_S:-300}" --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,pose,det,reid,paths}" "${smoke[@]}"
 rc=$?
 log "bench_gpu.py exit status $rc; results: $OUT/bench_gpu.json, $OUT/bench_gpu.md"
 return $rc
