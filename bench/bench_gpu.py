@@ -33,7 +33,8 @@ run cut short still leaves what it measured):
 
 ``cpu_floor`` (after ``pipeline``): the pipeline with a free detector and a free
 pose model: what its CPU stages (tracking, optical-flow smoothing) cost per
-frame, i.e. the most frames/s any GPU can give it.
+frame, i.e. the most frames/s any GPU can give it. ``cpu_prep``: the CPU time
+of the detector's and the pose model's preprocessing (the per-crop warps).
 
 Writes ``bench_gpu.json`` and ``bench_gpu.md`` into ``--out``. Timings: each
 point runs ``warmup`` calls, then repeats for at least ``--seconds`` (default 1; and 3
@@ -409,6 +410,36 @@ def part_cpu_floor(b: Bench, frames, boxes) -> None:
     b.write()
 
 
+def part_cpu_prep(b: Bench, frames, boxes) -> None:
+    """CPU time of the models' preprocessing as the package runs it: mmpose's per-crop test pipeline
+    (``MMPoseEstimator._batch``) over all boxes of 8 frames, and mmdet's per-frame test pipeline."""
+    from mmengine.dataset import pseudo_collate
+
+    n = min(8, len(frames))
+    fr, bx = frames[:n], boxes[:n]
+    index = np.repeat(np.arange(n), [len(x) for x in bx])
+    flat = np.concatenate(bx)
+    models = b.sizes["models"]
+    for name, config in models["pose"].items():
+        pose = build_pose(b, config)
+        pose._batch(fr, index[:2], flat[:2])  # warm-up
+        cpu0 = time.process_time()
+        for _ in range(3):
+            pose._batch(fr, index, flat)
+        cpu = (time.process_time() - cpu0) / 3
+        b.row("cpu_prep", what=f"pose crops ({name})", frames=n, crops=len(flat),
+              cpu_ms_per_crop=sig(cpu / max(len(flat), 1) * 1000), cpu_ms_per_frame=sig(cpu / n * 1000))  # fmt: skip
+    det_name = next(iter(models["det"]))
+    det = build_detector(b, det_name)
+    cpu0 = time.process_time()
+    for _ in range(3):
+        pseudo_collate([det.pipeline(dict(img=f, img_id=i)) for i, f in enumerate(fr)])
+    cpu = (time.process_time() - cpu0) / 3
+    b.row("cpu_prep", what=f"detector input ({det_name})", frames=n, crops=0, cpu_ms_per_crop=0.0,
+          cpu_ms_per_frame=sig(cpu / n * 1000))  # fmt: skip
+    b.write()
+
+
 def part_baseline(b: Bench, det, det_name: str, pose, pose_name: str, frames, boxes) -> None:
     """mmpose's demo/topdown_demo_with_mmdet.py loop: one detector call and one pose call per frame."""
     from mmdet.apis import inference_detector
@@ -622,7 +653,7 @@ def markdown(results: dict) -> str:
         lines += ["", "Pipeline (fp32, no ReID) frames/s over the per-frame demo loop's: "
                   + ", ".join(f"{k} {v}x" for k, v in results["pipeline_vs_baseline"].items())]  # fmt: skip
     rows = results.get("rows", [])
-    for part in ("pipeline", "baseline", "cpu_floor", "pose", "det", "reid", "paths"):
+    for part in ("pipeline", "baseline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths"):
         part_rows = [r for r in rows if r["part"] == part]
         if not part_rows:
             continue
@@ -667,7 +698,7 @@ def environment(device: str) -> dict:
     return env
 
 
-PARTS = ("pipeline", "cpu_floor", "pose", "det", "reid", "paths")
+PARTS = ("pipeline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths")
 
 
 def main(argv=None) -> int:
@@ -723,13 +754,15 @@ def main(argv=None) -> int:
         t0, cpu0 = time.perf_counter(), time.process_time()
         # cuDNN autotuning for the fixed-shape model parts (each point warms up first); the pipeline
         # and the demo loop run as the package and mmpose leave it (off: their crop batches vary)
-        torch.backends.cudnn.benchmark = b.cuda and part not in ("pipeline", "cpu_floor")
+        torch.backends.cudnn.benchmark = b.cuda and part not in ("pipeline", "cpu_floor", "cpu_prep")
         b.results["env"].setdefault("cudnn_benchmark", {})[part] = torch.backends.cudnn.benchmark
         try:
             if part == "pipeline":
                 part_pipeline(b, frames, boxes)
             elif part == "cpu_floor":
                 part_cpu_floor(b, frames, boxes)
+            elif part == "cpu_prep":
+                part_cpu_prep(b, frames, boxes)
             elif part == "pose":
                 part_pose(b, frames, boxes)
             elif part == "det":

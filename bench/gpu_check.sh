@@ -104,7 +104,7 @@ log "install done"
 smoke=()
 [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]] && smoke=(--smoke)
 "$PY" "$REPO/bench/bench_gpu.py" --out "$OUT" --device "${GPU_CHECK_DEVICE:-cuda}" \
-    --budget-s "${GPU_CHECK_BUDGET_S:-300}" --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,pose,det,reid,paths}" "${smoke[@]}"
+    --budget-s "${GPU_CHECK_BUDGET_S:-300}" --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,cpu_prep,pose,det,reid,paths}" "${smoke[@]}"
 rc=$?
 log "bench_gpu.py exit status $rc; results: $OUT/bench_gpu.json, $OUT/bench_gpu.md"
 return $rc

@@ -121,6 +121,9 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
     assert {(r["model"], r["batch"]) for r in part("det")} == {("rtmdet-tiny", 2), ("cascade-rcnn-r50", 2)}
     assert all(r["frames_per_s"] > 0 for r in part("det"))
     assert [r["crops"] for r in part("reid")] == [2] and part("reid")[0]["crops_per_s"] > 0
+    assert {r["tracker"] for r in part("cpu_floor")} == {"bytetrack", "deepsort"}
+    assert all(r["fps"] > 0 and {"tracking", "box_smoothing"} <= set(r["ms_per_frame_by_stage"]) for r in part("cpu_floor"))
+    assert len(part("cpu_prep")) == 3 and all(r["cpu_ms_per_frame"] > 0 for r in part("cpu_prep"))
     paths = {r["path"]: r for r in part("paths")}
     assert len(paths) == 8
     failed = {k: r["detail"] for k, r in paths.items() if r["outcome"] == "error"}
@@ -132,7 +135,7 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
     assert [k for k, r in paths.items() if r["outcome"] != "ok"] == ([] if omz_offered else ["OnnxReID omz-person-reid-0287 (onnxruntime)"])
     assert "CPUExecutionProvider" in paths["RTMDet ONNX (onnxruntime)"]["detail"]
     table = (tmp_path / "bench_gpu.md").read_text()
-    for title in ("## pipeline", "## baseline", "## pose", "## det", "## reid", "## paths"):
+    for title in ("## pipeline", "## baseline", "## cpu_floor", "## cpu_prep", "## pose", "## det", "## reid", "## paths"):
         assert title in table
 
 
