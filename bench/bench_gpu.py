@@ -244,23 +244,15 @@ class TemplatePoses:
 
 
 def build_detector(b: "Bench", name: str, batch_size: int = 8):
-    """An mmdet detector of the run's table, random weights; a smoke run shrinks its test resize / pad."""
+    """An mmdet detector of the run's table, random weights; a smoke run shrinks its input size."""
     from fiftyone_posetrack.detection.mmdet import MMDetDetector
 
     config, options = b.sizes["models"]["det"][name]
-    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, batch_size=batch_size, cfg_options=options)
-    input_side = b.sizes["det_input"]
-    if input_side:
-        for t in det.pipeline.transforms:
-            if type(t).__name__ == "Resize" and getattr(t, "scale", None):
-                t.scale = (input_side, input_side)
-            if type(t).__name__ == "Pad" and getattr(t, "size", None):
-                t.size = (input_side, input_side)
-        for step in det.model.cfg.test_dataloader.dataset.pipeline:  # what inference_detector (baseline) reads
-            if step["type"].endswith("Resize") and "scale" in step:
-                step["scale"] = (input_side, input_side)
-            if step["type"].endswith("Pad") and "size" in step:
-                step["size"] = (input_side, input_side)
+    side = b.sizes["det_input"]  # the package's det_input_size: 0 = the config's own
+    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, batch_size=batch_size,
+                        cfg_options=options, input_size=side)  # fmt: skip
+    if side:  # the same input size for mmdet's inference_detector (the baseline)
+        det.model.cfg.test_dataloader.dataset.pipeline = MMDetDetector.test_pipeline_steps(det.model.cfg, side)
     return det
 
 
@@ -330,8 +322,9 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
             poses[pose_name] = pose
             pose.batch_size = pose_batch
             embedder = build_osnet(b, half=fp16) if reid else None
-            config = PipelineConfig(
-                detector="mmdet", pose="mmpose", reid=None, device=b.device, batch_size=8,
+            config = PipelineConfig(  # (the model objects are passed in; the specs name them)
+                detector=f"mmdet:{models['det'][det_name][0]}", pose=f"mmpose:{models['pose'][pose_name]}",
+                reid=None, device=b.device, batch_size=8,
                 tracker="deepsort" if reid else "bytetrack",
             )  # fmt: skip
             pipe = PoseTrackingPipeline(config, detector=TruthBoxes(det, boxes), pose_estimator=pose, embedder=embedder)
@@ -385,7 +378,8 @@ def part_cpu_floor(b: Bench, frames, boxes) -> None:
 
     h, w = frames[0].shape[:2]
     for tracker in ("bytetrack", "deepsort"):
-        config = PipelineConfig(detector="none", pose="none", reid=None, device="cpu", batch_size=8, tracker=tracker)
+        config = PipelineConfig(detector="mmdet:none.py", pose="mmpose:none.py", reid=None, device="cpu",
+                                batch_size=8, tracker=tracker)  # fmt: skip (free stand-ins are passed in)
         pipe = PoseTrackingPipeline(config, detector=TruthBoxes(NoDetector(), boxes), pose_estimator=TemplatePoses(),
                                     embedder=None)  # fmt: skip
         batches = [(list(range(s + 1, s + 9)), frames[s : s + 8]) for s in range(0, len(frames), 8)]
@@ -533,10 +527,15 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
     """Runs every device path of the package once and records its outcome."""
     frame, fb = frames[0], boxes[0]
 
+    class NotOffered(Exception):
+        """The package (this version) has no such path."""
+
     def attempt(what: str, fn) -> None:
         try:
             detail = fn()
             b.row("paths", path=what, outcome="ok", detail=detail)
+        except NotOffered as e:
+            b.row("paths", path=what, outcome="not offered", detail=str(e))
         except Exception as e:
             b.row("paths", path=what, outcome="error", detail=f"{type(e).__name__}: {e}"[:300])
 
@@ -570,10 +569,14 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
         return f"providers {det.session.get_providers()}; {n} persons"
 
     def omz_reid():
-        from fiftyone_posetrack.reid.onnx_reid import OnnxReID
+        import fiftyone_posetrack.reid as reid
 
-        emb = OnnxReID(model_file("omz-person-reid-0287/person-reidentification-retail-0287.onnx"), device=b.device)
-        return f"{emb.embed(frame, fb).shape}"
+        # its NHWC / BGR / 0-255 input is declared by the model zoo (make_embedder by name)
+        if "omz-person-reid-0287" not in getattr(reid, "reid_model_names", list)():
+            raise NotOffered("this package version has no named omz-person-reid-0287 (branch zoo adds it)")
+        model_file("omz-person-reid-0287/person-reidentification-retail-0287.onnx")
+        emb = reid.make_embedder("omz-person-reid-0287", models_dir=models_dir, device=b.device)
+        return f"providers {emb.session.get_providers()}; {emb.embed(frame, fb).shape}"
 
     def osnet_real(half: bool):
         from fiftyone_posetrack.reid.torch_reid import TorchReID

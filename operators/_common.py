@@ -245,8 +245,21 @@ class Params:
         return self._check(ValueSpec("str", choices=None if choices is None else tuple(choices)), name, default)
 
     def path(self, name, required=True):
+        """An absolute path (``~`` expanded); a relative one is refused.
+
+        Operators run in the App server, whose working folder is not the
+        user's, so a relative path would land somewhere unexpected.
+        """
         v = self.str(name, required=required)
-        return os.path.abspath(os.path.expanduser(v)) if v else None
+        if not v:
+            return None
+        path = os.path.expanduser(v)
+        if not os.path.isabs(path):
+            raise BadInputError(
+                f"parameter {name!r}: {v!r} is a relative path; give an absolute path (or ~/...): "
+                "operators run in the App server, whose working folder is not yours"
+            )
+        return os.path.normpath(path)
 
     def bool(self, name, default=False):
         return self._check(ValueSpec("bool"), name, default)
