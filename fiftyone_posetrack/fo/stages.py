@@ -269,12 +269,12 @@ def smooth_poses(
             another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
-    from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
+    from fiftyone_posetrack.pose.smoothing import SMOOTHERS, FlowPoseSmoother, OneEuroPoseSmoother
 
     check_collection(samples, "pose smoothing")
     check_frame_field(samples, in_field, fo.Keypoints)
-    if method not in ("flow", "one-euro"):
-        raise BadInputError(f"method: expected 'flow' or 'one-euro', got {method!r}")
+    if method not in SMOOTHERS:
+        raise BadInputError(f"method: expected one of {list(SMOOTHERS)}, got {method!r}")
     if method == "flow":
         FlowPoseSmoother(alpha=alpha, method=flow_method)  # validates the parameters
     dataset = samples._dataset
