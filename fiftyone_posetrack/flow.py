@@ -32,7 +32,17 @@ import numpy as np
 
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["to_gray", "dense_flow", "propagate_points", "propagate_points_both_ways", "DIS_PRESETS"]
+#: the optical-flow methods: name -> label
+FLOW_METHODS = {"lk": "Lucas-Kanade (sparse, at the points; fast)", "dis": "DIS (dense; slower)"}
+
+
+def check_flow_method(method) -> str:
+    """Returns ``method`` if it is one of :data:`FLOW_METHODS`, else raises naming them."""
+    if method not in FLOW_METHODS:
+        raise BadInputError(f"method: expected one of {list(FLOW_METHODS)}, got {method!r}")
+    return method
+
+__all__ = ["to_gray", "dense_flow", "propagate_points", "propagate_points_both_ways", "DIS_PRESETS", "FLOW_METHODS", "check_flow_method"]
 
 #: DIS presets by name
 DIS_PRESETS = {
@@ -158,7 +168,7 @@ def propagate_points(
         moved = pts[idx] + _sample(flow, pts[idx])
         good = np.isfinite(moved).all(axis=1)
     else:
-        raise BadInputError(f"method: expected 'lk' or 'dis', got {method!r}")
+        check_flow_method(method)
     good &= _inside(moved, next_gray.shape)
     out[idx[good]] = moved[good]
     ok[idx] = good
@@ -198,7 +208,7 @@ def propagate_points_both_ways(
             propagate_points(gray_b, gray_a, pb, "dis", _dense(gray_b, gray_a, dis_preset) if len(pb) else None),
         )
     if method != "lk":
-        raise BadInputError(f"method: expected 'lk' or 'dis', got {method!r}")
+        check_flow_method(method)
     out_a, ok_a = pa.copy(), _inside(pa, gray_a.shape)
     out_b, ok_b = pb.copy(), _inside(pb, gray_b.shape)
     ia, ib = np.flatnonzero(ok_a), np.flatnonzero(ok_b)

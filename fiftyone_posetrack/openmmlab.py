@@ -24,7 +24,7 @@ import os
 import pathlib
 import warnings
 
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, MissingDependencyError
 
 __all__ = [
     "require",
@@ -47,7 +47,7 @@ def require(package: str):
     try:
         return importlib.import_module(package)
     except ImportError as e:
-        raise BadInputError(
+        raise MissingDependencyError(
             f"the {package} backend needs the OpenMMLab extra ({e}); install it with "
             "`bash scripts/setup_mm.sh .venv` (or pip install 'fiftyone-posetrack[mm]' "
             "with an mmcv built for your torch)"

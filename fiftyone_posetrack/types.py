@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "PosetrackError",
     "BadInputError",
+    "DatabaseUnavailableError",
+    "ModelUnavailableError",
+    "MissingDependencyError",
+    "missing_dependency",
     "FrameDetections",
     "FrameTracks",
     "FramePoses",
@@ -26,11 +31,58 @@ __all__ = [
 ]
 
 
-class BadInputError(ValueError):
-    """Raised when user input (a file, an array, a parameter) is unusable.
+class PosetrackError(Exception):
+    """Base of this package's errors; ``exit_code`` is the ``posetrack`` CLI's exit status for it.
+
+    The message always says what went wrong and what to do.
+    """
+
+    exit_code = 1
+
+
+class BadInputError(PosetrackError, ValueError):
+    """Raised when user input (a file, an array, a parameter) is unusable (CLI exit 2).
 
     The message always names the offending input and what was expected.
     """
+
+    exit_code = 2
+
+
+class DatabaseUnavailableError(PosetrackError):
+    """The FiftyOne database did not answer (stopped, restarting, unreachable) (CLI exit 3)."""
+
+    exit_code = 3
+
+
+class ModelUnavailableError(PosetrackError):
+    """A named model is not here and cannot be downloaded (offline, failed download) (CLI exit 4).
+
+    The message gives the URL and where to put the file.
+    """
+
+    exit_code = 4
+
+
+class MissingDependencyError(PosetrackError, ImportError):
+    """An optional dependency is not installed (CLI exit 5); the message names the pip extra."""
+
+    exit_code = 5
+
+
+def missing_dependency(what: str, package: str, extra: str, error: Exception | None = None) -> MissingDependencyError:
+    """The :class:`MissingDependencyError` for ``what`` needing ``package`` of extra ``extra``.
+
+    Args:
+        what: what needs it (e.g. ``"MoveNet TFLite"``)
+        package: the missing pip package (e.g. ``"ai-edge-litert"``)
+        extra: the ``fiftyone-posetrack`` extra that installs it (e.g. ``"lite"``)
+        error: the ImportError, quoted in the message
+    """
+    detail = f" ({error})" if error else ""
+    return MissingDependencyError(
+        f"{what} needs {package}, which is not installed{detail}: pip install 'fiftyone-posetrack[{extra}]'"
+    )
 
 
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:

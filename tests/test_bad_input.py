@@ -62,7 +62,7 @@ def snapshot(dataset, ignore=()) -> tuple[list[bytes], list[bytes]]:
 
 def job_fields(config_fields: dict) -> tuple[str, ...]:
     det, kps = config_fields["detections_field"], config_fields["keypoints_field"]
-    return det, kps, f"{det}_status", f"{det}_claimed_at"
+    return det, kps, f"{det}_status", f"{det}_claimed_at", f"{det}_run"
 
 
 def assert_untouched(dataset, before, new=NEW) -> None:
@@ -454,7 +454,7 @@ def test_output_field_of_another_type_is_refused(dataset, pipeline, changes, mes
 )
 def test_existing_field_another_job_wrote_is_not_overwritten(dataset, pipeline, changes, foreign):
     before = snapshot(dataset)
-    with pytest.raises(BadInputError, match=rf"frame field\(s\) \['{foreign}'.*\] exist but were not written by pose tracking"):
+    with pytest.raises(BadInputError, match=rf"frame field '{foreign}' holds labels that pose tracking into '\w+' did not write .*overwrite_fields=\['{foreign}'\]"):
         run(dataset, pipeline=pipe(pipeline, **changes), progress=False)
     assert snapshot(dataset) == before
 
@@ -521,7 +521,7 @@ def test_unknown_model_via_cli_and_operator(dataset, models, plugin, capsys):
     before = snapshot(dataset)
     assert main(["run", "--dataset", dataset.name, "--models-dir", models, "--detector", "rtmdet-nano", "--overwrite"]) == 2
     assert "unknown model 'rtmdet-nano'; known models" in capsys.readouterr().err
-    with pytest.raises(ExecutionError, match="parameter 'pose': not a known model"):
+    with pytest.raises(ExecutionError, match="parameter 'pose': unknown model 'movenet'; known models"):
         execute("run_pose_tracking", dataset, fast_params(models, pose="movenet", overwrite=True))
     assert snapshot(dataset) == before
 
@@ -566,14 +566,14 @@ def test_openmmlab_checkpoint_of_another_model_is_refused(spec, tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"det_score_threshold": -0.1}, "config.det_score_threshold: expected a value in [0, 1], got -0.1"),
-        ({"keypoint_threshold": -1.0}, "config.keypoint_threshold: expected a value in [0, 1]"),
+        ({"det_score_threshold": -0.1}, "config.det_score_threshold: expected a finite number >= 0 and <= 1, got -0.1"),
+        ({"keypoint_threshold": -1.0}, "config.keypoint_threshold: expected a finite number >= 0 and <= 1, got -1.0"),
         ({"det_score_threshold": float("nan")}, "config.det_score_threshold"),
         ({"batch_size": 0}, "config.batch_size: expected an integer >= 1, got 0"),
         ({"batch_size": 2.5}, "config.batch_size: expected an integer >= 1, got 2.5"),
         ({"device": "gpu"}, "config.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
         ({"device": "cuda:x"}, "config.device"),
-        ({"tracker_params": {"max_age": -1}}, "max_age >= 0"),
+        ({"tracker_params": {"max_age": -1}}, "config.tracker_params.max_age: expected an integer >= 0, got -1"),
     ],
     ids=["negative-det-threshold", "negative-keypoint-threshold", "nan-threshold", "batch-size-0", "batch-size-2.5", "device-gpu", "device-cuda-x", "negative-max-age"],
 )
@@ -594,15 +594,20 @@ def test_bad_job_parameters_in_python(dataset, pipeline):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--batch-size", "0"], "config.batch_size: expected an integer >= 1, got 0"),
-        (["--det-score-threshold", "-0.5"], "config.det_score_threshold: expected a value in [0, 1], got -0.5"),
-        (["--device", "gpu"], "config.device"),
+        (["--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"),
+        (["--det-score-threshold", "-0.5"], "--det-score-threshold: expected a finite number >= 0 and <= 1, got -0.5"),
+        (["--device", "gpu"], "--device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
         (["--flush-frames", "0"], "--flush-frames: expected an integer >= 1, got 0"),
-        (["--stale-after", "0"], "--stale-after: expected a number of seconds > 0, got 0.0"),
-        (["--param", "max_age=-1"], "max_age >= 0"),
-        (["--pose-alpha", "0.9"], "config.pose_alpha"),
+        (["--stale-after", "0"], "--stale-after: expected a finite number > 0, got 0.0"),
+        (["--param", "max_age=-1"], "config.tracker_params.max_age: expected an integer >= 0, got -1"),
+        (["--pose-alpha", "0.9"], "--pose-alpha: expected a finite number >= 0 and <= 0.5, got 0.9"),
+        (["--det-tile-size", "1000"], "det_tile_size: 1000 px tiles are larger than the 320x192 frame"),
+        (["--det-tile-overlap", "-0.1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got -0.1"),
+        (["--det-tile-overlap", "1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got 1.0"),
+        (["--det-input-size", "-64"], "--det-input-size: expected an integer >= 0, got -64"),
     ],
-    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9"],
+    ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9",
+         "tile-larger-than-frame", "negative-tile-overlap", "tile-overlap-1", "negative-input-size"],
 )
 def test_bad_parameters_on_the_command_line(dataset, models, args, message, capsys):
     before = snapshot(dataset)
@@ -615,14 +620,14 @@ def test_bad_parameters_on_the_command_line(dataset, models, args, message, caps
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"batch_size": 0}, "Validation error. Path: batch_size."),
+        ({"batch_size": 0}, "parameter 'batch_size': expected an integer >= 1, got 0"),
         ({"det_score_threshold": -0.5}, "Validation error. Path: det_score_threshold."),
         ({"keypoint_threshold": 2}, "Validation error. Path: keypoint_threshold."),
-        ({"device": "gpu"}, "Validation error. Path: device. Reason: Invalid enum value"),
-        ({"stale_after": 0}, "Validation error. Path: stale_after."),
-        ({"flush_frames": 0}, "Validation error. Path: flush_frames."),
-        ({"batch_size": "8"}, "Validation error. Path: batch_size. Reason: Invalid value type"),
-        ({"tracker_params": '{"max_age": -1}'}, "max_age >= 0"),
+        ({"device": "gpu"}, "parameter 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+        ({"stale_after": 0}, "parameter 'stale_after': expected a finite number > 0, got 0"),
+        ({"flush_frames": 0}, "parameter 'flush_frames': expected an integer >= 1, got 0"),
+        ({"batch_size": "8"}, "parameter 'batch_size': expected an integer >= 1, got '8'"),
+        ({"tracker_params": '{"max_age": -1}'}, "parameter 'tracker_params'.max_age: expected an integer >= 0, got -1"),
         ({"detector": "rtmdet-onnx:/no/such/det.onnx"}, "/no/such/det.onnx"),
     ],
     ids=["batch-size-0", "negative-det-threshold", "keypoint-threshold-2", "device-gpu", "stale-after-0", "flush-frames-0", "batch-size-string", "negative-max-age", "missing-onnx"],
@@ -640,7 +645,7 @@ def test_wrong_field_types_in_operators(dataset, models, plugin):
         execute("track_persons", dataset, {"in_field": "gt_keypoints"})
     with pytest.raises(ExecutionError, match="Validation error. Path: in_field. Reason: Invalid enum value"):
         execute("smooth_poses", dataset, {"in_field": "gt_detections"})
-    with pytest.raises(ExecutionError, match=r"frame field\(s\) \['gt_keypoints'\] exist but were not written"):
+    with pytest.raises(ExecutionError, match=r"frame field 'gt_keypoints' holds labels that pose estimation into 'gt_keypoints_status' did not write"):
         execute("estimate_poses", dataset, {"tracks_field": "gt_detections", "out_field": "gt_keypoints", "models_dir": models})
     with pytest.raises(ExecutionError, match="parameter 'keypoints_field': expected a field name"):
         execute("run_pose_tracking", dataset, {"keypoints_field": "frames.x"})
@@ -657,7 +662,7 @@ def test_user_text_is_parsed_never_evaluated(dataset, models, plugin, tmp_path, 
     with pytest.raises(ExecutionError, match="parameter 'tracker_params': not valid JSON"):
         execute("run_pose_tracking", dataset, fast_params(models, tracker_params=code))
     assert main(["run", "--dataset", dataset.name, "--param", f"max_age={code}"]) == 2
-    assert "bad parameter value" in capsys.readouterr().err
+    assert "config.tracker_params.max_age: expected an integer >= 0, got \"__import__" in capsys.readouterr().err
     from fiftyone_posetrack.tracking.tune import parse_grid
 
     assert parse_grid([f"max_age={code}"]) == {"max_age": [code]}, "a grid value that is not a literal stays a string"

@@ -208,3 +208,28 @@ def test_cli_eval_mot(shared_dir, capsys, tmp_path):
     bad.write_text("1,2,three,4,5,6\n")
     assert main(["eval-mot", "--pair", str(bad), str(res1)]) == 2
     assert "not a MOT line" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seq", ["MOT17-09", "MOT17-05"])
+def test_mot17_halfval_tracking_equals_trackeval(shared_dir, tmp_path, seq):
+    """A real MOT17 sequence (distractors, zero-marked and occluder rows) tracked by
+    our ByteTrack: every headline metric equals TrackEval's MotChallenge2DBox run
+    on the files (its MOT17 preprocessing)."""
+    from fiftyone_posetrack.formats.mot import read_mot
+    from fiftyone_posetrack.tracking import make_tracker
+    from fiftyone_posetrack.tracking.run import track_mot_array
+
+    root = shared_dir / "data" / "mot17-halfval" / seq
+    gt = read_mot(root / "gt" / "gt.txt")
+    assert np.isin(gt[:, 7], (2, 7, 8, 12)).any() and (gt[:, 6] == 0).any()  # the case under test
+    res = track_mot_array(read_mot(root / "det" / "det.txt"), make_tracker("bytetrack"))
+    write_mot(tmp_path / "res.txt", res)
+    ours = evaluate_mot_arrays(gt, read_mot(tmp_path / "res.txt"), name=seq)[seq]
+    ref = _run_trackeval(tmp_path / "te", {seq: (root / "gt" / "gt.txt", tmp_path / "res.txt")}, "MOT17")[seq]
+    assert ours["hota"] == pytest.approx(ref["HOTA"]["HOTA"].mean(), abs=1e-12)
+    assert ours["deta"] == pytest.approx(ref["HOTA"]["DetA"].mean(), abs=1e-12)
+    assert ours["assa"] == pytest.approx(ref["HOTA"]["AssA"].mean(), abs=1e-12)
+    assert ours["idf1"] == pytest.approx(ref["Identity"]["IDF1"], abs=1e-12)
+    assert ours["fp"] == ref["CLEAR"]["CLR_FP"] and ours["fn"] == ref["CLEAR"]["CLR_FN"]
+    assert ours["idsw"] == ref["CLEAR"]["IDSW"]
+    assert ours["mota"] == pytest.approx(ref["CLEAR"]["MOTA"], abs=1e-12)

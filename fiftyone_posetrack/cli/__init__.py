@@ -2,10 +2,17 @@
 
 Each module of this package adds its subcommands through a
 ``register(subparsers)`` function; handlers import heavy dependencies lazily so
-that ``posetrack --help`` stays fast. A handler signals bad input by raising
-:class:`fiftyone_posetrack.types.BadInputError` (or ``FileNotFoundError``):
-it is printed as ``posetrack: error: ...`` with exit status 2, never as a
-traceback.
+that ``posetrack --help`` stays fast. A handler signals a problem by raising a
+:class:`fiftyone_posetrack.types.PosetrackError`; it is printed as
+``posetrack: error: ...``, never as a traceback, with the exit status of its
+class:
+
+====  ==========================================================================
+2     bad input (:class:`~fiftyone_posetrack.types.BadInputError`, a missing file)
+3     the database is unavailable (:class:`~fiftyone_posetrack.types.DatabaseUnavailableError`)
+4     a model is unavailable (:class:`~fiftyone_posetrack.types.ModelUnavailableError`)
+5     an optional dependency is missing (:class:`~fiftyone_posetrack.types.MissingDependencyError`)
+====  ==========================================================================
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import importlib
 import pkgutil
 import sys
 
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import DatabaseUnavailableError, PosetrackError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,20 +47,47 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (BadInputError, FileNotFoundError, NotADirectoryError) as e:
+    except (PosetrackError, FileNotFoundError, NotADirectoryError, ConnectionError) as e:
+        e = _database_error(e) or e
+        if isinstance(e, ConnectionError):  # another connection (not the database's): not ours to name
+            raise
         print(f"posetrack: error: {e}", file=sys.stderr)
         _skip_database_cleanup_if_lost(e)
-        return 2
+        return getattr(e, "exit_code", 2)
+    except Exception as e:
+        db = _database_error(e)
+        if db is None:
+            raise
+        print(f"posetrack: error: {db}", file=sys.stderr)
+        _skip_database_cleanup_if_lost(db)
+        return db.exit_code
     except KeyboardInterrupt:
         print("posetrack: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
 
 
+def _database_error(error: Exception) -> DatabaseUnavailableError | None:
+    """FiftyOne's "Could not connect to `mongod`" and pymongo's connection failures, as a
+    :class:`DatabaseUnavailableError` naming the database (None for other errors)."""
+    errors = sys.modules.get("pymongo.errors")
+    pymongo_failure = errors is not None and (
+        isinstance(error, errors.ConnectionFailure) or isinstance(error.__cause__, errors.ConnectionFailure)
+    )
+    if isinstance(error, DatabaseUnavailableError) or not (pymongo_failure or "mongod" in str(error)):
+        return None
+    from fiftyone_posetrack.fo.jobs import database_name
+
+    first_line = str(error).split(", Timeout:")[0].split("\n")[0][:300]
+    return DatabaseUnavailableError(
+        f"could not reach {database_name()} ({type(error).__name__}: {first_line}); start it or check "
+        "FIFTYONE_DATABASE_URI, then rerun"
+    )
+
+
 def _skip_database_cleanup_if_lost(error: Exception) -> None:
     """After a lost database, drops FiftyOne's exit-time cleanup (it would wait 30 s for the database)."""
-    jobs = sys.modules.get("fiftyone_posetrack.fo.jobs")
-    if jobs is None or not isinstance(error, jobs.DatabaseUnavailableError):
+    if not isinstance(error, DatabaseUnavailableError):
         return
     import atexit
 

@@ -1,9 +1,8 @@
-"""``posetrack run`` and ``posetrack demo``: the whole pipeline over videos or a dataset."""
+"""``posetrack run``: the whole pipeline over videos or a dataset (``posetrack demo``: :mod:`.demo`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -11,76 +10,36 @@ from fiftyone_posetrack.types import BadInputError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the :class:`PipelineConfig` flags (defaults from the dataclass)."""
-    from fiftyone_posetrack.pipeline.config import PipelineConfig
+    """Adds one flag per pipeline option (:data:`fiftyone_posetrack.pipeline.options.OPTIONS`)."""
+    from fiftyone_posetrack.pipeline.options import add_arguments
 
-    d = PipelineConfig.__dataclass_fields__
-    g = parser.add_argument_group("pipeline")
-    g.add_argument("--detector", default=d["detector"].default, help="model name or spec (default: %(default)s)")
-    g.add_argument("--detector2", default=None, help="second detector, fused by weighted box fusion")
-    g.add_argument("--pose", default=d["pose"].default, help="model name or spec (default: %(default)s)")
-    g.add_argument("--pose2", default=None, help="second mmpose model: heatmaps averaged")
-    g.add_argument("--tracker", default=d["tracker"].default, help="deepsort | bytetrack | sort")
-    g.add_argument(
-        "--param", action="append", default=[], metavar="K=V", help="tracker parameter, e.g. max_age=30"
-    )
-    g.add_argument("--reid", default=d["reid"].default, help="ReID embedder ('none': motion only)")
-    g.add_argument("--det-score-threshold", type=float, default=d["det_score_threshold"].default)
-    g.add_argument("--no-box-smoothing", action="store_true", help="no optical-flow box smoothing")
-    g.add_argument("--box-alpha", type=float, default=d["box_alpha"].default)
-    g.add_argument("--pose-smoothing", default=d["pose_smoothing"].default, help="flow | one-euro | none")
-    g.add_argument("--pose-alpha", type=float, default=d["pose_alpha"].default)
-    g.add_argument("--flow", dest="flow_method", default=d["flow_method"].default, help="lk | dis")
-    g.add_argument("--batch-size", type=int, default=d["batch_size"].default)
-    g.add_argument("--device", default=d["device"].default, help="auto | cpu | cuda | cuda:N")
-    g.add_argument(
-        "--models-dir",
-        default=None,
-        help="local folder of named models (<dir>/<name>/<file>); default: $POSETRACK_MODELS_DIR",
-    )
-    g.add_argument("--detections-field", default=d["detections_field"].default)
-    g.add_argument("--keypoints-field", default=d["keypoints_field"].default)
-    g.add_argument("--overwrite", action="store_true", help="recompute videos already done")
-
-
-def _parse_params(pairs: list[str]) -> dict:
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BadInputError(f"--param: expected KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+    add_arguments(parser)
 
 
 def config_from_args(args):
+    """The :class:`PipelineConfig` of the flags given (a ``--preset``'s values apply to the others)."""
     from fiftyone_posetrack.pipeline.config import PipelineConfig
+    from fiftyone_posetrack.pipeline.options import values_from_args
 
-    reid = None if str(args.reid).lower() in ("none", "") else args.reid
-    return PipelineConfig(
-        detector=args.detector,
-        detector2=args.detector2,
-        pose=args.pose,
-        pose2=args.pose2,
-        tracker=args.tracker,
-        tracker_params=_parse_params(args.param),
-        reid=reid,
-        det_score_threshold=args.det_score_threshold,
-        box_smoothing=not args.no_box_smoothing,
-        box_alpha=args.box_alpha,
-        pose_smoothing=args.pose_smoothing,
-        pose_alpha=args.pose_alpha,
-        flow_method=args.flow_method,
-        batch_size=args.batch_size,
-        device=args.device,
-        models_dir=args.models_dir,
-        detections_field=args.detections_field,
-        keypoints_field=args.keypoints_field,
-        overwrite=args.overwrite,
-    )
+    return PipelineConfig(**values_from_args(args))
+
+
+_CLI_JOB_OPTIONS = ("flush_frames", "stale_after")
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--flush-frames`` and ``--stale-after`` (:data:`~fiftyone_posetrack.pipeline.options.JOB_OPTIONS`)."""
+    from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, add_arguments
+
+    add_arguments(parser, {k: JOB_OPTIONS[k] for k in _CLI_JOB_OPTIONS})
+
+
+def job_options_from_args(args) -> dict:
+    """``{"flush_frames": ..., "stale_after": ...}``: the flags given, else the defaults."""
+    from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, values_from_args
+
+    options = {k: JOB_OPTIONS[k] for k in _CLI_JOB_OPTIONS}
+    return {k: o.default for k, o in options.items()} | values_from_args(args, options)
 
 
 def register(subparsers) -> None:
@@ -91,38 +50,9 @@ def register(subparsers) -> None:
     )
     run.add_argument("videos", nargs="*", help="video files or folders (added to --dataset)")
     run.add_argument("--dataset", help="the FiftyOne dataset (created if needed; required without videos)")
-    run.add_argument(
-        "--flush-frames", type=int, default=500, metavar="N",
-        help="frames of labels written per database write, also the claim's heartbeat period (default: %(default)s)",
-    )  # fmt: skip
-    run.add_argument(
-        "--stale-after", type=float, default=600.0, metavar="SECONDS",
-        help="take over videos another run claimed and stopped updating for this long (default: %(default)s)",
-    )  # fmt: skip
+    add_job_arguments(run)
     add_config_arguments(run)
     run.set_defaults(func=_run)
-
-    demo = subparsers.add_parser(
-        "demo",
-        help="make a synthetic crowd (or take --video), track poses, evaluate, print a table",
-        description=(
-            "The end-to-end demo: renders a synthetic crowd video with exact ground truth (or "
-            "takes --video), runs the pipeline into a FiftyOne dataset, evaluates tracking and "
-            "poses when there is ground truth, and prints a short table."
-        ),
-    )
-    demo.add_argument("--video", help="use this video instead of a synthetic crowd (no evaluation)")
-    demo.add_argument("--dataset", default="posetrack-demo", help="dataset name (replaced)")
-    demo.add_argument("--out", default=None, help="where the synthetic video goes (default: cache)")
-    demo.add_argument("--people", type=int, default=8)
-    demo.add_argument("--frames", type=int, default=60)
-    demo.add_argument("--width", type=int, default=640)
-    demo.add_argument("--height", type=int, default=360)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--app", action="store_true", help="open the FiftyOne App on the result")
-    demo.add_argument("--port", type=int, default=5151, help="App port (with --app)")
-    add_config_arguments(demo)
-    demo.set_defaults(func=_demo)
 
 
 def _run(args) -> int:
@@ -132,10 +62,7 @@ def _run(args) -> int:
     from fiftyone_posetrack.fo.run import run
 
     config = config_from_args(args)
-    if args.flush_frames < 1:
-        raise BadInputError(f"--flush-frames: expected an integer >= 1, got {args.flush_frames}")
-    if not args.stale_after > 0:
-        raise BadInputError(f"--stale-after: expected a number of seconds > 0, got {args.stale_after}")
+    job = job_options_from_args(args)
     if not args.dataset and not args.videos:
         raise BadInputError("give video files/folders, or --dataset NAME, or both")
     name = args.dataset or "posetrack"
@@ -147,10 +74,11 @@ def _run(args) -> int:
         if not fo.dataset_exists(name):
             raise BadInputError(f"no dataset named {name!r}; existing: {fo.list_datasets()}")
         view = dataset = fo.load_dataset(name)
-    summary = run(view, config, flush_frames=args.flush_frames, stale_after=args.stale_after)
+    summary = run(view, config, **job)
     print(
         f"dataset {dataset.name!r}: {len(summary.processed)} video(s) processed, "
         f"{len(summary.skipped)} already done, {summary.frames} frames"
+        + (f" (run record {summary.run_key!r}: posetrack runs {dataset.name} {summary.run_key})" if summary.run_key else "")
     )
     _print_timings(summary.timings, summary.frames)
     return 0
@@ -164,63 +92,3 @@ def _print_timings(timings: dict, frames: int) -> None:
     for stage, sec in sorted(timings.items(), key=lambda kv: -kv[1]):
         print(f"{stage:<16}{sec:9.2f}{100 * sec / total:7.1f}%")
     print(f"{'total':<16}{total:9.2f}   ({frames / total:.1f} frames/s)")
-
-
-def _demo(args) -> int:
-    import fiftyone as fo
-
-    from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset, load_synth
-    from fiftyone_posetrack.fo.run import run
-
-    config = config_from_args(args)
-    start = time.perf_counter()
-    if fo.dataset_exists(args.dataset):
-        fo.delete_dataset(args.dataset)
-    if args.video:
-        dataset = get_or_create_dataset(args.dataset)
-        add_videos(dataset, [args.video])
-        print(f"video: {args.video}")
-    else:
-        from fiftyone_posetrack.models import cache_dir
-        from fiftyone_posetrack.synth import render_crowd
-
-        out = args.out or os.path.join(cache_dir().parent, "demo", f"crowd-{args.people}p-{args.frames}f-s{args.seed}")
-        result = render_crowd(
-            out, people=args.people, frames=args.frames, width=args.width,
-            height=args.height, seed=args.seed, overwrite=True,
-        )  # fmt: skip
-        dataset = load_synth(out, args.dataset)
-        print(f"synthetic crowd: {result.people} people, {result.frames} frames -> {result.video_path}")
-    summary = run(dataset, config)
-    _print_timings(summary.timings, summary.frames)
-    if dataset.has_frame_field("gt_detections"):
-        _print_evaluation(dataset, config)
-    print(f"dataset {dataset.name!r} ready ({time.perf_counter() - start:.1f} s)")
-    if args.app:
-        session = fo.launch_app(dataset, port=args.port, address="127.0.0.1")
-        print(f"App at http://127.0.0.1:{args.port} - press Ctrl+C to stop")
-        session.wait()
-    return 0
-
-
-def _print_evaluation(dataset, config) -> None:
-    """Evaluates the demo's labels as stored runs (``demo_tracking``,
-    ``demo_poses``: the App can filter to the errors) and prints the metrics."""
-    from fiftyone_posetrack.fo.evaluation import evaluate_poses, evaluate_tracking
-
-    m = evaluate_tracking(dataset, config.detections_field, "gt_detections", eval_key="demo_tracking").metrics()
-    print(
-        f"tracking: MOTA {m['mota']:.3f}  IDF1 {m['idf1']:.3f}  HOTA {m['hota']:.3f}  "
-        f"MOTP {m['motp']:.3f}  FP {m['fp']}  FN {m['fn']}  IDSW {m['idsw']}"
-    )
-    if not dataset.has_frame_field("gt_keypoints"):
-        return
-    p = evaluate_poses(
-        dataset, config.keypoints_field, "gt_keypoints", eval_key="demo_poses", kind="posetrack",
-        pred_box_field=config.detections_field,
-    ).metrics()  # fmt: skip
-    print(
-        f"poses:    OKS AP {p['ap']:.3f}  AP50 {p['ap50']:.3f}  AR {p['ar']:.3f}  |  PoseTrack "
-        f"AP {p['pt_ap']:.1f}  MOTA {p['pt_mota']:.1f}  MOTP {p['pt_motp']:.1f} (percent)"
-    )
-    print("evaluation runs 'demo_tracking' and 'demo_poses' are stored on the dataset")

@@ -11,7 +11,9 @@ Build a detector from a model spec string::
 Backends: ``rtmdet-onnx`` (:mod:`.onnx_rtmdet`), ``yolox-onnx``
 (:mod:`.onnx_yolox`), ``onnx`` (sniffs which of the two), ``mmdet`` (the
 OpenMMLab backend, when installed). :class:`FusedDetector` fuses several
-detectors with weighted boxes fusion (:mod:`.fusion`).
+detectors with weighted boxes fusion (:mod:`.fusion`); :class:`TiledDetector`
+runs one on overlapping tiles plus the whole frame (sliced inference,
+:mod:`.tiling`). Every backend takes ``input_size`` (the longer side in pixels).
 """
 
 from fiftyone_posetrack.detection.base import (
@@ -24,11 +26,13 @@ from fiftyone_posetrack.detection.base import (
 )
 from fiftyone_posetrack.detection.fusion import FusedDetector, weighted_boxes_fusion
 from fiftyone_posetrack.detection.nms import box_iou, nms
+from fiftyone_posetrack.detection.tiling import TiledDetector
 
 __all__ = [
     "Detector",
     "ModelSpec",
     "FusedDetector",
+    "TiledDetector",
     "available_detectors",
     "box_iou",
     "make_detector",

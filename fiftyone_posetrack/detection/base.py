@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.types import BadInputError, FrameDetections, MissingDependencyError
 
 __all__ = [
     "Detector",
@@ -225,7 +225,7 @@ def resolve_target(target, kind: str, backend: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise BadInputError(
+        raise MissingDependencyError(
             f"{kind} backend {backend!r} is not available: importing {module_name} failed ({e}). "
             "The mmdet/mmpose backends need the OpenMMLab extra: "
             "pip install 'fiftyone-posetrack[mm]'"

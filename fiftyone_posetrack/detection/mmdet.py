@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fiftyone_posetrack.detection.base import Detector, ModelSpec, check_frames
+from fiftyone_posetrack.detection.preprocess import check_input_size
 from fiftyone_posetrack.openmmlab import load_config, load_weights, require, resolve_device
 from fiftyone_posetrack.types import BadInputError, FrameDetections
 
@@ -30,6 +31,9 @@ class MMDetDetector(Detector):
         batch_size: frames per forward pass
         person_class: the class name to keep
         cfg_options: config overrides, e.g. ``{"model.test_cfg.score_thr": 0.01}``
+        input_size: the longer side of the resized frame in pixels (the test
+            pipeline's ``Resize`` becomes ``scale=(S, S), keep_ratio=True`` and a
+            fixed-size ``Pad`` pads to ``S x S``); 0 / None keeps the config's
     """
 
     def __init__(
@@ -41,8 +45,10 @@ class MMDetDetector(Detector):
         batch_size: int = 8,
         person_class: str = "person",
         cfg_options: dict | None = None,
+        input_size: int | None = None,
     ):
         super().__init__(score_threshold, device, batch_size)
+        self.input_size = check_input_size(input_size or 0, "input_size")
         require("mmdet")
         from mmdet.apis import init_detector
         from mmdet.utils import register_all_modules
@@ -63,13 +69,29 @@ class MMDetDetector(Detector):
         if person_class not in classes:
             raise BadInputError(f"{config}: the model's classes {classes[:10]}... have no {person_class!r}")
         self.person_label = classes.index(person_class)
-        self.pipeline = self._test_pipeline(cfg)
+        self.pipeline = self._test_pipeline(cfg, self.input_size)
 
     @staticmethod
-    def _test_pipeline(cfg):
+    def test_pipeline_steps(cfg, input_size: int = 0) -> list[dict]:
+        """The config's test pipeline steps, resized to ``input_size`` (longer side) if > 0."""
+        steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline]
+        if input_size:
+            for t in steps:
+                kind = str(t.get("type")).rsplit(".", 1)[-1]
+                if kind in ("Resize", "FixShapeResize"):
+                    t.pop("scale_factor", None)
+                    t.pop("width", None), t.pop("height", None)  # FixShapeResize's
+                    t["type"] = str(t["type"]).replace("FixShapeResize", "Resize")
+                    t.update(scale=(input_size, input_size), keep_ratio=True)
+                elif kind == "Pad" and t.get("size") is not None:
+                    t["size"] = (input_size, input_size)
+        return steps
+
+    @classmethod
+    def _test_pipeline(cls, cfg, input_size: int = 0):
         from mmengine.dataset import Compose
 
-        steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline]
+        steps = cls.test_pipeline_steps(cfg, input_size)
         steps[0] = dict(type="mmdet.LoadImageFromNDArray")
         # annotations are not needed (and absent) at inference
         steps = [t for t in steps if "LoadAnnotations" not in str(t.get("type"))]

@@ -28,6 +28,8 @@ import numpy as np
 
 from fiftyone_posetrack.detection.base import Detector
 from fiftyone_posetrack.detection.preprocess import (
+    check_input_size,
+    input_canvas,
     letterbox_batch,
     read_mmdeploy_pipeline,
     unletterbox_detections,
@@ -56,7 +58,12 @@ class RTMDetONNX(Detector):
             batch 1; larger batches are tried once, see the module docstring)
         person_label: the label id of persons in the model (0 for the person
             only models and for COCO-80 models)
-        input_size, mean, std, to_rgb, pad_value: preprocessing overrides;
+        input_size: the model input: an int is the frames' longer side in
+            pixels (the canvas follows the frames' aspect ratio, sides rounded
+            up to multiples of 32; the mmdeploy export has dynamic H and W),
+            a ``(width, height)`` pair a fixed canvas, 0 / None the export's
+            own size (``pipeline.json``, else 320 x 320)
+        mean, std, to_rgb, pad_value: preprocessing overrides;
             default to ``pipeline.json`` next to the model, else RTMDet-nano's
         threads: onnxruntime intra-op CPU threads (0: default)
     """
@@ -68,7 +75,7 @@ class RTMDetONNX(Detector):
         device: str = "auto",
         batch_size: int = 8,
         person_label: int = 0,
-        input_size: tuple[int, int] | None = None,
+        input_size: "int | tuple[int, int] | None" = None,
         mean=None,
         std=None,
         to_rgb: bool | None = None,
@@ -85,6 +92,10 @@ class RTMDetONNX(Detector):
             )
         self.input_name = self.session.get_inputs()[0].name
         cfg = read_mmdeploy_pipeline(model_path) or {}
+        self.longer_side = 0
+        if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
+            self.longer_side = check_input_size(input_size, "input_size")
+            input_size = None
         self.input_size = tuple(input_size or cfg.get("size", (320, 320)))
         self.mean = mean if mean is not None else cfg.get("mean", (103.53, 116.28, 123.675))
         self.std = std if std is not None else cfg.get("std", (57.375, 57.12, 58.395))
@@ -119,9 +130,10 @@ class RTMDetONNX(Detector):
         return dets, labels
 
     def _detect_batch(self, frames: list[np.ndarray]) -> list[FrameDetections]:
+        size = input_canvas(frames, self.longer_side) if self.longer_side else self.input_size
         tensor, ratios = letterbox_batch(
             frames,
-            self.input_size,
+            size,
             self.mean,
             self.std,
             self.to_rgb,

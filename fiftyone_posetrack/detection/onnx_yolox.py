@@ -83,6 +83,10 @@ class YOLOXONNX(Detector):
         person_class: class index of persons (0 in COCO-80)
         legacy: pre-0.2 YOLOX preprocessing (RGB / 255, ImageNet mean/std)
         max_det: the most detections kept per frame
+        input_size: 0 / None, or the export's own input size (its longer
+            side, or ``(width, height)``): the official YOLOX ONNX files have a
+            fixed input (nano / tiny 416, s / m / l / x 640), so any other size
+            is refused; export the model again at the size you need
         threads: onnxruntime intra-op CPU threads (0: default)
     """
 
@@ -96,6 +100,7 @@ class YOLOXONNX(Detector):
         person_class: int = 0,
         legacy: bool = False,
         max_det: int = 100,
+        input_size: "int | tuple[int, int] | None" = None,
         threads: int = 0,
     ):
         super().__init__(score_threshold, device, batch_size)
@@ -118,6 +123,7 @@ class YOLOXONNX(Detector):
             self._max_batch = batch_size
         else:
             self._max_batch = 1
+        self._check_input_size(model_path, input_size)
         self.grid, self.stride = yolox_grids(self.input_size)
         n_out = out[0].shape[1]
         if isinstance(n_out, int) and n_out != len(self.grid):
@@ -129,6 +135,22 @@ class YOLOXONNX(Detector):
         self.person_class = int(person_class)
         self.legacy = bool(legacy)
         self.max_det = int(max_det)
+
+    def _check_input_size(self, model_path, input_size) -> None:
+        if input_size is None or (isinstance(input_size, (int, np.integer)) and input_size == 0):
+            return
+        if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
+            ok = int(input_size) == max(self.input_size)
+        else:
+            ok = tuple(int(v) for v in input_size) == self.input_size
+        if not ok:
+            w, h = self.input_size
+            raise BadInputError(
+                f"YOLOX ONNX model {model_path!r}: input size {input_size!r} is not possible, the "
+                f"export has a fixed {w}x{h} input (the official YOLOX ONNX files are fixed at 416 "
+                f"or 640); use 0 (the model's own size) or {max(w, h)}, or export the model at the "
+                "size you need"
+            )
 
     def _preprocess(self, frames):
         if self.legacy:

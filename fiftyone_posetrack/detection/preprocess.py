@@ -15,15 +15,55 @@ import os
 import cv2
 import numpy as np
 
-from fiftyone_posetrack.types import FrameDetections
+from fiftyone_posetrack.types import BadInputError, FrameDetections
 
 __all__ = [
+    "check_input_size",
+    "input_canvas",
     "letterbox",
     "letterbox_batch",
     "read_mmdeploy_pipeline",
     "unletterbox_boxes",
     "unletterbox_detections",
 ]
+
+
+def check_input_size(input_size, what: str = "det_input_size") -> int:
+    """Checks a detector input size (longer side, pixels; 0 = the model's own size)."""
+    if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) or input_size < 0:
+        raise BadInputError(
+            f"{what}: expected an integer number of pixels >= 0 (0 = the model's own size), "
+            f"got {input_size!r}"
+        )
+    if 0 < input_size < 32:
+        raise BadInputError(f"{what}: {input_size} px is smaller than the detectors' stride 32")
+    return int(input_size)
+
+
+def input_canvas(frames: list[np.ndarray], longer_side: int, divisor: int = 32) -> tuple[int, int]:
+    """The model input that holds every frame resized to ``longer_side``.
+
+    Each frame is scaled so that its longer side is ``longer_side`` pixels
+    (keeping its aspect ratio); the canvas is the smallest ``(width, height)``
+    holding all of them, rounded up to a multiple of ``divisor`` (the
+    detectors' largest stride). A 1920x1080 frame at 960 gives a 960 x 544
+    canvas rather than 960 x 960: the padding costs compute and finds nothing.
+
+    Args:
+        frames: ``(H, W, C)`` images
+        longer_side: pixels of the resized frames' longer side
+        divisor: the canvas sides are multiples of it
+
+    Returns:
+        ``(width, height)`` of the input canvas
+    """
+    width = height = divisor
+    for frame in frames:
+        h, w = frame.shape[:2]
+        ratio = longer_side / max(h, w)
+        width = max(width, int(np.ceil(round(w * ratio) / divisor)) * divisor)
+        height = max(height, int(np.ceil(round(h * ratio) / divisor)) * divisor)
+    return width, height
 
 
 def letterbox(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, missing_dependency
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ def onnx_session(
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise BadInputError(
-            f"{what}: onnxruntime is not installed (pip install 'fiftyone-posetrack[onnx]')"
-        ) from e
+        raise missing_dependency(what, "onnxruntime", "onnx", e) from e
     path = check_model_file(path, what, source or "the model's release page")
     options = ort.SessionOptions()
     options.log_severity_level = 3

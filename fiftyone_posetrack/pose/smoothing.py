@@ -35,10 +35,23 @@ from typing import Sequence
 
 import numpy as np
 
-from fiftyone_posetrack.flow import dense_flow, propagate_points, propagate_points_both_ways, to_gray
+from fiftyone_posetrack.flow import (
+    check_flow_method,
+    dense_flow,
+    propagate_points,
+    propagate_points_both_ways,
+    to_gray,
+)
 from fiftyone_posetrack.types import BadInputError, FramePoses
 
-__all__ = ["FlowPoseSmoother", "smooth_pose_sequence", "OneEuroFilter", "OneEuroPoseSmoother"]
+#: the pose smoothing methods of the pipeline: name -> label
+POSE_SMOOTHING = {
+    "flow": "Optical flow (joints moved in from the neighbour frames)",
+    "one-euro": "One-Euro filter (per joint, no images)",
+    "none": "None",
+}
+
+__all__ = ["POSE_SMOOTHING", "FlowPoseSmoother", "smooth_pose_sequence", "OneEuroFilter", "OneEuroPoseSmoother"]
 
 
 class FlowPoseSmoother:
@@ -65,8 +78,7 @@ class FlowPoseSmoother:
     ):
         if not 0.0 <= float(alpha) <= 0.5:
             raise BadInputError(f"alpha: expected a value in [0, 0.5], got {alpha}")
-        if method not in ("lk", "dis"):
-            raise BadInputError(f"method: expected 'lk' or 'dis', got {method!r}")
+        check_flow_method(method)
         self.alpha = float(alpha)
         self.score_threshold = float(score_threshold)
         self.method = method

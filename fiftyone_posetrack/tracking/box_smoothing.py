@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fiftyone_posetrack.flow import dense_flow, propagate_points, to_gray
+from fiftyone_posetrack.flow import check_flow_method, dense_flow, propagate_points, to_gray
 from fiftyone_posetrack.types import BadInputError, FrameTracks
 
 __all__ = ["propagate_boxes", "FlowBoxSmoother"]
@@ -155,8 +155,7 @@ class FlowBoxSmoother:
     ):
         if not 0.0 <= alpha <= 1.0:
             raise BadInputError(f"alpha must be in [0, 1], got {alpha}")
-        if method not in ("lk", "dis"):
-            raise BadInputError(f"method: expected 'lk' or 'dis', got {method!r}")
+        check_flow_method(method)
         self.alpha = float(alpha)
         self.max_gap = int(max_gap)
         self.method = method

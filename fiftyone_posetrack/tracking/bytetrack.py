@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 
 from fiftyone_posetrack.tracking.base import Tracker, register_tracker
-from fiftyone_posetrack.tracking.kalman import xyxy_to_xyah
 from fiftyone_posetrack.tracking.matching import (
     cosine_distance,
     iou_distance,
@@ -38,8 +37,11 @@ from fiftyone_posetrack.tracking.matching import (
     normalize_rows,
 )
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["ByteTrack", "Sort"]
+
+_UNIT = ValueSpec("float", lo=0.0, hi=1.0)
 
 
 @register_tracker("bytetrack")
@@ -63,8 +65,28 @@ class ByteTrack(Tracker):
         proximity_thresh: largest ``1 - IoU`` where appearance may be used
         feature_momentum: EMA weight of the old track feature
         oru: OC-SORT observation-centric re-update of re-found tracks
-        min_score, output, cmc, output_missed: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin:
+            see :class:`~fiftyone_posetrack.tracking.base.Tracker` (a detection without a
+            feature is matched by IoU only; only high-score boxes ask for one)
     """
+
+    label = "ByteTrack (high- then low-score matching; motion, optional appearance)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "track_thresh": _UNIT,
+        "low_thresh": ValueSpec("float", lo=0.0, hi=1.0, nullable=True),
+        "new_track_thresh": _UNIT,
+        "match_thresh": _UNIT,
+        "second_match_thresh": _UNIT,
+        "unconfirmed_match_thresh": _UNIT,
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "fuse_score": ValueSpec("bool"),
+        "appearance_thresh": _UNIT,
+        "proximity_thresh": _UNIT,
+        "feature_momentum": _UNIT,
+        "oru": ValueSpec("bool"),
+    }
 
     def __init__(
         self,
@@ -85,6 +107,10 @@ class ByteTrack(Tracker):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         if int(n_init) < 1 or int(max_age) < 0:
             raise BadInputError(f"n_init must be >= 1 and max_age >= 0, got {n_init}, {max_age}")
@@ -103,7 +129,9 @@ class ByteTrack(Tracker):
         self.proximity_thresh = float(proximity_thresh)
         self.feature_momentum = float(feature_momentum)
         self.oru = bool(oru)
-        super().__init__(min_score, output, cmc, output_missed)
+        super().__init__(
+            min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin
+        )
 
     def _extra_fields(self) -> dict:
         return {"obs_mean": ((8,), np.float64), "obs_cov": ((8, 8), np.float64)}
@@ -114,6 +142,11 @@ class ByteTrack(Tracker):
             mean = mean.copy()
             mean[lost, 7] = 0.0
         return mean, cov
+
+    def _appearance_candidates(self, dets: FrameDetections) -> np.ndarray:
+        # only high-score detections are matched with appearance (first and tentative stages)
+        keep = self._usable(dets)
+        return keep[dets.scores[keep] >= self.track_thresh]
 
     def _cost(self, rows, cols, boxes, scores, feats) -> np.ndarray:
         t = self.tracks
@@ -129,6 +162,9 @@ class ByteTrack(Tracker):
         t = self.tracks
         boxes, scores = dets.boxes[keep], dets.scores[keep]
         feats = None if dets.embeddings is None else normalize_rows(dets.embeddings[keep])
+        embedded = None if self._embedded is None else self._embedded[keep]
+        if embedded is not None:
+            feats[~embedded] = 0.0  # no feature: cosine distance 1, IoU cost only
         if feats is not None and not hasattr(t, "feat"):
             t.add_field("feat", (feats.shape[1],), np.float32)
 
@@ -165,7 +201,8 @@ class ByteTrack(Tracker):
         t.obs_mean[rows], t.obs_cov[rows] = t.mean[rows], t.cov[rows]
         t.confirmed[rows] |= t.hits[rows] >= self.n_init
         if feats is not None:
-            self._update_features(rows, feats[cols])
+            has = slice(None) if embedded is None else embedded[cols]
+            self._update_features(rows[has], feats[cols][has])
 
         missed = t.tsu > 0
         t.keep(~(missed & (~t.confirmed | (t.tsu > self.max_age))))
@@ -198,7 +235,7 @@ class ByteTrack(Tracker):
             for k in range(1, gap):
                 mean, cov = self.kf.predict(mean, cov)
                 virtual = start + (end - start) * (k / gap)
-                mean, cov = self.kf.update(mean, cov, xyxy_to_xyah(virtual))
+                mean, cov = self.kf.update(mean, cov, self.kf.from_boxes(virtual))
             t.mean[r], t.cov[r] = self.kf.predict(mean, cov)
 
 
@@ -210,8 +247,16 @@ class Sort(ByteTrack):
         iou_threshold: least IoU of a match
         max_age: frames a track survives without a detection
         n_init: hits before a track is output (SORT's ``min_hits``)
-        min_score, output, cmc, output_missed: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        min_score, output, cmc, output_missed, kalman, nsa: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "SORT (motion only, one IoU matching)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "iou_threshold": _UNIT,
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+    }
 
     def __init__(
         self,
@@ -222,12 +267,17 @@ class Sort(ByteTrack):
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 0,
+        kalman: str = "xyah",
+        nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         super().__init__(
             track_thresh=min_score, low_thresh=None, new_track_thresh=min_score,
             match_thresh=1.0 - iou_threshold, unconfirmed_match_thresh=1.0 - iou_threshold,
             max_age=max_age, n_init=n_init, fuse_score=False, min_score=min_score,
-            output=output, cmc=cmc, output_missed=output_missed,
+            output=output, cmc=cmc, output_missed=output_missed, kalman=kalman, nsa=nsa,
+            appearance_on_demand=appearance_on_demand, clear_margin=clear_margin,
         )  # fmt: skip
 
     def _pre_predict(self, mean, cov):

@@ -19,6 +19,12 @@ Per frame:
    deleted after ``max_age`` missed frames; every unmatched detection starts a
    tentative track.
 
+With appearance on demand (``appearance_on_demand=True`` and ``update(...,
+embedded=mask)``, see :mod:`fiftyone_posetrack.tracking.base`), the clear
+motion matches of the detections without a feature are matched first (stage 0);
+the cascade then runs on the other tracks and detections, and a detection
+still without a feature can only match in the IoU stage.
+
 Without appearance features (``FrameDetections.embeddings is None``) the
 cascade uses the IoU cost (gated by the Mahalanobis distance) instead, so the
 tracker runs on motion alone.
@@ -36,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from fiftyone_posetrack.tracking.base import Tracker, register_tracker
-from fiftyone_posetrack.tracking.kalman import CHI2_95_4DOF, xyxy_to_xyah
+from fiftyone_posetrack.tracking.kalman import CHI2_95_4DOF
 from fiftyone_posetrack.tracking.matching import (
     INF_COST,
     gallery_distance,
@@ -45,6 +51,7 @@ from fiftyone_posetrack.tracking.matching import (
     normalize_rows,
 )
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["DeepSort"]
 
@@ -66,8 +73,29 @@ class DeepSort(Tracker):
         output_missed: output confirmed tracks missed for up to this many
             frames with their predicted box (1, as the paper's reference
             application, which reports tracks with ``time_since_update <= 1``)
-        min_score, output, cmc: see :class:`~fiftyone_posetrack.tracking.base.Tracker`
+        ema_momentum: StrongSORT's EMA appearance (Du et al., 2023): instead of a
+            gallery of ``nn_budget`` features, each track keeps one feature
+            ``e = m * e + (1 - m) * f`` updated with every matched detection's
+            feature ``f`` (StrongSORT: ``m = 0.9``); ``None`` keeps the gallery
+        min_score: detections below this confidence are ignored (0.3: a raw
+            detector file with scores down to 0.01 would otherwise start a track
+            on every false positive)
+        output, cmc, kalman, nsa, appearance_on_demand, clear_margin: see
+            :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    label = "DeepSORT (motion + appearance, matching cascade)"
+    PARAMS = {
+        **Tracker.PARAMS,
+        "max_cosine_distance": ValueSpec("float", lo=0.0, hi=2.0),
+        "nn_budget": ValueSpec("int", lo=1),
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "max_iou_distance": ValueSpec("float", lo=0.0, hi=1.0),
+        "gating_threshold": ValueSpec("float", lo=0.0, lo_open=True),
+        "only_position": ValueSpec("bool"),
+        "ema_momentum": ValueSpec("float", lo=0.0, hi=1.0, hi_open=True, nullable=True),
+    }
 
     def __init__(
         self,
@@ -78,10 +106,15 @@ class DeepSort(Tracker):
         max_iou_distance: float = 0.7,
         gating_threshold: float = CHI2_95_4DOF,
         only_position: bool = False,
-        min_score: float = 0.0,
+        ema_momentum: float | None = None,
+        min_score: float = 0.3,
         output: str = "filtered",
         cmc: bool = False,
         output_missed: int = 1,
+        kalman: str = "xyah",
+        nsa: bool = False,
+        appearance_on_demand: bool = False,
+        clear_margin: float = 0.3,
     ):
         if int(nn_budget) < 1:
             raise BadInputError(f"nn_budget must be >= 1, got {nn_budget}")
@@ -94,18 +127,36 @@ class DeepSort(Tracker):
         self.max_iou_distance = float(max_iou_distance)
         self.gating_threshold = float(gating_threshold)
         self.only_position = bool(only_position)
-        super().__init__(min_score, output, cmc, output_missed)
+        if ema_momentum is not None and not 0.0 <= float(ema_momentum) < 1.0:
+            raise BadInputError(f"ema_momentum must be in [0, 1) or None, got {ema_momentum}")
+        self.ema_momentum = None if ema_momentum is None else float(ema_momentum)
+        super().__init__(
+            min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin
+        )
 
     def _extra_fields(self) -> dict:
         return {"gal_n": ((), np.int64)}  # features ever added to the gallery
 
     def _galleries(self, rows: np.ndarray) -> list[np.ndarray]:
         t = self.tracks
-        return [t.galleries[r][: min(t.gal_n[r], self.nn_budget)] for r in rows]
+        empty = np.zeros((0, self.feature_dim or 1), np.float32)  # a track born without a feature
+        return [
+            empty if t.galleries[r] is None else t.galleries[r][: min(t.gal_n[r], self.nn_budget)]
+            for r in rows
+        ]
 
     def _add_features(self, rows: np.ndarray, feats: np.ndarray) -> None:
-        """Appends one feature per track to its ring-buffer gallery."""
+        """Appends one feature per track to its ring-buffer gallery (or, with
+        ``ema_momentum``, blends it into the track's single EMA feature)."""
         t = self.tracks
+        if self.ema_momentum is not None:
+            m = self.ema_momentum
+            for r, f in zip(rows, feats):
+                g = t.galleries[r]
+                e = f if g is None else m * g[0] + (1.0 - m) * f
+                t.galleries[r] = normalize_rows(e[None])
+                t.gal_n[r] = 1
+            return
         for r, f in zip(rows, feats):
             buf, n = t.galleries[r], t.gal_n[r]
             if buf is None:
@@ -116,10 +167,12 @@ class DeepSort(Tracker):
             t.galleries[r] = buf
             t.gal_n[r] = n + 1
 
-    def _cascade(self, boxes, xyah, feats) -> tuple[np.ndarray, np.ndarray]:
-        """Matching cascade of the confirmed tracks; returns ``(rows, local cols)``."""
+    def _cascade(self, boxes, xyah, feats, skip_rows=None) -> tuple[np.ndarray, np.ndarray]:
+        """Matching cascade of the confirmed tracks (but ``skip_rows``); returns ``(rows, local cols)``."""
         t = self.tracks
         conf = np.flatnonzero(t.confirmed & (t.tsu <= self.max_age))
+        if skip_rows is not None and len(skip_rows):
+            conf = conf[~np.isin(conf, skip_rows)]
         if len(conf) == 0 or len(boxes) == 0:
             return _NO_MATCH
         inside = self.kf.gating_distance(
@@ -152,7 +205,15 @@ class DeepSort(Tracker):
         t = self.tracks
         boxes = dets.boxes[keep]
         feats = None if dets.embeddings is None else normalize_rows(dets.embeddings[keep])
-        rows_a, cols_a = self._cascade(boxes, xyxy_to_xyah(boxes), feats)
+        embedded = None if self._embedded is None else self._embedded[keep]
+        if embedded is not None:
+            feats[~embedded] = 0.0  # no feature: cosine distance 1, never an appearance match
+        rows_0, cols_0 = self._clear_pairs(boxes, embedded)  # stage 0: clear motion matches
+        rest = np.setdiff1d(np.arange(len(boxes)), cols_0)
+        rows_a, cols_a = self._cascade(
+            boxes[rest], self.kf.from_boxes(boxes[rest]), None if feats is None else feats[rest], rows_0
+        )
+        rows_a, cols_a = np.concatenate([rows_0, rows_a]), np.concatenate([cols_0, rest[cols_a]])
 
         matched = np.zeros(len(t), dtype=bool)
         matched[rows_a] = True
@@ -169,7 +230,8 @@ class DeepSort(Tracker):
         self._update_tracks(rows, keep[cols], dets)
         t.confirmed[rows] |= t.hits[rows] >= self.n_init
         if feats is not None:
-            self._add_features(rows, feats[cols])
+            has = slice(None) if embedded is None else embedded[cols]
+            self._add_features(rows[has], feats[cols][has])
 
         missed = t.tsu > 0
         t.keep(~(missed & (~t.confirmed | (t.tsu > self.max_age))))
@@ -180,4 +242,5 @@ class DeepSort(Tracker):
         start = len(t)
         self._new_tracks(keep[new], dets, self.n_init <= 1, gal_n=np.zeros(len(new)))
         if feats is not None:
-            self._add_features(np.arange(start, len(t)), feats[new])
+            has = slice(None) if embedded is None else embedded[new]
+            self._add_features(np.arange(start, len(t))[has], feats[new][has])

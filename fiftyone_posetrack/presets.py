@@ -1,0 +1,110 @@
+"""Presets: named sets of pipeline option values, e.g. ``PipelineConfig(preset="cpu")``.
+
+Each entry of :data:`PRESETS` has a one-line ``description`` and the
+``options`` it sets (names of :data:`fiftyone_posetrack.pipeline.options.OPTIONS`).
+Options given explicitly override the preset's values::
+
+    PipelineConfig(preset="balanced", tracker="bytetrack")
+    PipelineConfig.from_preset("cpu", batch_size=4)
+    posetrack run --preset cpu --tracker bytetrack ...
+
+Presets are data: a model name the zoo (:mod:`fiftyone_posetrack.models`)
+does not know gives the usual unknown-model error when the preset is used,
+never at import.
+
+The ``cpu`` preset's detection values (input size, tiling) and ReID options
+are placeholders until the detection / zoo benches set them: change them in
+:data:`CPU_TUNED` only.
+"""
+
+from __future__ import annotations
+
+from fiftyone_posetrack.types import BadInputError
+
+__all__ = ["PRESETS", "CPU_TUNED", "preset_options", "preset_models"]
+
+#: the ``cpu`` preset's measured values (branches det / zoo set them from their benches)
+CPU_TUNED = {
+    "detector": "rtmdet-nano-person",
+    "reid": "osnet-x0_25-msmt17",
+    "pose": "movenet-lightning-int8",
+    "tracker": "deepsort",
+    # placeholders: det_input_size / det_tile_size / det_tile_overlap, once those options exist
+}
+
+PRESETS: dict[str, dict] = {
+    "hie2020": {
+        "description": "the HIE 2020 challenge pipeline: two Cascade R-CNN detectors fused, DeepSORT + OSNet ReID, "
+        "HRNet + SimpleBaseline heatmaps averaged, flow smoothing (slow; GPU)",
+        "options": {
+            "detector": "cascade-rcnn-x101-fpn-coco",
+            "detector2": "cascade-rcnn-r101-fpn-coco",
+            "fusion_weights": (1.0, 1.0),
+            "box_smoothing": True,
+            "box_alpha": 0.5,
+            "tracker": "deepsort",
+            "tracker_params": {
+                "max_cosine_distance": 0.3, "nn_budget": 256, "max_age": 30, "n_init": 3, "max_iou_distance": 0.7,
+            },  # fmt: skip
+            "reid": "osnet-x1_0-msmt17",
+            "reid_flip": True,
+            "reid_scales": (1.0, 0.875),
+            "pose": "hrnet-w48-coco-384x288",
+            "pose2": "simplebaseline-r152-coco-256x192",
+            "pose_smoothing": "flow",
+        },
+    },
+    "accurate": {
+        "description": "strong single models: YOLOX-x + RTMPose-l, DeepSORT + OSNet x1.0 (GPU recommended; "
+        "no RTMDet-l person model is published)",
+        "options": {
+            "detector": "yolox-x",
+            "pose": "rtmpose-l-body7",
+            "tracker": "deepsort",
+            "reid": "osnet-x1_0-msmt17",
+            "pose_smoothing": "flow",
+        },
+    },
+    "balanced": {
+        "description": "RTMDet-m + RTMPose-m, DeepSORT + OSNet x0.25",
+        "options": {
+            "detector": "rtmdet-m-person",
+            "pose": "rtmpose-m-body7",
+            "tracker": "deepsort",
+            "reid": "osnet-x0_25-msmt17",
+        },
+    },
+    "fast": {
+        "description": "RTMDet-nano + RTMPose-t, ByteTrack (motion only)",
+        "options": {
+            "detector": "rtmdet-nano-person",
+            "pose": "rtmpose-t-body7",
+            "tracker": "bytetrack",
+            "reid": None,
+        },
+    },
+    "cpu": {
+        "description": "what runs well offline on a few CPU cores with the models of the shared models folder",
+        "options": CPU_TUNED,
+    },
+}
+
+
+def preset_options(name: str) -> dict:
+    """The option values of preset ``name`` (a copy).
+
+    Raises:
+        BadInputError: for an unknown name, listing the known ones
+    """
+    if name not in PRESETS:
+        raise BadInputError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name]["options"].items()}
+
+
+def preset_models(name: str) -> dict:
+    """``{option: model name}`` of the model options preset ``name`` sets."""
+    from fiftyone_posetrack.pipeline.options import OPTIONS
+
+    return {
+        k: v for k, v in preset_options(name).items() if OPTIONS[k].model_kind is not None and v is not None
+    }
