@@ -73,7 +73,9 @@ class ValueSpec:
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.type in ("int", "float", "floats"):
-            noun = {"int": "an integer", "float": "a finite number"}.get(self.type, f"{self.length} finite numbers")
+            noun = {"int": "an integer", "float": "a finite number"}.get(
+                self.type, f"{self.length or 'one or more'} finite numbers"
+            )
             text = noun + self._range_text()
         elif self.type == "bool":
             text = "true or false"
@@ -135,7 +137,7 @@ def check_value(spec: ValueSpec, value: Any, what: str) -> Any:
         if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
             bad()
         items = list(value)
-        if spec.length is not None and len(items) != spec.length:
+        if len(items) != (spec.length or max(len(items), 1)):  # no length: at least one
             bad()
         return tuple(_check_number(spec, v, bad) for v in items)
     if t == "fields":

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_posetrack.fo.scaleout import queue_delegated_copies, run_until_done, worker_id
 from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
@@ -52,11 +52,6 @@ def operator_config(name: str, label: str, description: str, heavy: bool, icon: 
         allow_delegated_execution=True,
         default_choice_to_delegated=heavy,
     )
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process: who ran an operation."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --------------------------------------------------------------------------- forms
@@ -234,8 +229,21 @@ class Params:
         return self._check(ValueSpec("str", choices=None if choices is None else tuple(choices)), name, default)
 
     def path(self, name, required=True):
+        """An absolute path (``~`` expanded); a relative one is refused.
+
+        Operators run in the App server, whose working folder is not the
+        user's, so a relative path would land somewhere unexpected.
+        """
         v = self.str(name, required=required)
-        return os.path.abspath(os.path.expanduser(v)) if v else None
+        if not v:
+            return None
+        path = os.path.expanduser(v)
+        if not os.path.isabs(path):
+            raise BadInputError(
+                f"parameter {name!r}: {v!r} is a relative path; give an absolute path (or ~/...): "
+                "operators run in the App server, whose working folder is not yours"
+            )
+        return os.path.normpath(path)
 
     def bool(self, name, default=False):
         return self._check(ValueSpec("bool"), name, default)
@@ -289,11 +297,6 @@ class Params:
     def new_field(self, name, default):
         """A name for an output field."""
         return self._check(ValueSpec("field"), name, default)
-
-
-def runtime(p: Params) -> dict:
-    """The given ``models_dir``, ``device`` and ``batch_size``."""
-    return p.options(RUNTIME_OPTIONS)
 
 
 def target_view(ctx):
@@ -371,91 +374,29 @@ def scaleout_inputs(inputs):
 
 def queue_copies(ctx, operator, count: int) -> list[str]:
     """Queues ``count`` delegated copies of this operation (``parallel_runs=1``); returns their ids."""
-    import copy
-
-    from fiftyone.operators.delegated import DelegatedOperationService
-    from fiftyone.operators.executor import ExecutionContext
-
-    skip = {"run_doc", "results", "target", "delegated_operation_id", "prompt_id"}
-    service, ids = DelegatedOperationService(), []
-    for i in range(count):
-        request = copy.deepcopy({k: v for k, v in ctx.request_params.items() if k not in skip})
-        request["params"] = dict(copy.deepcopy(ctx.params), parallel_runs=1)
-        request["delegated"] = True
-        request["request_delegation"] = True
-        request.setdefault("dataset_id", str(ctx.dataset._doc.id))
-        doc = service.queue_operation(
-            operator=operator.uri,
-            label=f"{operator.config.label} (parallel run {i + 2}/{count + 1})",
-            delegation_target=ctx.delegation_target,
-            context=ExecutionContext(request_params=request).serialize(),
-        )
-        ids.append(str(doc.id))
-    return ids
+    return queue_delegated_copies(
+        operator.uri, operator.config.label, ctx.request_params, ctx.params, str(ctx.dataset._doc.id), count,
+        ctx.delegation_target,
+    )  # fmt: skip
 
 
 def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
-    """Runs ``once(samples, **job_options)`` over ``view`` like a worker.
-
-    ``job_options`` are the keyword arguments of
-    :func:`fiftyone_posetrack.fo.jobs.run_video_jobs` that every stage takes
-    (``flush_frames``, ``progress``, ``raise_on_error``, ``stale_after``,
-    ``progress_callback``), from the operator's parameters.
-
-    Queues the extra ``parallel_runs``; after the first pass, while other runs
-    hold videos of ``view`` (status ``"running"``), polls and runs again on
-    those, so videos of a worker that died are redone once their claim is
-    stale (delegated runs only). Records the worker (``host:pid``) of each processed video in the
-    sample field ``<status_field without _status>_worker``.
-    """
-    import time
-
-    from fiftyone import ViewField as F
-
+    """Runs ``once`` over ``view`` with the operator's scale-out parameters
+    (:func:`fiftyone_posetrack.fo.scaleout.run_until_done`), after queueing the
+    extra ``parallel_runs``; only delegated runs wait for the others."""
     p = Params(ctx)
-    stale_after = p.option("stale_after")
-    flush = p.option("flush_frames")
     runs = p.option("parallel_runs")
-    wait = p.option("wait_for_others") and ctx.delegated  # an App request must not block on others
     queued = queue_copies(ctx, operator, runs - 1) if runs > 1 else []
-    callback = progress_callback(ctx)
-    dataset = view._dataset
-    worker_field = status_field[: -len("_status")] + "_worker"
-    me = worker_id()
-    totals = None
-    samples = view
-    poll = min(max(stale_after / 10.0, 0.5), 30.0)
-    while True:
-        summary = once(
-            samples, flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
-            progress_callback=callback,
-        )  # fmt: skip
-        if summary.processed:
-            if not dataset.has_sample_field(worker_field):
-                dataset.add_sample_field(worker_field, fo.StringField)
-            dataset.select(summary.processed).set_values(worker_field, [me] * len(summary.processed))
-        if totals is None:
-            totals = summary
-        else:
-            totals.processed += summary.processed
-            totals.failed.update(summary.failed)
-            totals.frames += summary.frames
-            totals.run_key = totals.run_key or summary.run_key
-            for k, v in summary.timings.items():
-                totals.timings[k] = totals.timings.get(k, 0.0) + v
-        if not wait or not dataset.has_sample_field(status_field):
-            break
-        samples = view.match(F(status_field) == "running")
-        if not len(samples):
-            break
-        time.sleep(poll)
-    done = set(totals.processed)
-    totals.skipped = [s for s in dict.fromkeys(totals.skipped) if s not in done]
+    totals = run_until_done(
+        view, status_field, once, flush_frames=p.option("flush_frames"), stale_after=p.option("stale_after"),
+        wait_for_others=p.option("wait_for_others") and ctx.delegated,  # an App request must not block on others
+        progress_callback=progress_callback(ctx),
+    )  # fmt: skip
     result = summary_result(totals)
     if totals.run_key:
         from fiftyone_posetrack.fo.runs import brief, get_run
 
-        result["run_record"] = brief(get_run(dataset, totals.run_key))
+        result["run_record"] = brief(get_run(view._dataset, totals.run_key))
     result["queued_runs"] = queued
     raise_failures(totals, what)
     return result

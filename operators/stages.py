@@ -31,7 +31,6 @@ from ._common import (
     option_input,
     option_inputs,
     run_job,
-    runtime,
     runtime_inputs,
     scaleout_inputs,
     show_in_app,

@@ -620,13 +620,13 @@ def test_bad_parameters_on_the_command_line(dataset, models, args, message, caps
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"batch_size": 0}, "Validation error. Path: batch_size."),
+        ({"batch_size": 0}, "parameter 'batch_size': expected an integer >= 1, got 0"),
         ({"det_score_threshold": -0.5}, "Validation error. Path: det_score_threshold."),
         ({"keypoint_threshold": 2}, "Validation error. Path: keypoint_threshold."),
-        ({"device": "gpu"}, "Validation error. Path: device. Reason: Invalid enum value"),
+        ({"device": "gpu"}, "parameter 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
         ({"stale_after": 0}, "parameter 'stale_after': expected a finite number > 0, got 0"),
-        ({"flush_frames": 0}, "Validation error. Path: flush_frames."),
-        ({"batch_size": "8"}, "Validation error. Path: batch_size. Reason: Invalid value type"),
+        ({"flush_frames": 0}, "parameter 'flush_frames': expected an integer >= 1, got 0"),
+        ({"batch_size": "8"}, "parameter 'batch_size': expected an integer >= 1, got '8'"),
         ({"tracker_params": '{"max_age": -1}'}, "parameter 'tracker_params'.max_age: expected an integer >= 0, got -1"),
         ({"detector": "rtmdet-onnx:/no/such/det.onnx"}, "/no/such/det.onnx"),
     ],

@@ -97,7 +97,7 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         "--det-score-threshold", "0.4", "--det-input-size", "640", "--det-tile-size", "512",
         "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf", "--pose", "rtmpose-onnx:/m/pose.onnx", "--pose2", "mmpose:a.py",
         "--tracker", "bytetrack", "--param", "max_age=12", "--param", "track_thresh=0.4",
-        "--reid", "none", "--no-box-smoothing", "--box-alpha", "0.7", "--box-max-gap", "3", "--flow", "dis",
+        "--reid", "none", "--no-reid-flip", "--reid-scales", "1", "0.875", "--no-box-smoothing", "--box-alpha", "0.7", "--box-max-gap", "3", "--flow", "dis",
         "--pose-smoothing", "one-euro", "--pose-alpha", "0.1", "--keypoint-threshold", "0.2",
         "--detections-field", "boxes", "--keypoints-field", "poses", "--overwrite", "--batch-size", "3",
         "--device", "cuda:1", "--models-dir", "/m", "--preset", "fast",
@@ -108,7 +108,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         detector="rtmdet-onnx:/m/det.onnx", detector2="yolox-nano", fusion_weights=(2.0, 1.0),
         det_score_threshold=0.4, det_input_size=640, det_tile_size=512, det_tile_overlap=0.3,
         det_tile_merge="wbf", pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", tracker="bytetrack",
-        tracker_params={"max_age": 12, "track_thresh": 0.4}, reid=None, box_smoothing=False, box_alpha=0.7,
+        tracker_params={"max_age": 12, "track_thresh": 0.4}, reid=None, reid_flip=False,
+        reid_scales=(1.0, 0.875), box_smoothing=False, box_alpha=0.7,
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,
         detections_field="boxes", keypoints_field="poses", overwrite=True, batch_size=3, device="cuda:1",
         models_dir="/m", preset="fast", overwrite_fields=("gt_keypoints", "imported"),
@@ -133,6 +134,8 @@ def test_unset_flags_leave_the_config_defaults():
         ({"batch_size": "8"}, "config.batch_size: expected an integer >= 1, got '8'"),
         ({"fusion_weights": (1.0, math.nan)}, "config.fusion_weights: expected 2 finite numbers >= 0"),
         ({"fusion_weights": (1.0,)}, "config.fusion_weights: expected 2 finite numbers >= 0"),
+        ({"reid_scales": ()}, "config.reid_scales: expected one or more finite numbers > 0 and <= 4, got ()"),
+        ({"reid_scales": (1.0, 0.0)}, "config.reid_scales: expected one or more finite numbers > 0"),
         ({"box_smoothing": "yes"}, "config.box_smoothing: expected true or false, got 'yes'"),
         ({"detections_field": "_boxes"}, "config.detections_field: expected a field name"),
         ({"keypoints_field": "_id"}, "config.keypoints_field: expected a field name"),
@@ -232,3 +235,15 @@ def test_error_classes_and_exit_codes():
     assert not any(issubclass(c, BadInputError) for c in classes[1:]), "each failure kind has its own class"
     e = missing_dependency("MoveNet TFLite", "ai-edge-litert", "lite", ImportError("No module named 'ai_edge_litert'"))
     assert "MoveNet TFLite needs ai-edge-litert" in str(e) and "pip install 'fiftyone-posetrack[lite]'" in str(e)
+
+
+def test_tuning_grid_values_are_checked_before_any_video_is_read():
+    from fiftyone_posetrack.fo.tune import tune_tracker
+
+    for grid, message in [
+        ({"max_age": [1, -1]}, "grid.max_age: expected an integer >= 0, got -1"),
+        ({"iou_threshold": [0.3, float("nan")]}, "grid.iou_threshold: expected a finite number"),
+        ({"bogus": [1]}, "grid: tracker 'sort' has no parameter(s) ['bogus']"),
+    ]:
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            tune_tracker(None, "dets", "gt", "sort", grid)  # no samples: it must fail before reading any

@@ -60,9 +60,9 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo import runs as fruns
+from fiftyone_posetrack.fo.geometry import check_video_file
 from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video
 from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
-from fiftyone_posetrack.video import FrameCountMismatchError, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -314,17 +314,12 @@ def check_reruns(samples, job: VideoJob, config: dict, ids: list[str], stale_aft
 
 
 def check_video(sample: fo.Sample) -> int:
-    """Returns the video's frame count, refusing missing metadata or a file that disagrees with it."""
-    md = sample.metadata
-    if md is None or not md.total_frame_count:
-        raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
-    header = probe_video(sample.filepath).frame_count
-    if header != md.total_frame_count:
-        raise FrameCountMismatchError(
-            f"{sample.filepath}: the file has {header} frames but the metadata says "
-            f"{md.total_frame_count}; recompute the metadata (dataset.compute_metadata(overwrite=True))"
-        )
-    return int(md.total_frame_count)
+    """Returns the video's frame count, refusing missing metadata or a file that disagrees with it.
+
+    See :func:`fiftyone_posetrack.fo.geometry.check_video_file` (frame count,
+    displayed frame size, and a file replaced or edited since its metadata).
+    """
+    return check_video_file(sample).frame_count
 
 
 def _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key=None) -> dict | None:

@@ -41,7 +41,7 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
 
     def compute(sample: fo.Sample, n_frames: int):
         width, height = sample.metadata.frame_width, sample.metadata.frame_height
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(width, height)) as reader:
             for r in pipeline.process(reader.batches(config.batch_size), fps=reader.fps):
                 yield r.frame_number, {
                     config.detections_field: tracks_to_detections(r.tracks, width, height),

