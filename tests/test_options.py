@@ -66,6 +66,7 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         "--pose-smoothing", "one-euro", "--pose-alpha", "0.1", "--keypoint-threshold", "0.2",
         "--detections-field", "boxes", "--keypoints-field", "poses", "--overwrite", "--batch-size", "3",
         "--device", "cuda:1", "--models-dir", "/m", "--preset", "fast",
+        "--det-input-size", "960", "--det-tile-size", "640", "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf",
     ]  # fmt: skip
     config = config_from_args(_run_parser().parse_args(argv))
     expected = dict(
@@ -75,6 +76,7 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,
         detections_field="boxes", keypoints_field="poses", overwrite=True, batch_size=3, device="cuda:1",
         models_dir="/m", preset="fast",
+        det_input_size=960, det_tile_size=640, det_tile_overlap=0.3, det_tile_merge="wbf",
     )  # fmt: skip
     assert set(expected) == set(OPTIONS)
     for name, value in expected.items():

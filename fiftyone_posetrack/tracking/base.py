@@ -292,6 +292,8 @@ class Tracker(abc.ABC):
         "output": ValueSpec("str", choices=("filtered", "detection")),
         "cmc": ValueSpec("bool"),
         "output_missed": ValueSpec("int", lo=0),
+        "kalman": ValueSpec("str", choices=("xyah", "xywh")),
+        "nsa": ValueSpec("bool"),
         "appearance_on_demand": ValueSpec("bool"),
         "clear_margin": ValueSpec("float", lo=0.0, hi=1.0),
     }

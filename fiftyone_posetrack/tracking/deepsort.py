@@ -94,6 +94,7 @@ class DeepSort(Tracker):
         "max_iou_distance": ValueSpec("float", lo=0.0, hi=1.0),
         "gating_threshold": ValueSpec("float", lo=0.0, lo_open=True),
         "only_position": ValueSpec("bool"),
+        "ema_momentum": ValueSpec("float", lo=0.0, hi=1.0, hi_open=True, nullable=True),
     }
 
     def __init__(

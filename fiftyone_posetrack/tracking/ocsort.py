@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.base import register_tracker
+from fiftyone_posetrack.tracking.base import Tracker, register_tracker
 from fiftyone_posetrack.tracking.bytetrack import ByteTrack
 from fiftyone_posetrack.tracking.matching import INF_COST, iou_distance, iou_matrix, linear_assignment
 from fiftyone_posetrack.types import BadInputError, FrameDetections
+from fiftyone_posetrack.values import ValueSpec
 
 __all__ = ["OCSort"]
 
@@ -69,6 +70,20 @@ class OCSort(ByteTrack):
         min_score, output, cmc, output_missed, kalman, nsa, appearance_on_demand, clear_margin: see
             :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
+
+    PARAMS = {
+        **Tracker.PARAMS,
+        "det_thresh": ValueSpec("float", lo=0.0, hi=1.0),
+        "low_thresh": ValueSpec("float", lo=0.0, hi=1.0, nullable=True),
+        "iou_threshold": ValueSpec("float", lo=0.0, hi=1.0),
+        "delta_t": ValueSpec("int", lo=1),
+        "inertia": ValueSpec("float", lo=0.0),
+        "use_byte": ValueSpec("bool"),
+        "max_age": ValueSpec("int", lo=0),
+        "n_init": ValueSpec("int", lo=1),
+        "oru": ValueSpec("bool"),
+        "ocr": ValueSpec("bool"),
+    }
 
     def __init__(
         self,
