@@ -127,11 +127,24 @@ def read_frames(path, stop=None) -> list:
         return [frame for _, frame in reader]
 
 
-def detect_all(frames, size: int, threshold: float):
-    kwargs = dict(score_threshold=threshold, device="cpu", batch_size=1)
-    if size:
-        kwargs["input_size"] = size
+def parse_size(size: str) -> tuple[int, int]:
+    """``"640"`` -> (640, 0); ``"tiles640@320"`` -> input 320 with 640 px tiles: (320, 640)."""
+    if size.startswith("tiles"):
+        tile, _, input_size = size[5:].partition("@")
+        return int(input_size or 0), int(tile)
+    return int(size), 0
+
+
+def detect_all(frames, size: str, threshold: float):
+    from fiftyone_posetrack.detection.tiling import TiledDetector
+
+    input_size, tile = parse_size(size)
+    kwargs = dict(score_threshold=threshold, device="cpu", batch_size=8 if tile else 1)
+    if input_size:
+        kwargs["input_size"] = input_size
     detector = make_detector(DETECTOR, **kwargs)
+    if tile:
+        detector = TiledDetector(detector, tile, 0.2, "nms")
     detector.detect(frames[:1])
     start, cpu = time.perf_counter(), time.process_time()
     dets = detector.detect(frames)
@@ -173,7 +186,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--sizes", default="320,640,960")
+    parser.add_argument("--sizes", default="320,640,960", help="input sizes; tilesT@N = T px tiles at input N")
     parser.add_argument("--reid", default="none,mobilenet,osnet,omz")
     parser.add_argument("--trackers", default="deepsort,bytetrack")
     parser.add_argument("--appearance", default="all,demand", help="all and/or demand")
@@ -192,14 +205,14 @@ def main(argv=None) -> int:
     gt = gt_of(seq, len(frames))
     print(f"crowd: 20 people, {len(frames)} frames 960x540, seed {args.seed}; detector {DETECTOR}")
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = args.sizes.split(",")
     trackers = args.trackers.split(",")
     reids = args.reid.split(",")
     cache_dets = {}
     for size in sizes:
         for thr in sorted({DET_THRESHOLD[t] for t in trackers}):
             cache_dets[size, thr] = detect_all(frames, size, thr)
-    header = (f"{'tracker':<10}{'reid':<10}{'size':>5} {'appear.':<7}{'IDF1':>7}{'HOTA':>7}{'MOTA':>7}"
+    header = (f"{'tracker':<10}{'reid':<10}{'size':>12} {'appear.':<7}{'IDF1':>7}{'HOTA':>7}{'MOTA':>7}"
               f"{'IDsw':>6}{'fps':>7}{'cpufps':>7}{'det s':>7}{'reid s':>7}{'trk s':>7}{'embedded':>9}  params")  # fmt: skip
     print(header)
     results = []
@@ -210,7 +223,7 @@ def main(argv=None) -> int:
             for size in sizes:
                 dets, t_det, cpu_det = cache_dets[size, DET_THRESHOLD[tracker_name]]
                 modes = ["all"] if embedder is None else args.appearance.split(",")
-                if embedder is not None and args.all_sizes and str(size) not in args.all_sizes.split(","):
+                if embedder is not None and args.all_sizes and size not in args.all_sizes.split(","):
                     modes = [m for m in modes if m != "all"]
                 for mode in modes:
                     pred, t_reid, t_track, share, cpu = track(frames, dets, tracker_name, params, embedder, mode == "demand")
@@ -220,7 +233,7 @@ def main(argv=None) -> int:
                     row = dict(tracker=tracker_name, reid=reid, size=size, mode=mode, fps=fps, cpu_fps=cpu_fps, **m)
                     results.append(row)
                     print(
-                        f"{tracker_name:<10}{reid:<10}{size:>5} {mode:<7}{m['idf1']:7.3f}{m['hota']:7.3f}"
+                        f"{tracker_name:<10}{reid:<10}{size:>12} {mode:<7}{m['idf1']:7.3f}{m['hota']:7.3f}"
                         f"{m['mota']:7.3f}{m['idsw']:6d}{fps:7.1f}{cpu_fps:7.1f}{t_det:7.1f}{t_reid:7.1f}{t_track:7.1f}"
                         f"{share:9.2f}  det>={DET_THRESHOLD[tracker_name]} {params}",
                         flush=True,
@@ -245,8 +258,9 @@ def pipeline_config(spec: str):
 
     tracker_name, reid, size, mode = spec.split("/")
     params = dict(PARAMS[tracker_name, reid], appearance_on_demand=mode == "demand")
+    input_size, tile = parse_size(size)
     return PipelineConfig(
-        detector=DETECTOR, det_input_size=int(size), det_score_threshold=DET_THRESHOLD[tracker_name],
+        detector=DETECTOR, det_input_size=input_size, det_tile_size=tile, det_score_threshold=DET_THRESHOLD[tracker_name],
         tracker=tracker_name, tracker_params=params, reid=None, device="cpu",
         pose="movenet-lightning-int8", models_dir=str(MODELS),
     ), reid  # fmt: skip
