@@ -3,6 +3,9 @@
     python bench/bench_gpu.py --out OUT_DIR [--device cuda] [--budget-s 420]
     python bench/bench_gpu.py --smoke --device cpu --out /tmp/x   # every part, 1-2 iterations, tiny inputs
 
+(The smoke run swaps in light models of the same classes and code paths: RTMDet-tiny, a
+MobileNetV2 heatmap model, RTMPose-t, OSNet x0.25; see ``SMOKE_MODELS``.)
+
 Run on a lent GPU machine by ``bench/gpu_check.sh`` (which installs what that
 machine lacks); no FiftyOne, no database, no download: every OpenMMLab model is
 built with random weights from a config shipped in the mmdet / mmpose wheels
@@ -55,25 +58,41 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-#: detector configs shipped in the mmdet 3.3.0 wheel
-DET_MODELS = {"rtmdet-m": "rtmdet_m_8xb32-300e_coco.py", "cascade-rcnn-r50": "cascade-rcnn_r50_fpn_1x_coco.py"}
-#: pose configs shipped in the mmpose 1.3.2 wheel (COCO-17, 256 x 192 crops)
-POSE_MODELS = {
-    "hrnet-w32": "td-hm_hrnet-w32_8xb64-210e_coco-256x192.py",
-    "rtmpose-m": "rtmpose-m_8xb256-420e_coco-256x192.py",
-}
-#: the second heatmap model of the heatmap-averaging path (same heatmap size as HRNet-w32)
-POSE_SECOND = "td-hm_res50_8xb64-210e_coco-256x192.py"
+#: detectors: name -> (config shipped in the mmdet 3.3.0 wheel, config overrides); the first one
+#: drives the pipeline. Pose models (mmpose 1.3.2 wheel, COCO-17, 256 x 192 crops): the first is
+#: a heatmap model (HRNet class), the second a SimCC one (RTMPose class); ``pose_pair`` the two
+#: heatmap models of the heatmap-averaging path; ``reid_arch`` the ReID network.
+MODELS = dict(
+    det={"rtmdet-m": ("rtmdet_m_8xb32-300e_coco.py", None), "cascade-rcnn-r50": ("cascade-rcnn_r50_fpn_1x_coco.py", None)},
+    pose={"hrnet-w32": "td-hm_hrnet-w32_8xb64-210e_coco-256x192.py", "rtmpose-m": "rtmpose-m_8xb256-420e_coco-256x192.py"},
+    pose_pair=("td-hm_hrnet-w32_8xb64-210e_coco-256x192.py", "td-hm_res50_8xb64-210e_coco-256x192.py"),
+    reid_arch="osnet_x1_0",
+)  # fmt: skip
+#: the smoke run's light models of the same classes and code paths (a 2-core CPU runs them in seconds)
+SMOKE_MODELS = dict(
+    det={"rtmdet-tiny": ("rtmdet_tiny_8xb32-300e_coco.py", None),
+         "cascade-rcnn-r50": ("cascade-rcnn_r50_fpn_1x_coco.py", {"model.test_cfg.rpn.max_per_img": 20})},
+    pose={"mobilenetv2-heatmap": "td-hm_mobilenetv2_8xb64-210e_coco-256x192.py", "rtmpose-t": "rtmpose-t_8xb256-420e_coco-256x192.py"},
+    pose_pair=("td-hm_mobilenetv2_8xb64-210e_coco-256x192.py", "td-hm_mobilenetv2_8xb64-210e_coco-256x192.py"),
+    reid_arch="osnet_x0_25",
+)  # fmt: skip
 
 #: sizes of a full run and of the CPU smoke run
 FULL = dict(
     width=1920, height=1080, people=26, frames=96, baseline_frames=32, det_batches=(1, 2, 4, 8, 16),
     pose_batches=(1, 8, 32, 64, 128), reid_crops=(20, 64), seconds=1.0, warmup=2, min_calls=3, det_input=0,
+    budget_s=420.0, models=MODELS,
 )  # fmt: skip
 SMOKE = dict(
-    width=320, height=192, people=4, frames=4, baseline_frames=2, det_batches=(1, 2),
-    pose_batches=(1, 2), reid_crops=(2,), seconds=0.0, warmup=1, min_calls=1, det_input=128,
+    width=320, height=192, people=4, frames=4, baseline_frames=2, det_batches=(2,),
+    pose_batches=(2,), reid_crops=(2,), seconds=0.0, warmup=1, min_calls=1, det_input=128,
+    budget_s=float("inf"), models=SMOKE_MODELS,
 )  # fmt: skip
+
+
+def sig(x: float, digits: int = 4) -> float:
+    """``x`` to ``digits`` significant digits (rates span 0.01/s on a CPU to 10^4/s on a GPU)."""
+    return float(f"{x:.{digits}g}")
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -224,22 +243,16 @@ class TemplatePoses:
 # -- models -------------------------------------------------------------------------------------
 
 
-def build_detector(name: str, device: str, batch_size: int = 8, input_side: int = 0):
-    """An mmdet detector with random weights; ``input_side`` > 0 shrinks its test resize / pad (smoke runs)."""
+def build_detector(b: "Bench", name: str, batch_size: int = 8):
+    """An mmdet detector of the run's table, random weights; a smoke run shrinks its input size."""
     from fiftyone_posetrack.detection.mmdet import MMDetDetector
 
-    det = MMDetDetector(DET_MODELS[name], None, score_threshold=0.3, device=device, batch_size=batch_size)
-    if input_side:
-        for t in det.pipeline.transforms:
-            if type(t).__name__ == "Resize" and getattr(t, "scale", None):
-                t.scale = (input_side, input_side)
-            if type(t).__name__ == "Pad" and getattr(t, "size", None):
-                t.size = (input_side, input_side)
-        for step in det.model.cfg.test_dataloader.dataset.pipeline:  # what inference_detector (baseline) reads
-            if step["type"].endswith("Resize") and "scale" in step:
-                step["scale"] = (input_side, input_side)
-            if step["type"].endswith("Pad") and "size" in step:
-                step["size"] = (input_side, input_side)
+    config, options = b.sizes["models"]["det"][name]
+    side = b.sizes["det_input"]  # the package's det_input_size: 0 = the config's own
+    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, batch_size=batch_size,
+                        cfg_options=options, input_size=side)  # fmt: skip
+    if side:  # the same input size for mmdet's inference_detector (the baseline)
+        det.model.cfg.test_dataloader.dataset.pipeline = MMDetDetector.test_pipeline_steps(det.model.cfg, side)
     return det
 
 
@@ -252,20 +265,25 @@ def package_pose_batch() -> int:
     return inspect.signature(MMPoseEstimator).parameters["batch_size"].default
 
 
-def build_pose(name: str, device: str, second: str | None = None):
-    """An mmpose estimator with random weights, with the package's default batch size."""
+def build_pose(b: "Bench", config: str, second: str | None = None):
+    """An mmpose estimator (a config name) with random weights, with the package's default batch size."""
     from fiftyone_posetrack.pose.mmpose import MMPoseEstimator
 
-    return MMPoseEstimator(POSE_MODELS.get(name, name), None, device=device,
-                           second_model=f"mmpose:{second}" if second else None)  # fmt: skip
+    return MMPoseEstimator(config, None, device=b.device, second_model=f"mmpose:{second}" if second else None)
 
 
-def build_osnet(device: str, half: bool, batch_size: int = 64):
+def build_osnet(b: "Bench", half: bool, batch_size: int = 64):
+    """The run's OSNet with random weights (no flip: one forward pass per crop)."""
     from fiftyone_posetrack.reid.torch_reid import TorchEmbedder, build_reid_model
 
-    model = build_reid_model("osnet_x1_0")
-    return TorchEmbedder(model, model.feature_dim, device=device, half=half, input_size=(256, 128), flip=False,
-                         batch_size=batch_size)  # fmt: skip
+    model = build_reid_model(b.sizes["models"]["reid_arch"])
+    return TorchEmbedder(model, model.feature_dim, device=b.device, half=half, input_size=(256, 128), flip=False,
+                         batch_size=batch_size, runtime=cpu_runtime(b))  # fmt: skip
+
+
+def cpu_runtime(b: "Bench") -> str:
+    """ReID's CPU route: eager in smoke runs (no ONNX export per embedder); the package's choice otherwise."""
+    return "eager" if b.sizes["min_calls"] == 1 else "auto"
 
 
 # -- parts --------------------------------------------------------------------------------------
@@ -275,33 +293,38 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
     """The whole pipeline over the crowd, and the per-frame demo loop with the same models."""
     from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
 
-    det = build_detector("rtmdet-m", b.device, batch_size=8, input_side=b.sizes["det_input"])
+    models = b.sizes["models"]
+    det_name = next(iter(models["det"]))
+    det = build_detector(b, det_name)
+    heatmap, simcc = list(models["pose"])
+    reid_arch = models["reid_arch"]
     people = float(np.mean([len(x) for x in boxes]))
     h, w = frames[0].shape[:2]
     default_batch = package_pose_batch()
     variants = [
         # (pose model, pose crops per forward pass, reid, fp16)
-        ("rtmpose-m", default_batch, False, False),
-        ("rtmpose-m", 256, False, False),
-        ("hrnet-w32", default_batch, False, False),
-        ("rtmpose-m", default_batch, True, False),
-        ("rtmpose-m", default_batch, True, True),
+        (simcc, default_batch, False, False),
+        (simcc, 256 if b.cuda else 0, False, False),  # (the smoke run skips it)
+        (heatmap, default_batch, False, False),
+        (simcc, default_batch, True, False),
+        (simcc, default_batch, True, True),
     ]
     poses = {}
     for pose_name, pose_batch, reid, fp16 in variants:
         what = f"pipeline {pose_name} pose_batch={pose_batch} reid={reid} fp16={fp16}"
-        if fp16 and not b.cuda:
+        if (fp16 and not b.cuda) or not pose_batch:
             continue  # fp16 autocast is CUDA-only
         if b.left() < 30:
             b.skip(what, "time budget")
             continue
         try:
-            pose = poses.get(pose_name) or build_pose(pose_name, b.device)
+            pose = poses.get(pose_name) or build_pose(b, models["pose"][pose_name])
             poses[pose_name] = pose
             pose.batch_size = pose_batch
-            embedder = build_osnet(b.device, half=fp16) if reid else None
-            config = PipelineConfig(
-                detector="mmdet", pose="mmpose", reid=None, device=b.device, batch_size=8,
+            embedder = build_osnet(b, half=fp16) if reid else None
+            config = PipelineConfig(  # (the model objects are passed in; the specs name them)
+                detector=f"mmdet:{models['det'][det_name][0]}", pose=f"mmpose:{models['pose'][pose_name]}",
+                reid=None, device=b.device, batch_size=8,
                 tracker="deepsort" if reid else "bytetrack",
             )  # fmt: skip
             pipe = PoseTrackingPipeline(config, detector=TruthBoxes(det, boxes), pose_estimator=pose, embedder=embedder)
@@ -318,11 +341,11 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
                 n = sum(1 for _ in pipe.process(batches))
                 b.sync()
                 elapsed = time.perf_counter() - start
-            stages = {k: round(v / n * 1000, 3) for k, v in sorted(pipe.timings.items())}
+            stages = {k: sig(v / n * 1000) for k, v in sorted(pipe.timings.items())}
             stages["other"] = round((elapsed - sum(pipe.timings.values())) / n * 1000, 3)
-            b.row("pipeline", detector="rtmdet-m", pose=pose_name, pose_batch=pose_batch,
-                  reid="osnet_x1_0" if reid else None, precision=precision, frames=n, size=f"{w}x{h}", people_per_frame=round(people, 1),
-                  fps=round(n / elapsed, 2), ms_per_frame_by_stage=stages)  # fmt: skip
+            b.row("pipeline", detector=det_name, pose=pose_name, pose_batch=pose_batch,
+                  reid=reid_arch if reid else None, precision=precision, frames=n, size=f"{w}x{h}", people_per_frame=sig(people),
+                  fps=sig(n / elapsed), ms_per_frame_by_stage=stages)  # fmt: skip
         except Exception as e:
             b.error(what, e)
         b.write()
@@ -333,7 +356,7 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
             b.skip(what, "time budget")
             continue
         try:
-            part_baseline(b, det, pose, pose_name, frames[: b.sizes["baseline_frames"]], boxes)
+            part_baseline(b, det, det_name, pose, pose_name, frames[: b.sizes["baseline_frames"]], boxes)
         except Exception as e:
             b.error(what, e)
         b.write()
@@ -343,7 +366,7 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
             fast = [r for r in b.results["rows"] if r["part"] == "pipeline" and r["pose"] == row["pose"]
                     and r["reid"] is None and r["precision"] == "fp32" and r["pose_batch"] == default_batch]  # fmt: skip
             if fast:
-                ratios[row["pose"]] = round(fast[0]["fps"] / row["fps"], 2)
+                ratios[row["pose"]] = sig(fast[0]["fps"] / row["fps"])
     b.results["pipeline_vs_baseline"] = ratios
     b.write()
 
@@ -355,29 +378,32 @@ def part_cpu_floor(b: Bench, frames, boxes) -> None:
 
     h, w = frames[0].shape[:2]
     for tracker in ("bytetrack", "deepsort"):
-        config = PipelineConfig(detector="none", pose="none", reid=None, device="cpu", batch_size=8, tracker=tracker)
+        config = PipelineConfig(detector="mmdet:none.py", pose="mmpose:none.py", reid=None, device="cpu",
+                                batch_size=8, tracker=tracker)  # fmt: skip (free stand-ins are passed in)
         pipe = PoseTrackingPipeline(config, detector=TruthBoxes(NoDetector(), boxes), pose_estimator=TemplatePoses(),
                                     embedder=None)  # fmt: skip
         batches = [(list(range(s + 1, s + 9)), frames[s : s + 8]) for s in range(0, len(frames), 8)]
         start, cpu_start = time.perf_counter(), time.process_time()
         n = sum(1 for _ in pipe.process(batches))
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        stages = {k: round(v / n * 1000, 3) for k, v in sorted(pipe.timings.items()) if k not in ("detection", "pose")}
+        stages = {k: sig(v / n * 1000) for k, v in sorted(pipe.timings.items()) if k not in ("detection", "pose")}
         stages["other"] = round((elapsed - sum(pipe.timings.values())) / n * 1000, 3)
         b.row("cpu_floor", tracker=tracker, frames=n, size=f"{w}x{h}",
               people_per_frame=round(float(np.mean([len(x) for x in boxes])), 1),
-              fps=round(n / elapsed, 2), cpu_ms_per_frame=round(cpu / n * 1000, 2),
+              fps=sig(n / elapsed), cpu_ms_per_frame=sig(cpu / n * 1000),
               ms_per_frame_by_stage=stages)  # fmt: skip
     b.write()
 
 
-def part_baseline(b: Bench, det, pose, pose_name: str, frames, boxes) -> None:
+def part_baseline(b: Bench, det, det_name: str, pose, pose_name: str, frames, boxes) -> None:
     """mmpose's demo/topdown_demo_with_mmdet.py loop: one detector call and one pose call per frame."""
     from mmdet.apis import inference_detector
     from mmpose.apis import inference_topdown
     from mmpose.structures import merge_data_samples
+    from mmpose.utils import adapt_mmdet_pipeline
 
     det_model, pose_model = det.model, pose.model
+    det_model.cfg = adapt_mmdet_pipeline(det_model.cfg)  # as the demo does (mmdet transforms in mmpose's scope)
 
     def demo_frame(i: int) -> None:
         img = frames[i]
@@ -397,8 +423,8 @@ def part_baseline(b: Bench, det, pose, pose_name: str, frames, boxes) -> None:
     elapsed = time.perf_counter() - start
     h, w = frames[0].shape[:2]
     people = float(np.mean([len(boxes[i]) for i in range(len(frames))]))
-    b.row("baseline", detector="rtmdet-m", pose=pose_name, reid=None, precision="fp32", frames=len(frames),
-          size=f"{w}x{h}", people_per_frame=round(people, 1), fps=round(len(frames) / elapsed, 2),
+    b.row("baseline", detector=det_name, pose=pose_name, reid=None, precision="fp32", frames=len(frames),
+          size=f"{w}x{h}", people_per_frame=sig(people), fps=sig(len(frames) / elapsed),
           loop="inference_detector + inference_topdown per frame")  # fmt: skip
 
 
@@ -406,12 +432,12 @@ def part_pose(b: Bench, frames, boxes) -> None:
     """Top-down pose throughput against the crop batch size, fp32 and fp16."""
     import torch
 
-    for name in POSE_MODELS:
+    for name, config in b.sizes["models"]["pose"].items():
         if b.left() < 30:
             b.skip(f"pose {name}", "time budget")
             continue
         try:
-            pose = build_pose(name, b.device)
+            pose = build_pose(b, config)
         except Exception as e:
             b.error(f"pose {name}: build", e)
             continue
@@ -432,9 +458,9 @@ def part_pose(b: Bench, frames, boxes) -> None:
                         e2e = b.time(lambda: pose.estimate_batch(fr, bx), bs)
                         with torch.no_grad():
                             step = b.time(lambda: pose.model.test_step(batch), bs)
-                    b.row("pose", model=name, batch=bs, precision=precision, persons_per_s=round(e2e["per_s"], 1),
-                          preprocess_persons_per_s=round(pre["per_s"], 1),
-                          model_step_persons_per_s=round(step["per_s"], 1))  # fmt: skip
+                    b.row("pose", model=name, batch=bs, precision=precision, persons_per_s=sig(e2e["per_s"]),
+                          preprocess_persons_per_s=sig(pre["per_s"]),
+                          model_step_persons_per_s=sig(step["per_s"]))  # fmt: skip
                     if not b.cuda:
                         break  # fp16 is CUDA-only
             except Exception as e:
@@ -447,12 +473,12 @@ def part_det(b: Bench, frames) -> None:
     """Detector throughput against the batch size, and its CPU preprocessing alone."""
     from mmengine.dataset import pseudo_collate
 
-    for name in DET_MODELS:
+    for name in b.sizes["models"]["det"]:
         if b.left() < 30:
             b.skip(f"det {name}", "time budget")
             continue
         try:
-            det = build_detector(name, b.device, input_side=b.sizes["det_input"])
+            det = build_detector(b, name)
         except Exception as e:
             b.error(f"det {name}: build", e)
             continue
@@ -466,8 +492,8 @@ def part_det(b: Bench, frames) -> None:
                 t = b.time(lambda: det.detect(batch), bs)
                 pre = b.time(lambda: pseudo_collate([det.pipeline(dict(img=f, img_id=i)) for i, f in enumerate(batch)]), bs)
                 h, w = batch[0].shape[:2]
-                b.row("det", model=name, batch=bs, size=f"{w}x{h}", precision="fp32", frames_per_s=round(t["per_s"], 2),
-                      preprocess_frames_per_s=round(pre["per_s"], 1))  # fmt: skip
+                b.row("det", model=name, batch=bs, size=f"{w}x{h}", precision="fp32", frames_per_s=sig(t["per_s"]),
+                      preprocess_frames_per_s=sig(pre["per_s"]))  # fmt: skip
             except Exception as e:
                 b.error(f"det {name} batch {bs}", e)
         del det
@@ -482,7 +508,7 @@ def part_reid(b: Bench, frames, boxes) -> None:
         if fp16 and not b.cuda:
             continue
         try:
-            emb = build_osnet(b.device, half=fp16)
+            emb = build_osnet(b, half=fp16)
             for n in b.sizes["reid_crops"]:
                 fr, bx = take_crops(frames, boxes, n)
                 frame, crops = fr[0], np.concatenate(bx)  # crops of one frame (boxes of later frames reused)
@@ -490,8 +516,8 @@ def part_reid(b: Bench, frames, boxes) -> None:
                 x = torch.zeros((n, 3, 256, 128), device=emb.device, dtype=emb.dtype)
                 with torch.inference_mode():
                     m = b.time(lambda: emb.model(x), n)
-                b.row("reid", model="osnet_x1_0", crops=n, precision="fp16" if fp16 else "fp32",
-                      crops_per_s=round(t["per_s"], 1), model_only_crops_per_s=round(m["per_s"], 1))  # fmt: skip
+                b.row("reid", model=b.sizes["models"]["reid_arch"], crops=n, precision="fp16" if fp16 else "fp32",
+                      crops_per_s=sig(t["per_s"]), model_only_crops_per_s=sig(m["per_s"]))  # fmt: skip
         except Exception as e:
             b.error(f"reid fp16={fp16}", e)
     b.write()
@@ -501,10 +527,15 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
     """Runs every device path of the package once and records its outcome."""
     frame, fb = frames[0], boxes[0]
 
+    class NotOffered(Exception):
+        """The package (this version) has no such path."""
+
     def attempt(what: str, fn) -> None:
         try:
             detail = fn()
             b.row("paths", path=what, outcome="ok", detail=detail)
+        except NotOffered as e:
+            b.row("paths", path=what, outcome="not offered", detail=str(e))
         except Exception as e:
             b.row("paths", path=what, outcome="error", detail=f"{type(e).__name__}: {e}"[:300])
 
@@ -519,7 +550,7 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
         return ort.get_available_providers()
 
     def heatmap_averaging():
-        pose = build_pose("hrnet-w32", b.device, second=POSE_SECOND)
+        pose = build_pose(b, *b.sizes["models"]["pose_pair"])
         kps, _ = pose.estimate(frame, fb)
         return f"{pose!r}: {kps.shape}"
 
@@ -538,21 +569,26 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
         return f"providers {det.session.get_providers()}; {n} persons"
 
     def omz_reid():
-        from fiftyone_posetrack.reid.onnx_reid import OnnxReID
+        import fiftyone_posetrack.reid as reid
 
-        emb = OnnxReID(model_file("omz-person-reid-0287/person-reidentification-retail-0287.onnx"), device=b.device)
-        return f"{emb.embed(frame, fb).shape}"
+        # its NHWC / BGR / 0-255 input is declared by the model zoo (make_embedder by name)
+        if "omz-person-reid-0287" not in getattr(reid, "reid_model_names", list)():
+            raise NotOffered("this package version has no named omz-person-reid-0287 (branch zoo adds it)")
+        model_file("omz-person-reid-0287/person-reidentification-retail-0287.onnx")
+        emb = reid.make_embedder("omz-person-reid-0287", models_dir=models_dir, device=b.device)
+        return f"providers {emb.session.get_providers()}; {emb.embed(frame, fb).shape}"
 
     def osnet_real(half: bool):
         from fiftyone_posetrack.reid.torch_reid import TorchReID
 
         emb = TorchReID("osnet_x0_25", weights=model_file("osnet-x0_25-msmt17/osnet_x0_25_msmt17.pth"),
-                        device=b.device, half=half)  # fmt: skip
+                        device=b.device, half=half, runtime=cpu_runtime(b))  # fmt: skip
         return f"{emb.runtime_used}: {emb.embed(frame, fb).shape}"
 
     attempt("onnxruntime providers", ort_providers)
-    attempt("mmdet RTMDet-m (MMDetDetector)", lambda: f"{len(build_detector('rtmdet-m', b.device, input_side=b.sizes['det_input']).detect_one(frame))} boxes")
-    attempt("mmpose heatmap averaging (HRNet-w32 + SimpleBaseline-R50)", heatmap_averaging)
+    det_name = next(iter(b.sizes["models"]["det"]))
+    attempt(f"mmdet {det_name} (MMDetDetector)", lambda: f"{len(build_detector(b, det_name).detect_one(frame))} boxes")
+    attempt("mmpose heatmap averaging (" + " + ".join(b.sizes["models"]["pose_pair"]) + ")", heatmap_averaging)
     attempt("RTMDet ONNX (onnxruntime)", rtmdet_onnx)
     attempt("YOLOX ONNX (onnxruntime)", yolox_onnx)
     attempt("OnnxReID omz-person-reid-0287 (onnxruntime)", omz_reid)
@@ -627,7 +663,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
     p.add_argument("--smoke", action="store_true", help="tiny inputs, 1-2 iterations per point (a CPU test)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    p.add_argument("--budget-s", type=float, default=420.0, help="stop starting new points after this many seconds")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="stop starting new points after this many seconds (default 420; smoke: no limit)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=None, help="timed seconds per point (default 1; smoke 0)")
     p.add_argument("--frames", type=int, default=None, help="frames of the synthetic crowd (default 96; smoke 4)")
     p.add_argument("--models-dir", type=pathlib.Path, default=None,
@@ -656,14 +693,14 @@ def main(argv=None) -> int:
                 models_dir = candidate
                 break
 
-    b = Bench(args.device, sizes, args.out, args.budget_s)
+    b = Bench(args.device, sizes, args.out, args.budget_s if args.budget_s is not None else sizes["budget_s"])
     b.results["command"] = " ".join(["python", "bench/bench_gpu.py", *(argv if argv is not None else sys.argv[1:])])
     b.results["env"] = environment(args.device)
     b.results["sizes"] = sizes
     b.write()
     start = time.perf_counter()
     frames, boxes = render_crowd_frames(sizes)
-    b.results["env"]["render_s"] = round(time.perf_counter() - start, 1)
+    b.results["env"]["render_s"] = sig(time.perf_counter() - start)
     b.results["env"]["people_in_view_per_frame"] = round(float(np.mean([len(x) for x in boxes])), 1)
     print(json.dumps(b.results["env"]), flush=True)
     for part in parts:
@@ -686,9 +723,9 @@ def main(argv=None) -> int:
                 part_paths(b, frames, boxes, models_dir)
         except Exception as e:
             b.error(part, e)
-        b.results.setdefault("part_seconds", {})[part] = round(time.perf_counter() - t0, 1)
+        b.results.setdefault("part_seconds", {})[part] = sig(time.perf_counter() - t0)
         if b.cuda:
-            b.results["env"]["max_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            b.results["env"]["max_gpu_memory_gib"] = sig(torch.cuda.max_memory_allocated() / 2**30)
         b.write()
     print(markdown(b.results))
     return 1 if b.results["errors"] else 0

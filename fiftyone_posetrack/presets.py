@@ -57,16 +57,18 @@ PRESETS: dict[str, dict] = {
                 "max_cosine_distance": 0.3, "nn_budget": 256, "max_age": 30, "n_init": 3, "max_iou_distance": 0.7,
             },  # fmt: skip
             "reid": "osnet-x1_0-msmt17",
-            # reid_flip=True, reid_scales=(two scales): set by branch zoo once those options exist
+            "reid_flip": True,
+            "reid_scales": (1.0, 0.875),
             "pose": "hrnet-w48-coco-384x288",
             "pose2": "simplebaseline-r152-coco-256x192",
             "pose_smoothing": "flow",
         },
     },
     "accurate": {
-        "description": "strong single models: RTMDet-l + RTMPose-l, DeepSORT + OSNet x1.0 (GPU recommended)",
+        "description": "strong single models: YOLOX-x + RTMPose-l, DeepSORT + OSNet x1.0 (GPU recommended; "
+        "no RTMDet-l person model is published)",
         "options": {
-            "detector": "rtmdet-l-person",
+            "detector": "yolox-x",
             "pose": "rtmpose-l-body7",
             "tracker": "deepsort",
             "reid": "osnet-x1_0-msmt17",

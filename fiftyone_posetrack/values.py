@@ -29,7 +29,7 @@ __all__ = ["ValueSpec", "check_value", "FIELD_NAME"]
 #: what a FiftyOne field name written by this package may be (``_``-prefixed names are FiftyOne's own)
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
-_TYPES = ("int", "float", "bool", "str", "field", "floats", "dict")
+_TYPES = ("int", "float", "bool", "str", "field", "fields", "floats", "dict")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class ValueSpec:
     Attributes:
         type: ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"field"`` (a
             field name: letters, digits and underscores, starting with a
-            letter), ``"floats"`` (a fixed-length tuple of floats) or
+            letter), ``"fields"`` (a list of such names, as a tuple), ``"floats"``
+            (a fixed-length tuple of floats) or
             ``"dict"`` (a mapping with string keys)
         lo: least value (numbers; each element for ``"floats"``)
         hi: largest value
@@ -72,12 +73,16 @@ class ValueSpec:
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.type in ("int", "float", "floats"):
-            noun = {"int": "an integer", "float": "a finite number"}.get(self.type, f"{self.length} finite numbers")
+            noun = {"int": "an integer", "float": "a finite number"}.get(
+                self.type, f"{self.length or 'one or more'} finite numbers"
+            )
             text = noun + self._range_text()
         elif self.type == "bool":
             text = "true or false"
         elif self.type == "field":
             text = "a field name (letters, digits, underscores; starting with a letter)"
+        elif self.type == "fields":
+            text = "a list of field names (letters, digits, underscores; each starting with a letter)"
         elif self.type == "dict":
             text = "a mapping of names to values"
         else:
@@ -132,9 +137,16 @@ def check_value(spec: ValueSpec, value: Any, what: str) -> Any:
         if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
             bad()
         items = list(value)
-        if spec.length is not None and len(items) != spec.length:
+        if len(items) != (spec.length or max(len(items), 1)):  # no length: at least one
             bad()
         return tuple(_check_number(spec, v, bad) for v in items)
+    if t == "fields":
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            bad()
+        items = tuple(value)
+        if not all(isinstance(v, str) and FIELD_NAME.match(v) for v in items):
+            bad()
+        return tuple(dict.fromkeys(items))
     if t == "dict":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             bad()

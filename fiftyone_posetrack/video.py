@@ -6,11 +6,20 @@ MOTChallenge files. Frames are BGR ``uint8`` arrays of shape ``(H, W, 3)``.
 :class:`VideoReader` decodes sequentially and holds at most one batch of frames
 in memory, so memory stays constant in the length of the video; it also
 supports frame ranges and random access, and checks the number of decoded
-frames against what the caller expects (e.g. the dataset's metadata)::
+frames and their size against what the caller expects (e.g. the dataset's
+metadata)::
 
-    with VideoReader("video.mp4", expected_frames=1394) as reader:
+    with VideoReader("video.mp4", expected_frames=1394, expected_size=(768, 432)) as reader:
         for numbers, frames in reader.batches(8):
             ...
+
+**Orientation.** A video with rotation metadata (a phone video whose display
+matrix says "rotate by 90 degrees") is decoded *as displayed*: OpenCV's
+automatic orientation (``CAP_PROP_ORIENTATION_AUTO``) is switched on
+explicitly, so frames come upright and ``width`` / ``height`` are the displayed
+size, the size browsers (the FiftyOne App) show and the size every label of
+this package is normalised with. :attr:`VideoInfo.rotation` keeps the
+metadata's angle.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "FrameCountMismatchError",
+    "FrameSizeMismatchError",
     "VideoInfo",
     "VideoReader",
     "probe_video",
@@ -44,17 +54,25 @@ class FrameCountMismatchError(BadInputError):
     """The decoded number of frames differs from the expected number."""
 
 
+class FrameSizeMismatchError(BadInputError):
+    """The decoded frame size differs from the expected (metadata's) size."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What OpenCV reports about a video file.
 
     Attributes:
         path: the file
-        width, height: frame size in pixels
+        width, height: the displayed frame size in pixels (rotation applied:
+            the size of the frames :class:`VideoReader` yields)
         fps: frames per second (0 when the container does not say)
         frame_count: number of frames; from the container header unless the
             video was probed with ``exact=True`` (then counted by decoding)
         codec: the four-character codec code, e.g. ``"h264"`` or ``"mp4v"``
+        rotation: the rotation in degrees (0, 90, 180, 270) of the file's
+            display matrix / ``rotate`` tag, as OpenCV reports it
+            (``CAP_PROP_ORIENTATION_META``); decoding applies it
     """
 
     path: str
@@ -63,6 +81,7 @@ class VideoInfo:
     fps: float
     frame_count: int
     codec: str
+    rotation: int = 0
 
     @property
     def duration(self) -> float:
@@ -82,7 +101,13 @@ def _open(path: str | os.PathLike) -> cv2.VideoCapture:
     if not cap.isOpened():
         cap.release()
         raise BadInputError(f"cannot open video (unreadable or corrupt file): {path}")
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # frames as displayed (the default; stated, not assumed)
     return cap
+
+
+def _rotation(cap: cv2.VideoCapture) -> int:
+    """The rotation in degrees (0, 90, 180, 270) of the file's metadata, as OpenCV reports it."""
+    return int(round(float(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0.0))) % 360
 
 
 def _fourcc(cap: cv2.VideoCapture) -> str:
@@ -109,6 +134,7 @@ def probe_video(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         codec = _fourcc(cap)
+        rotation = _rotation(cap)
         if exact or count <= 0:
             count = 0
             while cap.grab():
@@ -117,7 +143,7 @@ def probe_video(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
         cap.release()
     if width <= 0 or height <= 0 or count <= 0:
         raise BadInputError(f"video has no decodable frame: {os.fspath(path)}")
-    return VideoInfo(os.fspath(path), width, height, fps, count, codec)
+    return VideoInfo(os.fspath(path), width, height, fps, count, codec, rotation)
 
 
 class VideoReader:
@@ -131,10 +157,15 @@ class VideoReader:
             the dataset's metadata). When a full read (``stop=None``) decodes a
             different number, :class:`FrameCountMismatchError` is raised at the
             end of the stream, naming both counts. ``None`` skips the check.
+        expected_size: ``(width, height)`` in pixels the frames should have
+            (the size the labels are normalised with, e.g. the metadata's).
+            Checked when the reader opens and on every decoded frame;
+            :class:`FrameSizeMismatchError` names both sizes. ``None`` skips it.
 
     Raises:
         FileNotFoundError: if the file does not exist
         BadInputError: if the file cannot be decoded, or the range is invalid
+        FrameSizeMismatchError: if the video's size is not ``expected_size``
     """
 
     def __init__(
@@ -143,6 +174,7 @@ class VideoReader:
         start: int = 1,
         stop: int | None = None,
         expected_frames: int | None = None,
+        expected_size: tuple[int, int] | None = None,
     ):
         if start < 1:
             raise BadInputError(f"start frame must be >= 1 (frames are 1-based), got {start}")
@@ -157,6 +189,28 @@ class VideoReader:
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.header_frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.rotation = _rotation(self._cap)
+        self.expected_size = None if expected_size is None else (int(expected_size[0]), int(expected_size[1]))
+        if self.expected_size is not None:
+            self._check_size(self.width, self.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        if (width, height) == self.expected_size:
+            return
+        w, h = self.expected_size
+        rotated = (height, width) == (w, h)
+        hint = (
+            f" (the same size turned by 90 degrees: the file's rotation metadata, {self.rotation} degrees, "
+            "is applied on decoding but not in the metadata)"
+            if rotated
+            else ""
+        )
+        self.close()
+        raise FrameSizeMismatchError(
+            f"{self.path}: frames decode as {width}x{height} but the labels are normalised with "
+            f"{w}x{h}{hint}; recompute the metadata "
+            "(fiftyone_posetrack.fo.dataset.ensure_metadata(samples, overwrite=True))"
+        )
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -188,6 +242,8 @@ class VideoReader:
             ok, frame = self._cap.read()
             if not ok:
                 break
+            if self.expected_size is not None and frame.shape[1::-1] != self.expected_size:
+                self._check_size(frame.shape[1], frame.shape[0])
             yield number, frame
             number += 1
         decoded = number - 1

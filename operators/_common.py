@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, values_from_params
+from fiftyone_posetrack.fo.scaleout import queue_delegated_copies, run_until_done, worker_id
+from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
 
@@ -52,11 +52,6 @@ def operator_config(name: str, label: str, description: str, heavy: bool, icon: 
         allow_delegated_execution=True,
         default_choice_to_delegated=heavy,
     )
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process: who ran an operation."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --------------------------------------------------------------------------- forms
@@ -133,12 +128,37 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
     elif o.spec.type in ("int", "float"):
         bounds = {k: v for k, v in (("min", o.spec.lo), ("max", o.spec.hi)) if v is not None}
         getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
-    elif o.spec.type == "floats":
+    elif o.spec.type in ("floats", "fields"):
         inputs.str(key, default=", ".join(str(v) for v in default), **common)
     elif o.spec.type == "dict":
         inputs.str(key, default=json.dumps(default), **common)
     else:
         inputs.str(key, default=default, **common)
+
+
+#: the option groups a grouped form shows behind its "advanced" switch
+COLLAPSED_GROUPS = ("runtime", "advanced")
+
+
+def grouped_option_inputs(inputs, ctx, names):
+    """The fields of ``names`` under a header per group (:data:`~fiftyone_posetrack.pipeline.options.GROUPS`);
+    the :data:`COLLAPSED_GROUPS` only once the form's ``show_advanced`` switch is on
+    (their parameters are then absent, so their defaults apply)."""
+    show = bool((ctx.params or {}).get("show_advanced"))
+    for group, label in GROUPS.items():
+        members = [n for n in names if _declared(n).group == group]
+        if not members:
+            continue
+        if group == COLLAPSED_GROUPS[0]:
+            inputs.bool(
+                "show_advanced", default=False, required=False, label="Show advanced options",
+                description="runtime (device, batch size, models folder) and scale-out (parallel runs, "
+                "database writes, taking over abandoned videos)", view=types.SwitchView(),
+            )  # fmt: skip
+        if group in COLLAPSED_GROUPS and not show:
+            continue
+        inputs.view(f"header_{group}", types.Header(label=label, divider=True))
+        option_inputs(inputs, members)
 
 
 def option_inputs(inputs, names):
@@ -209,8 +229,21 @@ class Params:
         return self._check(ValueSpec("str", choices=None if choices is None else tuple(choices)), name, default)
 
     def path(self, name, required=True):
+        """An absolute path (``~`` expanded); a relative one is refused.
+
+        Operators run in the App server, whose working folder is not the
+        user's, so a relative path would land somewhere unexpected.
+        """
         v = self.str(name, required=required)
-        return os.path.abspath(os.path.expanduser(v)) if v else None
+        if not v:
+            return None
+        path = os.path.expanduser(v)
+        if not os.path.isabs(path):
+            raise BadInputError(
+                f"parameter {name!r}: {v!r} is a relative path; give an absolute path (or ~/...): "
+                "operators run in the App server, whose working folder is not yours"
+            )
+        return os.path.normpath(path)
 
     def bool(self, name, default=False):
         return self._check(ValueSpec("bool"), name, default)
@@ -266,11 +299,6 @@ class Params:
         return self._check(ValueSpec("field"), name, default)
 
 
-def runtime(p: Params) -> dict:
-    """The given ``models_dir``, ``device`` and ``batch_size``."""
-    return p.options(RUNTIME_OPTIONS)
-
-
 def target_view(ctx):
     """The samples to process (the form's target: dataset, current view or selection); videos only."""
     view = ctx.target_view()
@@ -312,6 +340,9 @@ def summary_outputs(outputs, ctx=None):
     if ctx is None or (ctx.results or {}).get("queued_runs"):
         outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
+    if ctx is None or (ctx.results or {}).get("run_key"):
+        outputs.str("run_key", label="Run record (posetrack runs DATASET KEY)")
+        outputs.obj("run_record", label="Run", view=types.JSONView())
 
 
 def summary_result(summary) -> dict:
@@ -323,6 +354,7 @@ def summary_result(summary) -> dict:
         "processed_ids": list(summary.processed),
         "worker": worker_id(),
         "timings": {k: round(float(v), 3) for k, v in summary.timings.items()},
+        "run_key": getattr(summary, "run_key", None),
     }
 
 
@@ -342,86 +374,29 @@ def scaleout_inputs(inputs):
 
 def queue_copies(ctx, operator, count: int) -> list[str]:
     """Queues ``count`` delegated copies of this operation (``parallel_runs=1``); returns their ids."""
-    import copy
-
-    from fiftyone.operators.delegated import DelegatedOperationService
-    from fiftyone.operators.executor import ExecutionContext
-
-    skip = {"run_doc", "results", "target", "delegated_operation_id", "prompt_id"}
-    service, ids = DelegatedOperationService(), []
-    for i in range(count):
-        request = copy.deepcopy({k: v for k, v in ctx.request_params.items() if k not in skip})
-        request["params"] = dict(copy.deepcopy(ctx.params), parallel_runs=1)
-        request["delegated"] = True
-        request["request_delegation"] = True
-        request.setdefault("dataset_id", str(ctx.dataset._doc.id))
-        doc = service.queue_operation(
-            operator=operator.uri,
-            label=f"{operator.config.label} (parallel run {i + 2}/{count + 1})",
-            delegation_target=ctx.delegation_target,
-            context=ExecutionContext(request_params=request).serialize(),
-        )
-        ids.append(str(doc.id))
-    return ids
+    return queue_delegated_copies(
+        operator.uri, operator.config.label, ctx.request_params, ctx.params, str(ctx.dataset._doc.id), count,
+        ctx.delegation_target,
+    )  # fmt: skip
 
 
 def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
-    """Runs ``once(samples, **job_options)`` over ``view`` like a worker.
-
-    ``job_options`` are the keyword arguments of
-    :func:`fiftyone_posetrack.fo.jobs.run_video_jobs` that every stage takes
-    (``flush_frames``, ``progress``, ``raise_on_error``, ``stale_after``,
-    ``progress_callback``), from the operator's parameters.
-
-    Queues the extra ``parallel_runs``; after the first pass, while other runs
-    hold videos of ``view`` (status ``"running"``), polls and runs again on
-    those, so videos of a worker that died are redone once their claim is
-    stale (delegated runs only). Records the worker (``host:pid``) of each processed video in the
-    sample field ``<status_field without _status>_worker``.
-    """
-    import time
-
-    from fiftyone import ViewField as F
-
+    """Runs ``once`` over ``view`` with the operator's scale-out parameters
+    (:func:`fiftyone_posetrack.fo.scaleout.run_until_done`), after queueing the
+    extra ``parallel_runs``; only delegated runs wait for the others."""
     p = Params(ctx)
-    stale_after = p.option("stale_after")
-    flush = p.option("flush_frames")
     runs = p.option("parallel_runs")
-    wait = p.option("wait_for_others") and ctx.delegated  # an App request must not block on others
     queued = queue_copies(ctx, operator, runs - 1) if runs > 1 else []
-    callback = progress_callback(ctx)
-    dataset = view._dataset
-    worker_field = status_field[: -len("_status")] + "_worker"
-    me = worker_id()
-    totals = None
-    samples = view
-    poll = min(max(stale_after / 10.0, 0.5), 30.0)
-    while True:
-        summary = once(
-            samples, flush_frames=flush, progress=False, raise_on_error=False, stale_after=stale_after,
-            progress_callback=callback,
-        )  # fmt: skip
-        if summary.processed:
-            if not dataset.has_sample_field(worker_field):
-                dataset.add_sample_field(worker_field, fo.StringField)
-            dataset.select(summary.processed).set_values(worker_field, [me] * len(summary.processed))
-        if totals is None:
-            totals = summary
-        else:
-            totals.processed += summary.processed
-            totals.failed.update(summary.failed)
-            totals.frames += summary.frames
-            for k, v in summary.timings.items():
-                totals.timings[k] = totals.timings.get(k, 0.0) + v
-        if not wait or not dataset.has_sample_field(status_field):
-            break
-        samples = view.match(F(status_field) == "running")
-        if not len(samples):
-            break
-        time.sleep(poll)
-    done = set(totals.processed)
-    totals.skipped = [s for s in dict.fromkeys(totals.skipped) if s not in done]
+    totals = run_until_done(
+        view, status_field, once, flush_frames=p.option("flush_frames"), stale_after=p.option("stale_after"),
+        wait_for_others=p.option("wait_for_others") and ctx.delegated,  # an App request must not block on others
+        progress_callback=progress_callback(ctx),
+    )  # fmt: skip
     result = summary_result(totals)
+    if totals.run_key:
+        from fiftyone_posetrack.fo.runs import brief, get_run
+
+        result["run_record"] = brief(get_run(view._dataset, totals.run_key))
     result["queued_runs"] = queued
     raise_failures(totals, what)
     return result

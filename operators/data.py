@@ -1,9 +1,10 @@
 """Operators that bring videos and annotations into a dataset."""
 
-import os
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+
+from ._common import Params
+from .formats import PATH_HELP
 
 
 class ImportVideos(foo.Operator):
@@ -23,7 +24,7 @@ class ImportVideos(foo.Operator):
         inputs.str(
             "path",
             label="Video file or directory",
-            description="A video file, or a directory searched recursively for videos",
+            description=f"A video file, or a directory searched recursively for videos; {PATH_HELP}",
             required=True,
         )
         return types.Property(inputs, view=types.View(label="Import videos"))
@@ -31,7 +32,7 @@ class ImportVideos(foo.Operator):
     def execute(self, ctx):
         from fiftyone_posetrack.fo.dataset import add_videos
 
-        path = os.path.expanduser(ctx.params["path"])
+        path = Params(ctx).path("path")
         before = len(ctx.dataset)
         ids = add_videos(ctx.dataset, [path])
         ctx.trigger("reload_dataset")

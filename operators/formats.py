@@ -13,8 +13,12 @@ import fiftyone.operators.types as types
 from ._common import Params, field_choice, form, operator_config, show_in_app
 
 
+#: what every path field of these forms says about relative paths (see ``Params.path``)
+PATH_HELP = "an absolute path (or ~/...); relative paths are refused: the App server's working folder is not yours"
+
+
 def _path_input(inputs, name, label, description, required=True):
-    inputs.str(name, required=required, label=label, description=description)
+    inputs.str(name, required=required, label=label, description=f"{description}; {PATH_HELP}")
 
 
 def _export_target(ctx):
@@ -45,9 +49,10 @@ class ImportMOT(foo.Operator):
             "det_field", default="", required=False, label="Frame field for det/det.txt",
             description="the public detections (untracked); empty: not imported",
         )  # fmt: skip
-        inputs.str(
-            "videos_dir", required=False, label="Folder for encoded videos",
-            description="image sequences are encoded to <folder>/<sequence>.mp4 (default: under FiftyOne's dataset dir)",
+        _path_input(
+            inputs, "videos_dir", "Folder for encoded videos",
+            "image sequences are encoded to <folder>/<sequence>.mp4 (default: under FiftyOne's dataset dir)",
+            required=False,
         )  # fmt: skip
         inputs.float("default_fps", min=0.1, default=30.0, required=False, label="Frame rate when seqinfo.ini has none")
         return form(inputs, "Import MOTChallenge sequences")
@@ -105,11 +110,12 @@ class ImportPoseTrack(foo.Operator):
             "ignore_field", default="gt_ignore", required=False, label="Frame field for ignore regions",
             description="fo.Polylines; empty: ignore regions are not imported",
         )  # fmt: skip
-        inputs.str(
-            "image_root", required=False, label="PoseTrack root folder",
-            description="the folder the files' image paths are relative to; needed for videos not in the dataset",
+        _path_input(
+            inputs, "image_root", "PoseTrack root folder",
+            "the folder the files' image paths are relative to; needed for videos not in the dataset",
+            required=False,
         )  # fmt: skip
-        inputs.str("videos_dir", required=False, label="Folder for encoded videos")
+        _path_input(inputs, "videos_dir", "Folder for encoded videos", "<folder>/<video>.mp4", required=False)
         inputs.float("fps", min=0.1, default=25.0, required=False, label="Frame rate of encoded videos")
         return form(inputs, "Import PoseTrack annotations")
 
@@ -205,6 +211,13 @@ class ExportPoseTrack(foo.Operator):
             "posetrack_joints", default=False, required=False, label="Reorder joints into PoseTrack18's 17",
             description="joints the field lacks (head_bottom, head_top for COCO-17) are written missing",
         )  # fmt: skip
+        inputs.bool(
+            "gt", default=False, required=False, label="Ground truth (visibility flags, head boxes, no scores)",
+            description="the layout `posetrack eval-kpts --kind posetrack` reads as GT; default: predictions with scores",
+        )  # fmt: skip
+        field_choice(
+            inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (ground truth)", "optional", required=False,
+        )  # fmt: skip
         inputs.bool("overwrite", default=False, required=False, label="Replace existing files")
         return form(inputs, "Export PoseTrack JSON")
 
@@ -222,6 +235,8 @@ class ExportPoseTrack(foo.Operator):
             detections_field=det_field,
             posetrack_joints=p.bool("posetrack_joints"),
             overwrite=p.bool("overwrite"),
+            gt=p.bool("gt"),
+            ignore_field=p.field(ctx, "ignore_field", fo.Polylines, required=False),
         )
         return {"num_files": len(files), "out_dir": out_dir, "files": files}
 

@@ -17,7 +17,7 @@ from fiftyone_posetrack.types import BadInputError
 
 NO_EVAL = "(tracked labels, no evaluation)"
 METRIC_LABELS = {
-    "mota": "MOTA", "idf1": "IDF1", "hota": "HOTA", "idsw": "ID switches", "fp": "FP", "fn": "FN",
+    "mota": "MOTA", "idf1": "IDF1", "hota": "HOTA", "idsw": "ID sw.", "fp": "FP", "fn": "FN",
     "precision": "Precision", "recall": "Recall", "ap": "OKS AP", "ap50": "AP50", "ar": "AR",
     "pt_ap": "PoseTrack AP", "pt_mota": "PoseTrack MOTA", "lamr": "Miss rate (LAMR)",
 }  # fmt: skip
@@ -118,6 +118,7 @@ class PoseTrackingPanel(foo.Panel):
                 box_field = boxes[0] if boxes else ("pred_detections" if dataset.has_frame_field("pred_detections") else None)
                 tracks = pd.track_table(dataset, field=box_field) if box_field else []
             state["box_field"] = box_field
+            state["videos"] = len(dataset)
             state["keypoints_field"] = _keypoints_field_for(dataset, box_field) if box_field else None
             data["tracks"] = [
                 {**{k: fmt(v) for k, v in row.items()}, "_index": row["index"], "_sample_id": row["sample_id"]}
@@ -187,9 +188,17 @@ class PoseTrackingPanel(foo.Panel):
         except (BadInputError, ValueError) as e:
             ctx.ops.notify(str(e), variant="error")
             return
+        # the modal opens once the App shows the clip (on_change_view): opening it now
+        # would look the clip up in the old view
+        ctx.panel.set_state("pending_open", clip_id)
+        ctx.panel.set_state("opened", {"sample_id": sample_id, "frame": int(frame), "clip_id": clip_id})
         ctx.ops.set_view(view=clip_view)
-        ctx.ops.open_sample(id=clip_id)
-        ctx.panel.set_state("opened", {"sample_id": sample_id, "frame": int(frame)})
+
+    def on_change_view(self, ctx):
+        pending = ctx.panel.get_state("pending_open")
+        if pending:
+            ctx.panel.set_state("pending_open", None)
+            ctx.ops.open_sample(id=pending)
 
     def on_click_track(self, ctx):
         """Shows only the clicked track's boxes and skeletons."""
@@ -241,36 +250,39 @@ class PoseTrackingPanel(foo.Panel):
             return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad=2))
         kind = state.get("kind")
         if kind:
-            cols = [("video", "Video")] + [(c, METRIC_LABELS.get(c, c)) for c in state.get("columns", [])]
-            panel.md(f"#### Per video ({kind} evaluation `{state.get('eval_key')}`)", name="videos_title")
+            cols = [("video", "Video")] + [(c, METRIC_LABELS.get(c, c)) for c in state.get("columns", [])
+                                           if c not in ("precision", "recall")]  # fmt: skip
+            panel.md(f"**Per video** ({kind} evaluation `{state.get('eval_key')}`)", name="videos_title")
             _table(panel, "videos", cols)
         if kind == "tracking":
-            panel.md("#### Errors over time  \nclick a point to open that video at that frame", name="errors_title")
+            panel.md("**Errors over time**: click a point to open that video at that frame", name="errors_title")
             panel.plot(
-                "errors", on_click=self.on_click_error, height=40,
-                layout={"xaxis": {"title": "frame"}, "yaxis": {"title": "count", "rangemode": "tozero"},
-                        "legend": {"orientation": "h"}, "margin": {"t": 20, "b": 40}},
+                "errors", on_click=self.on_click_error,
+                layout={"height": 260, "xaxis": {"title": {"text": "frame"}}, "hovermode": "closest",
+                        "yaxis": {"title": {"text": "count"}, "rangemode": "tozero", "dtick": 1},
+                        "legend": {"orientation": "h", "y": 1.15}, "margin": {"t": 30, "b": 40, "l": 50, "r": 10}},
                 config={"displayModeBar": False},
             )  # fmt: skip
         if kind == "poses" and state.get("has_joints"):
-            panel.md("#### PoseTrack AP per joint (%)", name="joints_title")
-            panel.plot("joints", height=35, layout={"yaxis": {"range": [0, 100]}, "margin": {"t": 20, "b": 90}},
+            panel.md("**PoseTrack AP per joint** (%)", name="joints_title")
+            panel.plot("joints", layout={"height": 280, "yaxis": {"range": [0, 100]}, "margin": {"t": 20, "b": 90, "l": 50, "r": 10}},
                        config={"displayModeBar": False})  # fmt: skip
         if state.get("box_field"):
             panel.md(
-                f"#### Tracks of `{state['box_field']}`  \nclick a row to show only that track's boxes"
+                f"**Tracks** of `{state['box_field']}`: click a row to show only that track's boxes"
                 + (f" and skeletons (`{state['keypoints_field']}`)" if state.get("keypoints_field") else ""),
                 name="tracks_title",
             )
-            cols = [("video", "Video"), ("index", "Track"), ("length", "Frames"), ("first", "First"), ("last", "Last"),
-                    ("gaps", "Gaps"), ("mean_confidence", "Mean conf.")]  # fmt: skip
+            cols = [("video", "Video")] if state.get("videos", 1) > 1 else []
+            cols += [("index", "Track"), ("length", "Frames"), ("first", "From"), ("last", "To"), ("gaps", "Gaps"),
+                     ("mean_confidence", "Conf.")]  # fmt: skip
             if kind == "tracking":
-                cols += [("gt_ids", "Matched GT ids"), ("switches", "ID switches"), ("fp", "FP boxes")]
+                cols += [("gt_ids", "GT ids"), ("switches", "ID sw."), ("fp", "FP")]
             _table(panel, "tracks", cols, on_click_row=self.on_click_track)
             shown = ctx.panel.get_state("shown_track")
             if shown:
                 panel.btn("show_all", label=f"Track {shown['index']} shown: show all tracks", on_click=self.on_show_all,
                           variant="outlined")  # fmt: skip
-        panel.md("#### Runs that wrote these labels", name="runs_title")
+        panel.md("**Runs** that wrote these labels", name="runs_title")
         _table(panel, "runs", [("key", "Key"), ("type", "Type"), ("timestamp", "When (UTC)"), ("what", "Config")])
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad=2))

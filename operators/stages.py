@@ -17,7 +17,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, form_values
+from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, form_values
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
@@ -25,12 +25,12 @@ from ._common import (
     Params,
     field_choice,
     form,
+    grouped_option_inputs,
     job_inputs,
     operator_config,
     option_input,
     option_inputs,
     run_job,
-    runtime,
     runtime_inputs,
     scaleout_inputs,
     show_in_app,
@@ -292,16 +292,13 @@ class RunPoseTracking(_Stage):
             "Pose tracking: run the whole pose tracking",
             "Detect, track (DeepSORT/ByteTrack), estimate and smooth poses; tracked boxes and skeletons per frame",
             heavy=True,
+            dynamic=True,  # the advanced switch shows / hides fields
         )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track poses in")
-        for group, label in GROUPS.items():
-            names = [name for name, o in {**OPTIONS, **JOB_OPTIONS}.items() if o.group == group]
-            if names:
-                inputs.view(f"header_{group}", types.Header(label=label, divider=True))
-                option_inputs(inputs, names)
+        grouped_option_inputs(inputs, ctx, [*OPTIONS, *JOB_OPTIONS])
         return form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
 
     def execute(self, ctx):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_posetrack.fo.tune import METRICS, store_tuning, tune_tracker
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
@@ -22,59 +22,6 @@ from ._common import (
     target_view,
     worker_id,
 )
-
-#: ``dataset.info`` key where the last tuning of each tracker is kept
-INFO_KEY = "posetrack_tracker_tuning"
-_METRICS = ("idf1", "mota", "hota", "idsw", "fp", "fn")
-
-
-def tune_tracker(samples, dets_field, gt_field, tracker, grid, base_params=None, embedder=None,
-                 iou_threshold=0.5, progress_callback=None) -> list[dict]:  # fmt: skip
-    """Tracks ``dets_field`` with every combination of ``grid`` and scores it on all videos together.
-
-    Metrics are MOTChallenge's combined ones over the videos
-    (:func:`fiftyone_posetrack.eval.mot.evaluate_mot_sequences`, OVERALL);
-    appearance features are computed once per video.
-
-    Returns:
-        one row per combination, best first (IDF1, then MOTA):
-        ``{"params": {...}, "idf1", "mota", "hota", "idsw", "fp", "fn"}``
-    """
-    from fiftyone_posetrack.eval.mot import evaluate_mot_sequences
-    from fiftyone_posetrack.fo.labels import sample_to_mot
-    from fiftyone_posetrack.tracking.base import make_tracker, tracker_params
-    from fiftyone_posetrack.tracking.run import embed_mot_detections, track_mot_array
-
-    valid = tracker_params(tracker)
-    unknown = sorted((set(grid) | set(base_params or {})) - set(valid))
-    if unknown:
-        raise BadInputError(f"parameter 'grid': tracker {tracker!r} has no parameter(s) {unknown}; valid: {sorted(valid)}")
-    empty = [k for k, v in grid.items() if not v]
-    if empty:
-        raise BadInputError(f"parameter 'grid': no values for {empty}")
-    videos = {}
-    for sample in samples.select_fields():
-        dets = sample_to_mot(sample, dets_field)
-        feats = embed_mot_detections(dets, sample.filepath, embedder) if embedder is not None and len(dets) else None
-        videos[sample.id] = (sample_to_mot(sample, gt_field), dets, feats)
-    keys = list(grid)
-    combos = list(itertools.product(*(grid[k] for k in keys)))
-    rows = []
-    for i, values in enumerate(combos):
-        params = dict(base_params or {}, **dict(zip(keys, values)))
-        trk = make_tracker(tracker, **params)
-        seqs = {sid: (gt, track_mot_array(dets, trk, embeddings=feats)) for sid, (gt, dets, feats) in videos.items()}
-        overall = evaluate_mot_sequences(seqs, iou_threshold)["OVERALL"]
-        rows.append({"params": dict(zip(keys, values)), **{m: overall[m] for m in _METRICS}})
-        if progress_callback is not None:
-            progress_callback((i + 1) / len(combos), f"{i + 1}/{len(combos)} parameter combinations")
-
-    def key(r):
-        return tuple(-x if x == x else float("inf") for x in (r["idf1"], r["mota"]))
-
-    rows.sort(key=key)
-    return rows
-
 
 def parse_grid_text(text: str) -> dict[str, list]:
     """``"max_age=10,30; n_init=1,3"`` (``;`` or newlines between parameters) -> a grid."""
@@ -134,26 +81,15 @@ class TuneTracker(foo.Operator):
 
             embedder = make_embedder(reid)
         rows = tune_tracker(view, dets_field, gt_field, tracker, grid, base, embedder, iou, progress_callback(ctx))
-        rows = [{"params": r["params"], **{m: _plain(r[m]) for m in _METRICS}} for r in rows]
-        best = dict(base, **rows[0]["params"])
-        dataset = ctx.dataset
-        info = dict(dataset.info.get(INFO_KEY) or {})
-        info[tracker] = {
-            "detections_field": dets_field,
-            "gt_field": gt_field,
-            "best_params": best,
-            "rows": rows[:50],
-            "videos": len(view),
-        }
-        dataset.info[INFO_KEY] = info
-        dataset.save()
+        entry = store_tuning(view, tracker, dets_field, gt_field, rows, base)
         show_in_app(ctx)
+        best = entry["rows"][0]
         return {
-            "best_params": best,
-            "best_idf1": rows[0]["idf1"],
-            "best_mota": rows[0]["mota"],
+            "best_params": entry["best_params"],
+            "best_idf1": best["idf1"],
+            "best_mota": best["mota"],
             "combinations": len(rows),
-            "table": format_table(rows, metrics=("idf1", "mota", "hota", "idsw", "fp", "fn")),
+            "table": format_table(entry["rows"], metrics=METRICS),
             "worker": worker_id(),
         }
 
@@ -166,10 +102,3 @@ class TuneTracker(foo.Operator):
         outputs.str("table", label="Results", view=types.MarkdownView())
         return types.Property(outputs, view=types.View(label="Tracker tuning"))
 
-
-def _plain(x):
-    """A JSON-safe number (NaN -> None)."""
-    x = float(x)
-    if x != x:
-        return None
-    return int(x) if x.is_integer() and abs(x) < 2**53 else x

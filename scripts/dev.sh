@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # One entry point for the README's two commands:
 #
-#   bash scripts/dev.sh demo [ARGS...]   set up, then run `posetrack demo ARGS...`
-#   bash scripts/dev.sh test [PYTEST...] set up, then run the whole test suite
-#   bash scripts/dev.sh setup            set up only
+#   bash scripts/dev.sh demo [ARGS...]   set up what the demo needs, then run `posetrack demo ARGS...`
+#   bash scripts/dev.sh test [PYTEST...] set up everything, then run the whole test suite
+#   bash scripts/dev.sh setup            set up everything only
+#
+# The demo uses no OpenMMLab model, so its set-up skips the OpenMMLab extra
+# (mmcv is compiled from source: ~7 min once) unless POSETRACK_MM=1; `test` and
+# `setup` install it (unless POSETRACK_NO_MM=1).
 #
 # Set-up is idempotent and fast when nothing changed: a stamp inside the venv
-# records a hash of everything that decides what gets installed.
+# records a hash of everything that decides what gets installed, and whether
+# the OpenMMLab extra is in (a venv with it serves the demo too).
 #
 # Environment:
 #   POSETRACK_VENV      the virtualenv to use (default: .venv in the repo)
-#   POSETRACK_NO_MM=1   skip the OpenMMLab extra (mmcv is built from source: ~7 min once)
+#   POSETRACK_MM=1      the demo's set-up installs the OpenMMLab extra too
+#   POSETRACK_NO_MM=1   test / setup skip the OpenMMLab extra
 #   POSETRACK_MODELS_DIR  local folder of pretrained models (<dir>/<name>/<file>); the demo
 #                       uses ../shared/models when it exists and this is unset
 #   POSETRACK_CACHE     wheel cache (default: ~/.cache/fiftyone-posetrack)
@@ -47,14 +53,17 @@ setup_system() {
 setup_hash() {
   cat "$REPO/pyproject.toml" "$REPO/setup.py" "$REPO/scripts/constraints.txt" "$REPO/scripts/dev.sh" \
     "$REPO"/scripts/setup_mm.sh 2>/dev/null | sha1sum | cut -c1-16
-  echo "mm=${POSETRACK_NO_MM:-0}"
 }
 
 setup_python() {
-  local stamp="$VENV/.posetrack-setup"
-  local want
-  want=$(setup_hash | tr '\n' ' ')
-  if [[ -f $stamp && $(cat "$stamp") == "$want" ]] \
+  # $1: the extras to install (the demo's: onnx,lite,reid; the tests' add test); $2 = 1: the OpenMMLab extra too
+  local extras=$1 mm=$2 stamp="$VENV/.posetrack-setup"
+  local hash have
+  hash=$(setup_hash)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  # the demo's needs are a subset of every set-up: any stamp of this hash serves it (with mm=1 if asked)
+  if [[ $have == "$hash extras=$extras mm=$mm" \
+        || ($extras == "$DEMO_EXTRAS" && $have == "$hash "* && ($mm == 0 || $have == *" mm=1")) ]] \
      && "$VENV/bin/python" -c "import fiftyone_posetrack, fiftyone, cv2, lap" 2>/dev/null; then
     return 0
   fi
@@ -64,15 +73,18 @@ setup_python() {
     log "creating virtualenv $VENV"
     "$PY" -m venv "$VENV"
   fi
-  local pip=("$VENV/bin/python" -m pip install -q)
-  log "installing fiftyone-posetrack and its dependencies (torch pinned by scripts/constraints.txt)"
+  # --no-compile: modules are byte-compiled when first imported, not all of torch and FiftyOne up front
+  local pip=("$VENV/bin/python" -m pip install -q --no-compile)
+  log "installing fiftyone-posetrack[$extras] and its dependencies (torch pinned by scripts/constraints.txt)"
   "${pip[@]}" "setuptools>=77.0.3,<81" wheel
-  "${pip[@]}" -e "$REPO[onnx,lite,reid,test]"
+  "${pip[@]}" -e "$REPO[$extras]"
   setup_database
-  if [[ ${POSETRACK_NO_MM:-0} != 1 ]]; then
+  if [[ $mm == 1 ]]; then
     bash "$REPO/scripts/setup_mm.sh" "$VENV"
+  else
+    log "skipping the OpenMMLab extra (the demo does not use it; POSETRACK_MM=1 installs it)"
   fi
-  echo "$want" > "$stamp"
+  echo "$hash extras=$extras mm=$mm" > "$stamp"
   log "set-up complete ($VENV)"
 }
 
@@ -97,18 +109,23 @@ setup_database() {
 }
 
 setup() {
+  # $1: extras, $2 = 1: with the OpenMMLab extra
   setup_system
-  setup_python
+  setup_python "$1" "$2"
 }
+
+DEMO_EXTRAS=onnx,lite,reid
+FULL_EXTRAS=onnx,lite,reid,test
+full_mm=$([[ ${POSETRACK_NO_MM:-0} == 1 ]] && echo 0 || echo 1)
 
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   setup)
-    setup
+    setup "$FULL_EXTRAS" "$full_mm"
     ;;
   demo)
-    setup
+    setup "$DEMO_EXTRAS" "$([[ ${POSETRACK_MM:-0} == 1 ]] && echo 1 || echo 0)"
     # Developer convenience: in this project's workspace the pretrained models lie in
     # ../shared/models; elsewhere the demo downloads them once (or says what to fetch).
     if [[ -z ${POSETRACK_MODELS_DIR:-} && -d $REPO/../shared/models ]]; then
@@ -118,7 +135,7 @@ case "$cmd" in
     exec "$VENV/bin/posetrack" demo "$@"
     ;;
   test)
-    setup
+    setup "$FULL_EXTRAS" "$full_mm"
     # the real-browser App test needs Chromium; where it cannot be installed the test skips
     POSETRACK_VENV=$VENV bash "$REPO/scripts/setup_browser.sh" \
       || log "Chromium/playwright unavailable: the browser test will skip"

@@ -22,7 +22,7 @@ def video(tmp_path_factory):
         (["run", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
         (["run", "--dataset", "no-such-dataset"], "no dataset named 'no-such-dataset'"),
         (["run", "x.mp4", "--box-alpha", "3"], "--box-alpha: expected a finite number >= 0 and <= 1, got 3.0"),
-        (["run", "x.mp4", "--tracker", "kalmanish"], "--tracker: expected one of 'bytetrack', 'deepsort', 'sort', got 'kalmanish'"),
+        (["run", "x.mp4", "--tracker", "kalmanish"], "--tracker: expected one of 'bytetrack', 'deepsort', 'ocsort', 'sort', got 'kalmanish'"),
         (["run", "x.mp4", "--param", "max_age"], "--param: expected KEY=VALUE"),
         (["run", "x.mp4", "--device", "tpu"], "--device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
         (["demo", "--video", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
@@ -52,17 +52,21 @@ def test_run_labels_a_video(video, shared_dir, capsys):
 
 def test_demo_runs_end_to_end_and_evaluates(shared_dir, tmp_path, capsys):
     args = ["demo", "--people", "3", "--frames", "10", "--width", "320", "--height", "192",
-            "--out", str(tmp_path / "demo"), "--models-dir", str(shared_dir / "models"), "--reid", "none"]  # fmt: skip
+            "--out", str(tmp_path / "demo"), "--models-dir", str(shared_dir / "models")]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert re.search(r"tracking: MOTA -?\d\.\d{3}  IDF1 \d\.\d{3}  HOTA \d\.\d{3}", out)
-    assert re.search(r"poses: +OKS AP \d\.\d{3}  AP50 \d\.\d{3}.*PoseTrack AP \d+\.\d  MOTA -?\d+\.\d", out)
+    assert "preset cpu: " in out and "ReID osnet-x0_25-msmt17" in out  # the real ReID model by default
+    tracking = re.search(r"\n  MOTA +(-?\d\.\d{3}) +1 - \(missed \+ false \+ identity switches\)", out)
+    assert tracking and re.search(r"\n  IDF1 +\d\.\d{3} +share of boxes", out)
+    assert "PoseTrack (joints scoring < 0.5 dropped, as submissions do)" in out
+    pose = re.search(r"\n  MOTA +(-?\d+\.\d) +percent: per-joint", out)
+    assert pose and re.search(r"\n  OKS AP +\d\.\d{3} +COCO keypoint AP", out)
     ds = fo.load_dataset("posetrack-demo")
     assert ds.count("frames.pred_detections.detections") > 0
     assert set(ds.list_evaluations()) == {"demo_tracking", "demo_poses"}
     # the printed numbers are the stored runs' numbers
-    mota = ds.load_evaluation_results("demo_tracking").metrics()["mota"]
-    assert f"MOTA {mota:.3f}" in out
+    assert tracking.group(1) == f"{ds.load_evaluation_results('demo_tracking').metrics()['mota']:.3f}"
+    assert pose.group(1) == f"{ds.load_evaluation_results('demo_poses').metrics()['pt_mota']:.1f}"
 
 
 def test_missing_optional_dependency_exits_5_naming_the_extra(video, shared_dir, monkeypatch, capsys):

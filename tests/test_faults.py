@@ -121,7 +121,12 @@ def _drive(env: dict, *args) -> dict:
 
 
 class RawState:
-    """Reads a video's status and labelled frames straight from MongoDB (any process may write them)."""
+    """Reads a video's status and written frames straight from MongoDB (any process may write them).
+
+    A run writes a video's labels aside (``posetrack_staging``) and swaps them
+    into the frame documents when the video is complete: "written" frames are
+    the staged ones plus the labelled frame documents.
+    """
 
     def __init__(self, uri: str, dataset_name: str):
         import pymongo
@@ -132,14 +137,21 @@ class RawState:
         assert doc is not None, f"no dataset {dataset_name!r} in {uri}"
         self.samples = db[doc["sample_collection_name"]]
         self.frames = db[doc["frame_collection_name"]]
+        self.staging = db["posetrack_staging"]
 
     def __call__(self, sample_id: str) -> tuple[str | None, int, float | None]:
         from bson import ObjectId
 
         oid = ObjectId(sample_id)
         doc = self.samples.find_one({"_id": oid}) or {}
-        labelled = self.frames.count_documents({"_sample_id": oid, DET: {"$ne": None}})
-        return doc.get(f"{DET}_status"), labelled, doc.get(f"{DET}_claimed_at")
+        staged = self.staging.count_documents({"sample": oid, DET: {"$ne": None}})
+        return doc.get(f"{DET}_status"), self.committed(sample_id) + staged, doc.get(f"{DET}_claimed_at")
+
+    def committed(self, sample_id: str) -> int:
+        """Frame documents of the video that hold a label."""
+        from bson import ObjectId
+
+        return self.frames.count_documents({"_sample_id": ObjectId(sample_id), DET: {"$ne": None}})
 
     def close(self):
         self.client.close()
@@ -237,7 +249,8 @@ def test_sigkilled_run_resumes_to_identical_labels(persistent, videos, models, r
         first.wait(timeout=30)
         status, labelled, claimed_at = state(sample_id)
         print(f"\nrun killed with {labelled}/{FRAMES} frames written")
-        assert status == "running" and 0 < labelled < FRAMES, "the kill left a claimed, half-labelled video"
+        assert status == "running" and 0 < labelled < FRAMES, "the kill left a claimed, half-written video"
+        assert state.committed(sample_id) == 0, "half-written labels reached the frame documents"
 
         # a run that trusts the claim (default stale_after: 10 min) leaves the video to its "owner"
         summary = run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)
@@ -252,6 +265,55 @@ def test_sigkilled_run_resumes_to_identical_labels(persistent, videos, models, r
     finally:
         state.close()
     _assert_like_reference(dataset, reference)
+
+
+def _raw_documents(dataset) -> tuple[list[bytes], list[bytes]]:
+    """Every sample and frame document as BSON (byte-for-byte comparable)."""
+    import bson
+
+    samples = [bson.encode(d) for d in dataset._sample_collection.find().sort("_id", 1)]
+    frames = [bson.encode(d) for d in dataset._frame_collection.find().sort("_id", 1)]
+    return samples, frames
+
+
+def test_sigkilled_overwrite_keeps_the_complete_earlier_labels(persistent, videos, models, tmp_path):
+    """``--overwrite`` writes a video's new labels aside: killed mid-video, the earlier labels stay, byte for byte.
+
+    (Before, the video's labels were cleared when it was claimed and rewritten
+    chunk by chunk, so the kill left a half-labelled video.)
+    """
+    from bson import ObjectId
+
+    from fiftyone_posetrack.fo.run import run
+    from fiftyone_posetrack.pipeline import PipelineConfig
+
+    dataset = persistent(videos[:1])
+    sample_id = dataset.first().id
+    run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)
+    before = _raw_documents(dataset)
+    state = RawState(os.environ["FIFTYONE_DATABASE_URI"], dataset.name)
+    try:
+        args = _run_args(dataset.name, models, "--overwrite", "--flush-frames", "4")
+        killed = _cli(tmp_path, "overwrite", *args)
+        deadline = time.time() + 180
+        while state.staging.count_documents({"sample": ObjectId(sample_id), DET: {"$ne": None}}) == 0:
+            assert killed.poll() is None, f"the run ended before it could be interrupted:\n{_output(killed)[-3000:]}"
+            assert time.time() < deadline, "no staged labels after 180 s"
+            time.sleep(0.02)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert state(sample_id)[0] == "running", "killed while the video was claimed"
+    finally:
+        state.close()
+    import bson
+
+    samples, frames = _raw_documents(dataset)
+    assert frames == before[1], "the frame documents (the earlier labels) changed"
+
+    def unclaimed(doc):  # the sample document but its claim (status, heartbeat, run key)
+        return {k: v for k, v in bson.decode(doc).items() if not k.startswith(DET + "_")}
+
+    assert [unclaimed(d) for d in samples] == [unclaimed(d) for d in before[0]]
 
 
 def _restart_mongod(root: pathlib.Path, port: int) -> subprocess.Popen:

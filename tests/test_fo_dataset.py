@@ -161,3 +161,36 @@ def test_posetrack_import_keeps_head_boxes_regions_and_names(tmp_path, shared_di
             assert ds.count("frames.gt_ignore.polylines") > 0
     finally:
         ds.delete()
+
+
+def test_read_videos_by_cursor_equals_the_view_read(dataset, clip):
+    """The indexed-cursor read gives what FiftyOne's view read gives; views filtering frames keep their filters."""
+    from fiftyone import ViewField as F
+
+    from fiftyone_posetrack.fo.labels import _direct, read_videos
+
+    (sid,) = add_videos(dataset, [clip])
+    per_frame = {
+        n: fo.Detections(detections=[
+            fo.Detection(label="person", bounding_box=[0.1, 0.1, 0.2, 0.3], confidence=0.3, index=1),
+            fo.Detection(label="person", bounding_box=[0.5, 0.2, 0.2, 0.3], confidence=0.9, index=2),
+        ])
+        for n in range(1, 31, 3)
+    }  # fmt: skip
+    write_frame_labels(dataset, {"boxes": {sid: per_frame}})
+    everything = dataset.filter_labels("frames.boxes", F("confidence") > 0, only_matches=False)
+    assert _direct(dataset) and _direct(dataset.select(sid)) and not _direct(everything)
+    (direct,) = read_videos(dataset, ["boxes"])
+    (viewed,) = read_videos(everything, ["boxes"])
+    assert direct.frame_numbers == viewed.frame_numbers and direct.frame_ids == viewed.frame_ids
+    assert [n for n, lab in zip(direct.frame_numbers, direct.labels["boxes"]) if lab is not None] == list(per_frame)
+    for a, b in zip(direct.labels["boxes"], viewed.labels["boxes"]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert [(d.index, d.bounding_box, d.id) for d in a.detections] == [
+                (d.index, d.bounding_box, d.id) for d in b.detections
+            ]
+    (high,) = read_videos(dataset.filter_labels("frames.boxes", F("confidence") > 0.5, only_matches=False), ["boxes"])
+    kept = {d.index for lab in high.labels["boxes"] if lab is not None for d in lab.detections}
+    assert kept == {2}, "the view's label filter applies"
+    assert direct.name == "clip" and (direct.width, direct.height) == (200, 100)

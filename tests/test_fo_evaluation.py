@@ -238,8 +238,8 @@ def test_crowd_tracking_equals_eval_mot_cli(crowd, capsys):
     res = evaluate_tracking(crowd.ds, eval_key="crowd_track")
     ref = _cli_json(capsys, ["eval-mot", "--pair", crowd.synth.gt_path, str(crowd.root / "pred.txt")])
     (seq,) = [k for k in ref if k != "OVERALL"]
-    assert list(res.per_video) == ["video"]
-    for ours, theirs in (("video", seq), ("OVERALL", "OVERALL")):
+    assert list(res.per_video) == [seq], "one video-name rule: the synth folder's name, as in the files"
+    for ours, theirs in ((seq, seq), ("OVERALL", "OVERALL")):
         for key, value in ref[theirs].items():
             assert _same(value, res.metrics_by_video[ours][key]), key
     m = res.metrics()
@@ -307,7 +307,8 @@ def test_crowd_poses_equal_eval_kpts_cli(crowd, capsys, tmp_path):
     assert 0.2 < res.metrics()["ap"] < 1.0
     exported = json.loads((tmp_path / "gt.json").read_text())
     assert {a["track_id"] for a in exported["annotations"]} == set(range(1, 7))
-    assert exported["images"][0]["file_name"] == "video/000001.jpg"
+    (name,) = res.per_video  # one video-name rule: the synth folder, as export_mot / export_posetrack name it
+    assert exported["images"][0]["file_name"] == f"{name}/000001.jpg"
     # 2. files written straight from the arrays (no FiftyOne) agree too (no OKS-NMS there)
     _coco_from_arrays(crowd, tmp_path / "gt2.json", tmp_path / "dt2.json")
     ref2 = _cli_json(capsys, ["eval-kpts", str(tmp_path / "gt2.json"), str(tmp_path / "dt2.json")])
@@ -450,7 +451,8 @@ def test_views_to_the_failures(crowd):
     tick = time.perf_counter()
     frames = id_switch_frames(ds, "views")
     elapsed = time.perf_counter() - tick
-    switch_frames = [n for n, s in zip(res.per_frame["video"]["frame_number"], res.per_frame["video"]["idsw"]) if s]
+    (per_frame,) = res.per_frame.values()
+    switch_frames = [n for n, s in zip(per_frame["frame_number"], per_frame["idsw"]) if s]
     assert sorted(frames.values("frame_number")) == switch_frames
     assert all(pathlib.Path(p).is_file() for p in frames.values("filepath"))
     assert sum(frames.values("views_idsw")) == m["idsw"]
@@ -506,7 +508,7 @@ def test_run_lifecycle(crowd):
     evaluate_tracking(ds, eval_key="again", iou_threshold=0.6)
     evaluate_tracking(ds, eval_key="again")
     assert ds.get_evaluation_info("again").config.iou_threshold == 0.5
-    with pytest.raises(ValueError, match="Cannot overwrite"):
+    with pytest.raises(BadInputError, match="eval_key 'again' names an existing TrackingEvaluationConfig run"):
         evaluate_person_detection(ds, eval_key="again")
     ds.delete_evaluation("again")
 
@@ -594,3 +596,46 @@ def test_bad_input_is_named(tiny):
     with pytest.raises(BadInputError, match="video dataset"):
         evaluate_tracking(images)
     images.delete()
+
+
+# --------------------------------------------------------------------------- export -> file evaluation round trips
+
+
+def _assert_same_tree(ref, ours, where=""):
+    """Every number of the CLI's JSON equals the in-place result (NaN/None alike)."""
+    if isinstance(ref, dict):
+        for key, value in ref.items():
+            _assert_same_tree(value, ours[key], f"{where}/{key}")
+    else:
+        assert _same(ref, ours), where
+
+
+def test_posetrack_export_then_eval_kpts_equals_evaluate_poses(crowd, capsys, tmp_path):
+    """One converter: PoseTrack files exported from the dataset score as the dataset does in place."""
+    from fiftyone_posetrack.fo.io import export_posetrack
+
+    ds = crowd.ds
+    res = evaluate_poses(ds, kind="posetrack", eval_key=None)
+    export_posetrack(ds, "gt_keypoints", tmp_path / "gt", detections_field="gt_detections", gt=True)
+    export_posetrack(ds, "pred_keypoints", tmp_path / "dt", detections_field="pred_detections")
+    ref = _cli_json(capsys, ["eval-kpts", str(tmp_path / "gt"), str(tmp_path / "dt"), "--kind", "posetrack"])
+    ours = res.posetrack_by_video["OVERALL"]
+    _assert_same_tree(ref["per_joint"], ours["per_joint"])
+    _assert_same_tree(ref["total"], ours["total"])
+    assert 0 < ours["total"]["ap"] < 100 and ours["total"]["mota"] < 100, "the predictions have errors to measure"
+
+
+def test_mot_export_then_eval_mot_equals_evaluate_tracking(crowd, capsys, tmp_path):
+    """One video-name rule and one MOT conversion: exported files score as the dataset does in place."""
+    from fiftyone_posetrack.fo.io import export_mot
+
+    ds = crowd.ds
+    res = evaluate_tracking(ds, eval_key=None)
+    (gt,) = export_mot(ds, "gt_detections", tmp_path / "gt", gt=True)
+    (pred,) = export_mot(ds, "pred_detections", tmp_path / "res")
+    ref = _cli_json(capsys, ["eval-mot", "--pair", gt, pred])
+    assert set(ref) == set(res.metrics_by_video), "the files' sequence names are the evaluation's video names"
+    for video in ref:
+        for key, value in ref[video].items():
+            assert _same(value, res.metrics_by_video[video][key]), (video, key)
+    assert res.metrics()["idsw"] >= 1 and res.metrics()["fp"] > 0

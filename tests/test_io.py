@@ -191,3 +191,30 @@ def test_posetrack_export_needs_track_ids(dataset, seqs, tmp_path):
     with pytest.raises(BadInputError, match="without `index`"):
         io.export_posetrack(dataset, "gt_keypoints", tmp_path / "pt")
     assert io.video_name(dataset.first()) == "SYN-01"
+
+
+def test_export_posetrack_ground_truth_through_the_operator(dataset, seqs, tmp_path):
+    """gt=True (form option): visibility flags, the imported head boxes, no scores; the default writes scores."""
+    import fiftyone.operators as foo
+
+    from fiftyone_posetrack.fo.plugin import PLUGIN_NAME, install_plugin
+
+    install_plugin(fo.config.plugins_dir)
+    root, synth = seqs
+    io.import_mot_sequences(dataset, root / "SYN-01")
+    io.import_posetrack(dataset, synth.posetrack_path)
+    original = read_posetrack_json(synth.posetrack_path)
+    for gt in (True, False):
+        params = {"keypoints_field": "gt_keypoints", "detections_field": "gt_detections",
+                  "out_dir": str(tmp_path / str(gt)), "gt": gt}  # fmt: skip
+        ctx = {"dataset": dataset.name, "params": params, "request_delegation": False}
+        result = foo.execute_operator(f"{PLUGIN_NAME}/export_posetrack", ctx=ctx)
+        assert result.error is None, result.error
+        (path,) = result.result["files"]
+        back = read_posetrack_json(path)
+        for a, b in zip(original.frames, back.frames):
+            if gt:
+                assert b.scores is None and np.array_equal(b.visibility, a.visibility)
+                np.testing.assert_allclose(b.head_boxes, a.head_boxes, atol=1e-6)
+            else:
+                assert b.scores is not None and b.head_boxes is None

@@ -37,12 +37,46 @@ def test_python_fields_equal_cli_flags_equal_run_operator_inputs(fo_home):
     assert set(fields) <= dests, f"options without a CLI flag: {sorted(set(fields) - dests)}"
     ds = fo.Dataset()
     ds.media_type = "video"
+
+    def form_inputs(params):
+        form = RunPoseTracking().resolve_input(ExecutionContext({"dataset_name": ds.name, "params": params}))
+        return {k for k in form.type.properties if not k.startswith("header_")} - {"view_target", "view", "show_advanced"}
+
     try:
-        form = RunPoseTracking().resolve_input(ExecutionContext({"dataset_name": ds.name}))
-        inputs = {k for k in form.type.properties if not k.startswith("header_")}
+        inputs = form_inputs({"show_advanced": True})
+        collapsed = form_inputs({})
     finally:
         ds.delete()
-    assert inputs - {"view_target", "view"} == set(fields) | set(JOB_OPTIONS), inputs ^ (set(fields) | set(JOB_OPTIONS))
+    assert inputs == set(fields) | set(JOB_OPTIONS), inputs ^ (set(fields) | set(JOB_OPTIONS))
+    hidden = {n for n, o in {**OPTIONS, **JOB_OPTIONS}.items() if o.group in ("runtime", "advanced")}
+    assert {"parallel_runs", "flush_frames", "stale_after", "batch_size", "device"} <= hidden
+    assert collapsed == inputs - hidden, "runtime and scale-out knobs are behind the advanced switch"
+
+
+def test_run_form_is_grouped_with_human_labels_and_own_help(fo_home):
+    import fiftyone as fo
+    from fiftyone.operators.executor import ExecutionContext
+
+    from operators.stages import RunPoseTracking
+
+    ds = fo.Dataset()
+    ds.media_type = "video"
+    try:
+        form = RunPoseTracking().resolve_input(ExecutionContext({"dataset_name": ds.name, "params": {"show_advanced": True}}))
+    finally:
+        ds.delete()
+    props = form.type.properties
+    headers = [k for k in props if k.startswith("header_")]
+    assert headers == [f"header_{g}" for g in GROUPS], "one header per group, in order"
+    order = [k for k in props if not k.startswith("header_")]
+    assert order.index("detector") < order.index("tracker") < order.index("pose_smoothing") < order.index("keypoints_field") < order.index("parallel_runs")
+    flow = {c.value: c.label for c in props["flow_method"].view.choices}
+    assert flow["lk"].startswith("Lucas-Kanade") and flow["dis"].startswith("DIS")
+    trackers = {c.value: c.label for c in props["tracker"].view.choices}
+    assert trackers["deepsort"].startswith("DeepSORT") and trackers["bytetrack"].startswith("ByteTrack")
+    assert {c.value: c.label for c in props["pose_smoothing"].view.choices}["one-euro"].startswith("One-Euro")
+    assert "rtmpose" in props["pose"].view.description and "rtmdet" not in props["pose"].view.description
+    assert "rtmdet" in props["detector"].view.description
 
 
 def test_every_option_is_declared_completely():
@@ -60,23 +94,25 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
     """One non-default value per option, typed as a user would, lands in the config."""
     argv = [
         "--detector", "rtmdet-onnx:/m/det.onnx", "--detector2", "yolox-nano", "--fusion-weights", "2", "1",
-        "--det-score-threshold", "0.4", "--pose", "rtmpose-onnx:/m/pose.onnx", "--pose2", "mmpose:a.py",
+        "--det-score-threshold", "0.4", "--det-input-size", "640", "--det-tile-size", "512",
+        "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf", "--pose", "rtmpose-onnx:/m/pose.onnx", "--pose2", "mmpose:a.py",
         "--tracker", "bytetrack", "--param", "max_age=12", "--param", "track_thresh=0.4",
-        "--reid", "none", "--no-box-smoothing", "--box-alpha", "0.7", "--box-max-gap", "3", "--flow", "dis",
+        "--reid", "none", "--no-reid-flip", "--reid-scales", "1", "0.875", "--no-box-smoothing", "--box-alpha", "0.7", "--box-max-gap", "3", "--flow", "dis",
         "--pose-smoothing", "one-euro", "--pose-alpha", "0.1", "--keypoint-threshold", "0.2",
         "--detections-field", "boxes", "--keypoints-field", "poses", "--overwrite", "--batch-size", "3",
         "--device", "cuda:1", "--models-dir", "/m", "--preset", "fast",
-        "--det-input-size", "960", "--det-tile-size", "640", "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf",
+        "--overwrite-field", "gt_keypoints", "--overwrite-field", "imported",
     ]  # fmt: skip
     config = config_from_args(_run_parser().parse_args(argv))
     expected = dict(
         detector="rtmdet-onnx:/m/det.onnx", detector2="yolox-nano", fusion_weights=(2.0, 1.0),
-        det_score_threshold=0.4, pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", tracker="bytetrack",
-        tracker_params={"max_age": 12, "track_thresh": 0.4}, reid=None, box_smoothing=False, box_alpha=0.7,
+        det_score_threshold=0.4, det_input_size=640, det_tile_size=512, det_tile_overlap=0.3,
+        det_tile_merge="wbf", pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", tracker="bytetrack",
+        tracker_params={"max_age": 12, "track_thresh": 0.4}, reid=None, reid_flip=False,
+        reid_scales=(1.0, 0.875), box_smoothing=False, box_alpha=0.7,
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,
         detections_field="boxes", keypoints_field="poses", overwrite=True, batch_size=3, device="cuda:1",
-        models_dir="/m", preset="fast",
-        det_input_size=960, det_tile_size=640, det_tile_overlap=0.3, det_tile_merge="wbf",
+        models_dir="/m", preset="fast", overwrite_fields=("gt_keypoints", "imported"),
     )  # fmt: skip
     assert set(expected) == set(OPTIONS)
     for name, value in expected.items():
@@ -98,6 +134,8 @@ def test_unset_flags_leave_the_config_defaults():
         ({"batch_size": "8"}, "config.batch_size: expected an integer >= 1, got '8'"),
         ({"fusion_weights": (1.0, math.nan)}, "config.fusion_weights: expected 2 finite numbers >= 0"),
         ({"fusion_weights": (1.0,)}, "config.fusion_weights: expected 2 finite numbers >= 0"),
+        ({"reid_scales": ()}, "config.reid_scales: expected one or more finite numbers > 0 and <= 4, got ()"),
+        ({"reid_scales": (1.0, 0.0)}, "config.reid_scales: expected one or more finite numbers > 0"),
         ({"box_smoothing": "yes"}, "config.box_smoothing: expected true or false, got 'yes'"),
         ({"detections_field": "_boxes"}, "config.detections_field: expected a field name"),
         ({"keypoints_field": "_id"}, "config.keypoints_field: expected a field name"),
@@ -197,3 +235,15 @@ def test_error_classes_and_exit_codes():
     assert not any(issubclass(c, BadInputError) for c in classes[1:]), "each failure kind has its own class"
     e = missing_dependency("MoveNet TFLite", "ai-edge-litert", "lite", ImportError("No module named 'ai_edge_litert'"))
     assert "MoveNet TFLite needs ai-edge-litert" in str(e) and "pip install 'fiftyone-posetrack[lite]'" in str(e)
+
+
+def test_tuning_grid_values_are_checked_before_any_video_is_read():
+    from fiftyone_posetrack.fo.tune import tune_tracker
+
+    for grid, message in [
+        ({"max_age": [1, -1]}, "grid.max_age: expected an integer >= 0, got -1"),
+        ({"iou_threshold": [0.3, float("nan")]}, "grid.iou_threshold: expected a finite number"),
+        ({"bogus": [1]}, "grid: tracker 'sort' has no parameter(s) ['bogus']"),
+    ]:
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            tune_tracker(None, "dets", "gt", "sort", grid)  # no samples: it must fail before reading any

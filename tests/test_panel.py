@@ -19,6 +19,7 @@ from fiftyone_posetrack.fo import panel_data as pd
 from fiftyone_posetrack.fo.evaluation import TrackingEvaluation, evaluate_person_detection
 from fiftyone_posetrack.fo.plugin import PLUGIN_NAME, install_plugin
 from fiftyone_posetrack.fo.views import show_track
+from fiftyone_posetrack.formats.paths import video_name
 from fiftyone_posetrack.types import BadInputError
 from tracked import FP_FRAMES, SWAP_FRAME, make_tracked
 
@@ -42,7 +43,7 @@ def test_evaluations_listed_by_kind(ds):
 def test_video_table_matches_the_results(ds):
     t = pd.video_table(ds, "track_eval")
     res = ds.load_evaluation_results("track_eval")
-    assert [r["video"] for r in t["rows"]] == ["video", "OVERALL"]
+    assert [r["video"] for r in t["rows"]] == [video_name(ds.first().filepath), "OVERALL"]  # synth: its folder
     assert t["rows"][0]["sample_id"] == ds.first().id
     for c in ("mota", "idf1", "hota", "idsw", "fp", "fn"):
         assert t["rows"][-1][c] == res.metrics()[c]
@@ -150,9 +151,12 @@ def test_clicking_an_error_point_opens_the_video_at_that_frame(ds):
     sid = ds.first().id
     reqs = _event(ds, "on_click_error", id=f"{sid}:12", x=12, y=1)
     (view,) = _sent(reqs, "set_view")
-    (opened,) = _sent(reqs, "open_sample")
+    pending = {k: v for p in _sent(reqs, "patch_panel_state") for k, v in p["state"].items()}["pending_open"]
+    assert not _sent(reqs, "open_sample"), "the modal opens after the App shows the clip"
+    (opened,) = _sent(_event(ds, "on_change_view", {"pending_open": pending}), "open_sample")
+    assert not _sent(_event(ds, "on_change_view", {"pending_open": None}), "open_sample")
     clips = fo.DatasetView._build(ds, view["view"])
-    assert clips.first().id == opened["id"] and clips.first().support == [12, 24]
+    assert clips.first().id == opened["id"] == pending and clips.first().support == [12, 24]
     assert clips.first().sample_id == sid
     bad = _event(ds, "on_click_error", id=f"{sid}:99")
     assert "frame: expected a frame number in [1, 24]" in _sent(bad, "notify")[0]["message"]

@@ -123,7 +123,7 @@ def test_config_validation_names_the_bad_value():
         PipelineConfig(box_alpha=1.5)
     with pytest.raises(BadInputError, match="config.pose_smoothing"):
         PipelineConfig(pose_smoothing="kalman")
-    with pytest.raises(BadInputError, match="config.tracker: expected one of .bytetrack., .deepsort., .sort."):
+    with pytest.raises(BadInputError, match="config.tracker: expected one of .bytetrack., .deepsort., .ocsort., .sort."):
         PipelineConfig(tracker="sortish")
     with pytest.raises(BadInputError, match="unknown parameter"):
         PipelineConfig(tracker_params={"max_agee": 3})

@@ -180,7 +180,10 @@ def test_onnx_export_matches_torch(tmp_path):
         dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch"}},
     )  # fmt: skip
     kw = dict(input_size=(128, 64), flip=True, scales=(1.0, 0.875))
-    onnx_emb = make_embedder(str(path), device="cpu", **kw)
+    torchreid = dict(rgb=True, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
+    with pytest.raises(BadInputError, match="input convention is unknown"):
+        make_embedder(str(path), device="cpu", **kw)  # nothing is assumed
+    onnx_emb = make_embedder(str(path), device="cpu", **torchreid, **kw)
     torch_emb = TorchEmbedder(model, 512, "cpu", **kw)
     boxes = np.array([[55, 40, 125, 265], [295, 40, 365, 265], [10, 10, 50, 90.0]])
     np.testing.assert_allclose(onnx_emb.embed(scene(), boxes), torch_emb.embed(scene(), boxes), atol=1e-4)
@@ -229,3 +232,129 @@ def test_cpu_runtime_falls_back_when_a_route_is_wrong():
         np.testing.assert_allclose(run(probe), model(torch.from_numpy(probe)).numpy(), atol=1e-6)
     with pytest.raises(BadInputError, match="runtime"):
         TorchEmbedder(small_model(), 512, "cpu", runtime="tensorrt", input_size=(64, 32))
+
+
+# --------------------------------------------------------------------------- real ReID models (../shared/models)
+
+MOT17 = "data/mot17-frames"
+
+
+def _pedestrians(shared_dir, seq: str, frame: int) -> dict[int, list[float]]:
+    """Ground-truth pedestrians of a MOT17 frame, well visible and >= 100 px tall: id -> [x1, y1, x2, y2]."""
+    gt = np.loadtxt(shared_dir / MOT17 / seq / "gt/gt.txt", delimiter=",", ndmin=2)
+    keep = (gt[:, 0] == frame) & (gt[:, 6] == 1) & (gt[:, 7] == 1) & (gt[:, 8] > 0.6) & (gt[:, 5] >= 100)
+    return {int(r[1]): [r[2], r[3], r[2] + r[4], r[3] + r[5]] for r in gt[keep]}
+
+
+@pytest.fixture(scope="module")
+def mot17_pairs(shared_dir):
+    """(first frame, its boxes, last frame, the same people's boxes) of two MOT17 sequences."""
+    pairs = []
+    for seq, last in (("MOT17-04", 8), ("MOT17-02", 4)):
+        a, b = _pedestrians(shared_dir, seq, 1), _pedestrians(shared_dir, seq, last)
+        ids = sorted(set(a) & set(b))
+        img = shared_dir / MOT17 / seq / "img1"
+        pairs.append((cv2.imread(str(img / "000001.jpg")), [a[i] for i in ids],
+                      cv2.imread(str(img / f"{last:06d}.jpg")), [b[i] for i in ids]))  # fmt: skip
+    assert sum(len(p[1]) for p in pairs) >= 20
+    return pairs
+
+
+#: torch models run eagerly in these tests: the faster CPU routes are checked against eager above
+EAGER = {"runtime": "eager"}
+
+
+@pytest.mark.parametrize("name, kwargs", [("osnet-x0_25-msmt17", EAGER), ("omz-person-reid-0287", {})])
+def test_real_reid_same_person_is_closer_than_others(shared_dir, mot17_pairs, name, kwargs):
+    """On real MOT17 frames, each person's features a few frames later are nearest to their own."""
+    emb = make_embedder(name, models_dir=shared_dir / "models", device="cpu", flip=False, **kwargs)
+    for first, boxes1, last, boxes2 in mot17_pairs:
+        dist = 1.0 - emb.embed(first, boxes1) @ emb.embed(last, boxes2).T  # cosine distances
+        same, other = np.diag(dist), dist[~np.eye(len(dist), dtype=bool)]
+        assert (dist.argmin(axis=1) == np.arange(len(dist))).all(), "rank-1 must find the same person"
+        assert same.max() < 0.25 and other.mean() > 0.4 and same.mean() < other.mean() / 4
+
+
+def test_omz_onnx_file_reads_its_layout_and_needs_its_convention(shared_dir, tmp_path, mot17_pairs):
+    """The 0287 file is NHWC (read from its shape), BGR 0-255 (given, or recorded in its metadata)."""
+    from fiftyone_posetrack.reid.onnx_reid import write_input_metadata
+
+    path = shared_dir / "models/omz-person-reid-0287/person-reidentification-retail-0287.onnx"
+    with pytest.raises(BadInputError, match=r"input convention is unknown \(rgb, mean, std"):
+        make_embedder(str(path), device="cpu")
+    first, boxes, _, _ = mot17_pairs[0]
+    omz = dict(rgb=False, mean=(0, 0, 0), std=(1, 1, 1))
+    by_file = make_embedder(str(path), device="cpu", **omz)
+    assert by_file.layout == "NHWC" and by_file.input_size == (256, 128) and by_file.dim == 256
+    by_name = make_embedder("omz-person-reid-0287", models_dir=shared_dir / "models", device="cpu")
+    feats = by_file.embed(first, boxes)
+    np.testing.assert_allclose(by_name.embed(first, boxes), feats, atol=1e-5)
+    # the fixed batch of one is fed crop by crop: each row equals the crop embedded alone
+    np.testing.assert_allclose(by_file.embed(first, boxes[2:3])[0], feats[2], atol=1e-5)
+    # recorded once in the metadata, no options are needed
+    tagged = tmp_path / "tagged.onnx"
+    tagged.write_bytes(path.read_bytes())
+    write_input_metadata(tagged, "NHWC", rgb=False, mean=(0, 0, 0), std=(1, 1, 1))
+    np.testing.assert_allclose(make_embedder(str(tagged), device="cpu").embed(first, boxes), feats, atol=1e-5)
+    # the wrong colour order changes the features: the convention is used, not ignored
+    rgb = make_embedder(str(path), device="cpu", rgb=True, mean=(0, 0, 0), std=(1, 1, 1)).embed(first, boxes)
+    assert np.abs(rgb - feats).max() > 0.01
+    with pytest.raises(BadInputError, match="fixed input size 256x128"):
+        make_embedder("omz-person-reid-0287", models_dir=shared_dir / "models", device="cpu", scales=(1.0, 0.875))
+
+
+def test_osnet_checkpoint_by_name_equals_by_file(shared_dir, mot17_pairs):
+    path = shared_dir / "models/osnet-x0_25-msmt17/osnet_x0_25_msmt17.pth"
+    first, boxes, _, _ = mot17_pairs[0]
+    kw = dict(device="cpu", scales=(1.0, 0.875), **EAGER)
+    by_file = make_embedder("osnet_x0_25", weights=str(path), **kw)
+    by_name = make_embedder("osnet-x0_25-msmt17", models_dir=shared_dir / "models", **kw)
+    assert by_name.dim == 512 and by_name.flip and by_name.scales == (1.0, 0.875)
+    np.testing.assert_allclose(by_name.embed(first, boxes[:4]), by_file.embed(first, boxes[:4]), atol=1e-5)
+
+
+def _export(tmp_path, shape, name="bad.onnx"):
+    """A tiny real ONNX model with the given input shape."""
+    pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :8]
+
+    path = tmp_path / name
+    torch.onnx.export(Net(), (torch.zeros(shape),), str(path), input_names=["x"], dynamo=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 5, 64, 32), r"input shape \[1, 5, 64, 32\]"),
+        ((1, 64, 32), r"expected one image input .*\[1, 64, 32\]"),
+        ((1, 3, 64, 3), r"cannot tell the layout of input shape \[1, 3, 64, 3\]"),
+        ((2, 3, 64, 32), r"input shape \[2, 3, 64, 32\] has a fixed batch of 2"),
+    ],
+    ids=["5-channels", "3-d", "ambiguous-layout", "fixed-batch-2"],
+)
+def test_onnx_reid_with_an_unexpected_input_shape_is_named(tmp_path, shape, message):
+    path = _export(tmp_path, shape)
+    with pytest.raises(BadInputError, match=message):
+        make_embedder(str(path), device="cpu", rgb=True, mean=(0, 0, 0), std=(1, 1, 1))
+
+
+def test_pipeline_builds_named_reid_with_flip_and_scales(shared_dir):
+    from fiftyone_posetrack.pipeline import PipelineConfig
+    from fiftyone_posetrack.pipeline.core import build_embedder
+
+    models = str(shared_dir / "models")
+    config = PipelineConfig(models_dir=models, reid="osnet-x0_25-msmt17", reid_flip=False, reid_scales=(1.0, 0.75))
+    emb = build_embedder(config)
+    assert emb.arch == "osnet_x0_25" and not emb.flip and emb.scales == (1.0, 0.75)
+    assert PipelineConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(BadInputError, match="fixed input size"):
+        build_embedder(config.replace(reid="omz-person-reid-0287"))
+    for bad in ((), (0.0,), (1.0, -1), "1.0", (True,)):
+        with pytest.raises(BadInputError, match="config.reid_scales"):
+            config.replace(reid_scales=bad)
+    with pytest.raises(BadInputError, match="config.reid_flip"):
+        config.replace(reid_flip="yes")

@@ -88,11 +88,14 @@ def driver(argv: list[str]) -> dict:
             ]
         }
     if cmd == "state":  # state NAME: per video status, worker and labelled frames
+        from bson import ObjectId
+
         dataset = fo.load_dataset(argv[1])
         dataset.reload()
         schema = dataset.get_field_schema()
         fields = [f for f in ("pred_detections_status", "pred_detections_worker") if f in schema]
         has_labels = dataset.has_frame_field("pred_keypoints")
+        staging = dataset._frame_collection.database["posetrack_staging"]
         out = []
         for sample in dataset.select_fields(fields):
             labels = dataset.select(sample.id).values("frames.pred_keypoints")[0] if has_labels else []
@@ -103,7 +106,10 @@ def driver(argv: list[str]) -> dict:
                     "frames": sample.metadata.total_frame_count,
                     "status": sample[fields[0]] if len(fields) > 0 else None,
                     "worker": sample[fields[1]] if len(fields) > 1 else None,
-                    "labelled": sum(x is not None for x in labels),
+                    # written frames: in the frame documents, or still staged (swapped in when the video is complete)
+                    "labelled": sum(x is not None for x in labels) + staging.count_documents(
+                        {"sample": ObjectId(sample.id), "pred_keypoints": {"$ne": None}}
+                    ),
                 }
             )
         return {"videos": out}

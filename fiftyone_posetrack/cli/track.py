@@ -13,7 +13,8 @@ import os
 
 from fiftyone_posetrack.types import BadInputError
 
-_TRACKERS = ("deepsort", "bytetrack", "sort")
+#: the pipeline options these commands take (declared in fiftyone_posetrack.pipeline.options)
+_TRACKER_OPTIONS = ("tracker", "tracker_params")
 
 
 def register(subparsers) -> None:
@@ -67,22 +68,20 @@ def register(subparsers) -> None:
 
 
 def _common(parser) -> None:
-    parser.add_argument("--tracker", choices=_TRACKERS, default="deepsort",
-                        help="tracker (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="a tracker parameter, e.g. max_age=60 (repeatable)")  # fmt: skip
+    """``--tracker`` and ``--param KEY=VALUE`` (the pipeline's own flags)."""
+    from fiftyone_posetrack.pipeline.options import OPTIONS, add_arguments
+
+    add_arguments(parser, {k: OPTIONS[k] for k in _TRACKER_OPTIONS})
 
 
-def _params(items) -> dict:
-    from fiftyone_posetrack.tracking.tune import parse_value
+def _tracker(args) -> tuple[str, dict]:
+    """The tracker name and parameters given (default: the pipeline's default tracker)."""
+    from fiftyone_posetrack.pipeline.options import OPTIONS, values_from_args
+    from fiftyone_posetrack.tracking.base import check_tracker_params
 
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BadInputError(f"--param {item!r}: expected KEY=VALUE")
-        params[key.strip()] = parse_value(value)
-    return params
+    values = values_from_args(args, {k: OPTIONS[k] for k in _TRACKER_OPTIONS})
+    name = values.get("tracker", OPTIONS["tracker"].default)
+    return name, check_tracker_params(name, values.get("tracker_params", {}), "--param")
 
 
 def _embedder(args):
@@ -101,7 +100,8 @@ def _track_mot(args) -> int:
     from fiftyone_posetrack.tracking import make_tracker
     from fiftyone_posetrack.tracking.run import track_mot_array
 
-    tracker = make_tracker(args.tracker, **_params(args.param))
+    name, params = _tracker(args)
+    tracker = make_tracker(name, **params)
     smoother = None
     if args.smooth is not None:
         if not args.frames:
@@ -127,8 +127,9 @@ def _tune(args) -> int:
     grid = parse_grid(args.grid)
     if not grid:
         raise BadInputError("give at least one --grid KEY=V1,V2,...")
-    rows = grid_search(read_mot(args.gt), read_mot(args.det), args.tracker, grid,
-                       base_params=_params(args.param), frames=args.frames,
+    name, params = _tracker(args)
+    rows = grid_search(read_mot(args.gt), read_mot(args.det), name, grid,
+                       base_params=params, frames=args.frames,
                        embedder=_embedder(args))  # fmt: skip
     print(format_table(rows))
     return 0

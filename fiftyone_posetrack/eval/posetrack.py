@@ -48,7 +48,6 @@ tracking evaluation also leaves out the last frame of every video: pass
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -343,7 +342,7 @@ def _summarize(scores, labels, num_gt, mot, sum_d, num_videos, num_frames) -> di
 
 def _collect(path: str) -> list[str]:
     if os.path.isdir(path):
-        files = sorted(glob.glob(os.path.join(path, "*.json")))
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(".json"))
         if not files:
             raise BadInputError(f"{path}: no .json files in this folder")
         return files

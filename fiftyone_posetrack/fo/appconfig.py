@@ -43,8 +43,9 @@ TRACK_PALETTE = (
     "#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#008856", "#E68FAC",
     "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#8DB600", "#E25822",
 )  # fmt: skip
-#: the one colour of reference fields (ground truth, imports)
-REFERENCE_COLOR = "#FFFFFF"
+#: the one colour of reference fields (ground truth, imports): a neutral grey
+#: (label text is drawn in white, so not white)
+REFERENCE_COLOR = "#A0A0A0"
 #: ``dataset.info`` key recording the scheme this module set
 INFO_KEY = "posetrack_color_scheme"
 

@@ -22,7 +22,6 @@ field                        type             content
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from typing import Iterable
@@ -32,6 +31,7 @@ import numpy as np
 
 from fiftyone_posetrack.formats import mot
 from fiftyone_posetrack.fo.labels import write_frame_labels
+from fiftyone_posetrack.fo.posetrack import posetrack_frame_labels
 from fiftyone_posetrack.formats.posetrack import PoseTrackVideo
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.types import BadInputError
@@ -60,7 +60,13 @@ __all__ = [
 
 
 def find_videos(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Expands files and directories into a sorted list of video files.
+    """Expands files and directories into a sorted list of video files, each file once.
+
+    Directories are walked (recursively, following symlinked folders once)
+    by literal names, so names with glob characters (``[``, ``*``) work;
+    extensions match case-insensitively (``CLIP.MP4``). Paths naming the same
+    file (a symlink beside its target, hard links, ``a/../a``) are one video:
+    the real file's path is kept, else the first in sorted order.
 
     Raises:
         FileNotFoundError: for a path that does not exist
@@ -68,19 +74,37 @@ def find_videos(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = [os.fspath(p) for p in paths]
     found = []
-    for path in map(os.fspath, paths):
+    for path in paths:
         if os.path.isdir(path):
-            for ext in VIDEO_EXTENSIONS:
-                found.extend(glob.glob(os.path.join(path, "**", f"*{ext}"), recursive=True))
+            found.extend(_walk_videos(path))
         elif os.path.isfile(path):
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or directory: {path}")
-    found = sorted({os.path.abspath(p) for p in found})
+    by_file: dict[tuple[int, int], str] = {}
+    for path in sorted({os.path.abspath(p) for p in found}):
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+        if key not in by_file or (os.path.islink(by_file[key]) and not os.path.islink(path)):
+            by_file[key] = path
+    found = sorted(by_file.values())
     if not found:
-        raise BadInputError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {list(paths)}")
+        raise BadInputError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}, any case) found in {paths}")
     return found
+
+
+def _walk_videos(root: str) -> list[str]:
+    out, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlinked folder seen already (or a link cycle)
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out.extend(os.path.join(folder, n) for n in names if n.lower().endswith(VIDEO_EXTENSIONS))
+    return out
 
 
 def get_or_create_dataset(name: str, persistent: bool = True) -> fo.Dataset:
@@ -102,40 +126,59 @@ def get_or_create_dataset(name: str, persistent: bool = True) -> fo.Dataset:
 
 
 def ensure_metadata(samples: fo.core.collections.SampleCollection, overwrite: bool = False) -> None:
-    """Fills ``metadata`` of video samples (size, fps, frame count).
+    """Fills ``metadata`` of video samples (size, fps, frame count) as labels are normalised with it.
 
-    Uses FiftyOne's ffprobe-based ``compute_metadata`` when ffprobe exists, and
-    OpenCV otherwise (FiftyOne silently leaves ``None`` without ffprobe).
+    The frame size is the *displayed* one (a file's rotation metadata
+    applied, as decoding and the App apply it), and the metadata records the
+    file's ``rotation`` and ``fingerprint`` (see
+    :mod:`fiftyone_posetrack.fo.geometry`), against which
+    :func:`~fiftyone_posetrack.fo.geometry.check_video_file` detects a file
+    replaced or edited later. FiftyOne's ffprobe-based ``compute_metadata`` is
+    used for the mime type, frame rate and duration when ffprobe exists.
+
+    Samples that have metadata without a fingerprint (computed by FiftyOne)
+    are checked against their file: when they agree they get the fingerprint;
+    a frame size given unrotated for a rotated file is corrected; any other
+    difference (the file changed since) is refused unless ``overwrite``.
+
+    Args:
+        samples: a video collection
+        overwrite: recompute the metadata of every sample
 
     Raises:
         BadInputError: naming the videos that cannot be decoded
+        VideoChangedError: naming the videos whose file differs from their
+            metadata (pass ``overwrite=True`` to recompute it)
     """
     import shutil
 
+    from fiftyone_posetrack.fo.geometry import VideoChangedError, metadata_problems, video_metadata
+
     if shutil.which("ffprobe"):
         samples.compute_metadata(overwrite=overwrite, progress=False)
-        overwrite = False
-    todo = samples if overwrite else samples.exists("metadata", False)
-    bad = []
-    for sample in todo:
+    bad, changed = [], []
+    for sample in samples.select_fields("metadata"):
+        md = sample.metadata
+        if md is not None and getattr(md, "fingerprint", None) and not overwrite:
+            continue
         try:
-            info = probe_video(sample.filepath)
+            if md is not None and md.frame_width and not overwrite:
+                problems = [p for ps in metadata_problems(sample.filepath, md) for p in ps]
+                if [p for p in problems if "rotation" not in p]:
+                    changed.append(f"{sample.filepath}: " + "; ".join(problems))
+                    continue
+            sample.metadata = video_metadata(sample.filepath, base=md)
         except (BadInputError, FileNotFoundError) as e:
             bad.append(str(e))
             continue
-        sample.metadata = fo.VideoMetadata(
-            size_bytes=os.path.getsize(sample.filepath),
-            mime_type="video/mp4",
-            frame_width=info.width,
-            frame_height=info.height,
-            frame_rate=info.fps,
-            total_frame_count=info.frame_count,
-            duration=info.duration,
-            encoding_str=info.codec,
-        )
         sample.save()
     if bad:
         raise BadInputError("cannot read video metadata: " + "; ".join(bad))
+    if changed:
+        raise VideoChangedError(
+            "video file(s) changed since their metadata was computed: " + " | ".join(changed)
+            + "; pass overwrite=True to recompute their metadata (and recompute or re-import their labels)"
+        )
 
 
 def add_videos(
@@ -143,7 +186,8 @@ def add_videos(
 ) -> list[str]:
     """Adds video files (or directories of them) to a dataset, once each.
 
-    Videos already in the dataset (same absolute path) are not added again.
+    Videos already in the dataset (the same file, by any path: a symlink to a
+    sample's file is that sample) are not added again.
     Every new video is probed first, so an unreadable file is refused before
     the dataset is changed.
 
@@ -157,12 +201,20 @@ def add_videos(
     for path in files:
         probe_video(path)  # refuse corrupt input before touching the dataset
     existing = dict(zip(*dataset.values(["filepath", "id"]))) if len(dataset) else {}
-    new = [fo.Sample(filepath=p) for p in files if p not in existing]
+    by_file = {_file_key(p): p for p in existing if os.path.exists(p)}
+    # a file already in the dataset under another path (a symlink, a hard link) is that sample
+    files = [by_file.get(_file_key(p), p) for p in files]
+    new = [fo.Sample(filepath=p) for p in dict.fromkeys(files) if p not in existing]
     if new:
         dataset.add_samples(new, progress=False)
         ensure_metadata(dataset.select([s.id for s in new]))
     ids = dict(zip(*dataset.values(["filepath", "id"])))
     return [ids[p] for p in files]
+
+
+def _file_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _frame_size(sample: fo.Sample) -> tuple[int, int]:
@@ -215,82 +267,6 @@ def import_mot_ground_truth(
         )
     write_frame_labels(sample._dataset, {field: {sample.id: per_frame}})
     return len(data)
-
-
-def posetrack_frame_labels(
-    video: PoseTrackVideo, width: int, height: int, label: str = "person"
-) -> tuple[dict[int, fo.Keypoints], dict[int, fo.Detections], dict[int, fo.Polylines]]:
-    """Converts a PoseTrack18 video's annotations to FiftyOne frame labels.
-
-    Keys are frame numbers (``frame_index + 1``). Poses and boxes are given for
-    the labelled frames, ignore regions for every frame that lists some.
-
-    - ``fo.Keypoints``: one ``fo.Keypoint`` per person, ``index`` = track id,
-      relative ``(x, y)`` points with joints of visibility flag 0 as NaN
-      (FiftyOne's missing point, as its COCO importer does), the flags as the
-      ``visibility`` attribute, the head box (PCKh's scale) as relative
-      ``[x, y, w, h]`` ``bbox_head`` when the file has a finite one, and
-      per-joint ``confidence`` when the file has ``scores`` (predictions);
-    - ``fo.Detections``: the people's finite, non-empty boxes as relative
-      ``[x, y, w, h]``, same ``index`` and ``bbox_head``;
-    - ``fo.Polylines``: one closed, filled ``fo.Polyline`` (label ``"ignore"``)
-      per ignore region, relative points.
-
-    Args:
-        video: a video read by :mod:`fiftyone_posetrack.formats.posetrack`
-        width: the frame width in pixels
-        height: the frame height in pixels
-        label: the label of the people
-
-    Returns:
-        ``(keypoints, detections, regions)``, each ``{frame number: label}``
-    """
-    kp_frames, det_frames, region_frames = {}, {}, {}
-    scale = np.array([width, height], dtype=np.float64)
-
-    def rel(box):  # [x1, y1, x2, y2] px -> relative [x, y, w, h]
-        return [box[0] / width, box[1] / height, (box[2] - box[0]) / width, (box[3] - box[1]) / height]
-
-    for fr in video.frames:
-        n = fr.frame_index + 1
-        if fr.ignore_regions:
-            region_frames[n] = fo.Polylines(
-                polylines=[
-                    fo.Polyline(
-                        label="ignore",
-                        points=[(np.asarray(r, dtype=np.float64) / scale).tolist()],
-                        closed=True,
-                        filled=True,
-                    )
-                    for r in fr.ignore_regions
-                ]
-            )
-        if not fr.is_labeled:
-            continue
-        pts = np.asarray(fr.keypoints, dtype=np.float64).reshape(len(fr), -1, 2) / scale
-        vis = np.asarray(fr.visibility).reshape(len(fr), -1)
-        pts[vis == 0] = np.nan
-        kps, dets = [], []
-        for j, tid in enumerate(fr.track_ids):
-            attrs = {}
-            if fr.head_boxes is not None and np.isfinite(fr.head_boxes[j]).all():
-                attrs["bbox_head"] = rel(fr.head_boxes[j])
-            kp = fo.Keypoint(
-                label=label,
-                points=[(float(x), float(y)) for x, y in pts[j]],
-                index=int(tid),
-                visibility=[int(v) for v in vis[j]],
-                **attrs,
-            )
-            if fr.scores is not None and np.isfinite(fr.scores[j]).all():
-                kp.confidence = [float(s) for s in fr.scores[j]]
-            kps.append(kp)
-            box = np.asarray(fr.boxes[j], dtype=np.float64)
-            if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
-                dets.append(fo.Detection(label=label, bounding_box=rel(box), index=int(tid), **attrs))
-        kp_frames[n] = fo.Keypoints(keypoints=kps)
-        det_frames[n] = fo.Detections(detections=dets)
-    return kp_frames, det_frames, region_frames
 
 
 def write_posetrack_labels(

@@ -31,7 +31,6 @@ FiftyOne and ``(0, 0)`` with visibility 0 in PoseTrack files.
 from __future__ import annotations
 
 import configparser
-import glob
 import logging
 import os
 from dataclasses import dataclass, field
@@ -46,17 +45,20 @@ from fiftyone_posetrack.fo.dataset import (
     write_posetrack_labels,
 )
 from fiftyone_posetrack.fo.labels import (
+    RawLabel,
     boxes_to_detections,
     check_frame_field,
-    detections_to_arrays,
-    keypoints_to_arrays,
+    frame_documents,
     sample_to_mot,
     write_frame_labels,
 )
+from fiftyone_posetrack.fo.posetrack import default_file_name, posetrack_frame
+from fiftyone_posetrack.fo.posetrack import keypoint_names as _keypoint_names
 from fiftyone_posetrack.formats import mot
+from fiftyone_posetrack.formats.paths import inside, safe_name
+from fiftyone_posetrack.formats.paths import video_name as _video_name
 from fiftyone_posetrack.formats.posetrack import (
     POSETRACK_KEYPOINTS,
-    PoseTrackFrame,
     PoseTrackVideo,
     read_posetrack_videos,
     write_posetrack_json,
@@ -96,7 +98,9 @@ class MotSequence:
     """One MOTChallenge sequence folder.
 
     Attributes:
-        name: the sequence name (``seqinfo.ini``'s ``name``, else the folder name)
+        name: the sequence name (``seqinfo.ini``'s ``name``, else the folder
+            name), made a safe file name (:func:`~fiftyone_posetrack.formats.paths.safe_name`:
+            ``name=../../x`` becomes ``.._.._x``)
         path: the folder
         video: ``<path>/video.mp4`` when it exists
         images: the frame images (``imDir``, default ``img1``), sorted
@@ -131,14 +135,16 @@ def _sequence(path: str) -> MotSequence | None:
     """The sequence in folder ``path``, or None when it is not one."""
     info_path = os.path.join(path, "seqinfo.ini")
     info = _read_seqinfo(info_path) if os.path.isfile(info_path) else {}
-    im_dir = os.path.join(path, info.get("imdir", "img1"))
+    im_dir = inside(path, info.get("imdir") or "img1", f"{info_path}: imDir")
     video = os.path.join(path, "video.mp4")
     has_video, has_images = os.path.isfile(video), os.path.isdir(im_dir)
     if not (has_video or has_images):
         return None
     images = []
     if has_images:
-        images = sorted(p for p in glob.glob(os.path.join(im_dir, "*")) if p.lower().endswith(_IMAGE_EXTS))
+        images = sorted(
+            os.path.join(im_dir, n) for n in os.listdir(im_dir) if n.lower().endswith(_IMAGE_EXTS)
+        )
 
     def number(key, cast):
         try:
@@ -148,7 +154,7 @@ def _sequence(path: str) -> MotSequence | None:
 
     gt, det = os.path.join(path, "gt", "gt.txt"), os.path.join(path, "det", "det.txt")
     return MotSequence(
-        name=info.get("name") or os.path.basename(os.path.abspath(path)),
+        name=safe_name(info.get("name") or os.path.basename(os.path.abspath(path)), f"{info_path}: name"),
         path=os.path.abspath(path),
         video=video if has_video else None,
         images=images,
@@ -180,7 +186,7 @@ def find_mot_sequences(root: str | os.PathLike) -> list[MotSequence]:
             if seq is not None:
                 found.append(seq)
             else:
-                nxt.extend(sorted(p for p in glob.glob(os.path.join(folder, "*")) if os.path.isdir(p)))
+                nxt.extend(sorted(e.path for e in os.scandir(folder) if e.is_dir()))
         level = nxt
     if not found:
         raise BadInputError(
@@ -243,7 +249,7 @@ def _encoded_video(name: str, images: list[str], fps: float, videos_dir: str) ->
     """The mp4 of an image sequence, encoded unless a complete one exists already."""
     from fiftyone_posetrack.video import probe_video
 
-    path = os.path.join(videos_dir, f"{name}.mp4")
+    path = os.path.join(videos_dir, f"{safe_name(name, 'video name')}.mp4")
     if os.path.isfile(path):
         try:
             if probe_video(path).frame_count == len(images):
@@ -351,7 +357,9 @@ def import_mot_sequences(
 
 def _find_json(path: str) -> list[str]:
     if os.path.isdir(path):
-        files = sorted(glob.glob(os.path.join(path, "**", "*.json"), recursive=True))
+        files = sorted(
+            os.path.join(root, n) for root, _, names in os.walk(path) for n in names if n.lower().endswith(".json")
+        )
         if not files:
             raise BadInputError(f"no .json files in {path}")
         return files
@@ -382,7 +390,10 @@ def _video_images(video: PoseTrackVideo, image_root: str) -> list[str]:
             f"PoseTrack video {video.name!r} lists {len(indices)} of its {n} frames (missing e.g. {missing}); "
             "a video needs every frame's image: add the video to the dataset first instead"
         )
-    images = [os.path.join(image_root, fr.file_name) for fr in sorted(video.frames, key=lambda f: f.frame_index)]
+    images = [
+        inside(image_root, fr.file_name, f"PoseTrack video {video.name!r}: file_name")
+        for fr in sorted(video.frames, key=lambda f: f.frame_index)
+    ]
     absent = [p for p in images if not os.path.isfile(p)]
     if absent:
         raise BadInputError(
@@ -491,18 +502,15 @@ def import_posetrack(
 
 
 def video_name(sample: fo.Sample) -> str:
-    """A video's name in exported files.
+    """A video's name in exported files (:func:`fiftyone_posetrack.formats.paths.video_name`).
 
     The ``sequence`` field when set; else the file name without extension,
     except for files named ``video.*`` (``posetrack synth``'s layout), which
-    take their folder's name.
+    take their folder's name; made a safe file name. Evaluations name videos
+    by the same rule (:func:`fiftyone_posetrack.fo.labels.video_names`).
     """
-    if sample.has_field(SEQUENCE_FIELD) and sample[SEQUENCE_FIELD]:
-        return str(sample[SEQUENCE_FIELD])
-    stem = os.path.splitext(os.path.basename(sample.filepath))[0]
-    if stem == "video":
-        return os.path.basename(os.path.dirname(os.path.abspath(sample.filepath))) or stem
-    return stem
+    sequence = sample[SEQUENCE_FIELD] if sample.has_field(SEQUENCE_FIELD) else None
+    return _video_name(sample.filepath, sequence)
 
 
 def _video_samples(samples, what: str) -> list[fo.Sample]:
@@ -556,8 +564,8 @@ def export_mot(
     videos = _video_samples(samples, "MOT export")
     out_dir = os.fspath(out_dir)
     names = [video_name(s) for s in videos]
-    layout = (lambda n: os.path.join(out_dir, n, "gt", "gt.txt")) if gt else (lambda n: os.path.join(out_dir, n + ".txt"))
-    paths = _targets([layout(n) for n in names], overwrite)
+    layout = (lambda n: os.path.join(n, "gt", "gt.txt")) if gt else (lambda n: n + ".txt")
+    paths = _targets([inside(out_dir, layout(n), "export path") for n in names], overwrite)
     for sample, name, path in zip(videos, names, paths):
         rows = sample_to_mot(sample, field)
         if gt:
@@ -577,12 +585,8 @@ def export_mot(
 
 
 def keypoint_names(samples, field: str) -> tuple[str, ...]:
-    """The joint names of a keypoints field: its skeleton, the default skeleton, else COCO-17."""
-    dataset = samples._dataset
-    skeleton = dataset.skeletons.get(field) or dataset.default_skeleton
-    if skeleton is not None and skeleton.labels:
-        return tuple(skeleton.labels)
-    return tuple(COCO_KEYPOINTS)
+    """The joint names of a keypoints field (:func:`fiftyone_posetrack.fo.posetrack.keypoint_names`)."""
+    return tuple(_keypoint_names(samples, field))
 
 
 def export_posetrack(
@@ -592,15 +596,21 @@ def export_posetrack(
     detections_field: str | None = None,
     posetrack_joints: bool = False,
     overwrite: bool = False,
+    gt: bool = False,
+    ignore_field: str | None = None,
 ) -> list[str]:
     """Writes a tracked ``fo.Keypoints`` field as PoseTrack18 JSON files, one per video.
 
-    This is the PoseTrack challenge's submission format: ``<out_dir>/<name>.json``
-    per video, every frame an image (``file_name`` / ``vid_id`` / labelled
-    flags from ``posetrack_info`` when the video was imported from PoseTrack,
-    else ``images/<name>/<frame-1:06d>.jpg``, all labelled), every person an
-    annotation with ``track_id`` = ``index``, flat ``keypoints`` (missing
-    joints ``0, 0, 0``, others visibility 1) and per-joint ``scores``.
+    This is the PoseTrack challenge's format: ``<out_dir>/<name>.json`` per
+    video (``name`` by :func:`video_name`), every frame an image
+    (``file_name`` / ``vid_id`` / labelled flags from ``posetrack_info`` when
+    the video was imported from PoseTrack, else
+    ``images/<name>/<frame-1:06d>.jpg``), every person an annotation with
+    ``track_id`` = ``index``. The frames are converted by
+    :func:`fiftyone_posetrack.fo.posetrack.posetrack_frame`, the converter
+    :func:`~fiftyone_posetrack.fo.evaluation.evaluate_poses` uses, so
+    ``posetrack eval-kpts --kind posetrack`` on exported ground truth and
+    predictions gives the numbers of ``evaluate_poses(kind="posetrack")``.
 
     Args:
         samples: a video collection
@@ -613,6 +623,13 @@ def export_posetrack(
             (joints the field lacks, e.g. ``head_bottom`` / ``head_top`` for
             COCO-17, are written missing); default: the field's own joints
         overwrite: replace existing files
+        gt: write ground truth: joints by their ``visibility`` flags, head
+            boxes (``bbox_head``, else the estimate of
+            :data:`~fiftyone_posetrack.fo.posetrack.HEAD_FRACTION`), no scores;
+            only frames where the field is set are labelled. Default:
+            predictions (per-joint ``scores``)
+        ignore_field: an ``fo.Polylines`` frame field of ignore regions to
+            write (ground truth)
 
     Returns:
         the written paths, in sample order
@@ -620,65 +637,55 @@ def export_posetrack(
     check_frame_field(samples, keypoints_field, fo.Keypoints, "keypoints_field")
     if detections_field:
         check_frame_field(samples, detections_field, fo.Detections, "detections_field")
+    if ignore_field:
+        check_frame_field(samples, ignore_field, fo.Polylines, "ignore_field")
     videos = _video_samples(samples, "PoseTrack export")
     names_in = keypoint_names(samples, keypoints_field)
     names_out = POSETRACK_KEYPOINTS if posetrack_joints else names_in
     order = np.array([names_in.index(n) if n in names_in else -1 for n in names_out])
     out_dir = os.fspath(out_dir)
     names = [video_name(s) for s in videos]
-    paths = _targets([os.path.join(out_dir, n + ".json") for n in names], overwrite)
+    paths = _targets([inside(out_dir, n + ".json", "export path") for n in names], overwrite)
     has_info = samples.has_sample_field(POSETRACK_INFO_FIELD)
+    fields = (keypoints_field, detections_field, ignore_field)
     for sample, name, path in zip(videos, names, paths):
         info = (sample[POSETRACK_INFO_FIELD] if has_info else None) or {}
-        video = _posetrack_video(sample, name, keypoints_field, detections_field, order, names_out, info)
+        video = _posetrack_video(sample, name, fields, len(names_in), order, names_out, info, gt)
         write_posetrack_json(path, video)
     return paths
 
 
-def _posetrack_video(sample, name, kp_field, det_field, order, names_out, info) -> PoseTrackVideo:
+def _posetrack_video(sample, name, fields, num_keypoints, order, names_out, info, gt) -> PoseTrackVideo:
     from fiftyone_posetrack.skeleton import COCO_EDGES
 
     md = sample.metadata
     if md is None or not md.total_frame_count:
         raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
     w, h, n_frames = md.frame_width, md.frame_height, int(md.total_frame_count)
-    view = sample._dataset.select(sample.id)
-    numbers = view.values("frames.frame_number")[0]
-    kps = dict(zip(numbers, view.values(f"frames.{kp_field}")[0]))
-    dets = dict(zip(numbers, view.values(f"frames.{det_field}")[0])) if det_field else {}
+    kp_field, det_field, ign_field = fields
+    docs = frame_documents(sample._dataset, sample.id, [f for f in fields if f])
+    doc = next(docs, None)
     file_names = info.get("file_names") or {}
     labeled = set(info.get("labeled") or range(1, n_frames + 1))
-    k_out = len(order)
     frames = []
     for n in range(1, n_frames + 1):
-        pts, scores, index = keypoints_to_arrays(kps.get(n), w, h, num_keypoints=max(int(order.max()) + 1, 1))
-        if (index < 0).any():
-            raise BadInputError(
-                f"keypoints_field: {kp_field!r} of {sample.filepath} frame {n} has keypoints without "
-                "`index` (track id); track the people first"
-            )
-        m = len(index)
-        xy = np.full((m, k_out, 2), np.nan)  # joints the field lacks stay missing
-        sc = np.zeros((m, k_out))
-        have = order >= 0
-        xy[:, have] = pts[:, order[have]]
-        sc[:, have] = scores[:, order[have]]
-        present = np.isfinite(xy).all(axis=2)
-        xy[~present] = 0.0
-        sc[~present] = 0.0
-        boxes = _boxes_for(dets.get(n), index, xy, present, w, h)
+        while doc is not None and doc["frame_number"] < n:
+            doc = next(docs, None)
+        labels = doc if doc is not None and doc["frame_number"] == n else {}
+
+        def label(field):
+            value = labels.get(field) if field else None
+            return None if value is None else RawLabel(value)
+
+        kps = label(kp_field)
         frames.append(
-            PoseTrackFrame(
-                frame_index=n - 1,
-                file_name=file_names.get(str(n), f"images/{name}/{n - 1:06d}.jpg"),
-                is_labeled=n in labeled,
-                track_ids=index,
-                boxes=boxes,
-                keypoints=xy,
-                visibility=present.astype(np.int64),
-                scores=sc,
+            posetrack_frame(
+                kps, label(det_field), label(ign_field), w, h, n,
+                file_names.get(str(n), default_file_name(name, n)), num_keypoints, gt, order=order,
+                is_labeled=n in labeled and (kps is not None or not gt),
+                where=f"keypoints_field: {kp_field!r} of {sample.filepath} ",
             )
-        )
+        )  # fmt: skip
     skeleton = [tuple(e) for e in COCO_EDGES] if tuple(names_out) == tuple(COCO_KEYPOINTS) else []
     if not skeleton:
         skel = sample._dataset.skeletons.get(kp_field)
@@ -694,19 +701,3 @@ def _posetrack_video(sample, name, kp_field, det_field, order, names_out, info) 
         vid_id=info.get("vid_id"),
         nframes=info.get("nframes") or n_frames,
     )
-
-
-def _boxes_for(dets, index, xy, present, w, h) -> np.ndarray:
-    """``(M, 4)`` ``[x1, y1, x2, y2]`` pixel boxes of the people: their tracked box, else the joints' extent."""
-    boxes = np.full((len(index), 4), np.nan)
-    if dets is not None and dets.detections:
-        b, _, idx = detections_to_arrays(dets, w, h)
-        where = {int(i): j for j, i in enumerate(idx)}
-        for r, i in enumerate(index):
-            if int(i) in where:
-                boxes[r] = b[where[int(i)]]
-    for r in np.flatnonzero(~np.isfinite(boxes).all(axis=1)):
-        if present[r].any():
-            p = xy[r][present[r]]
-            boxes[r] = [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()]
-    return boxes

@@ -17,10 +17,23 @@ function that yields ``(frame_number, {field: label})`` for one video.
   heartbeat is older than ``stale_after`` seconds (their worker died) are
   taken over; ``"done"`` videos are skipped unless ``overwrite``, which
   reclaims those finished before this run started.
-- **No half-written labels**: a claimed video first has the job's own output
-  fields cleared (whatever a crashed run left), so a rerun gives the same
-  labels as an uninterrupted run; a video that fails has them cleared again
-  and its status set to ``"failed"``. Other fields are never touched.
+- **No half-written labels**: a video's new labels are written aside
+  (:mod:`fiftyone_posetrack.fo.staging`) and replace its output fields in one
+  swap once the video is complete; a video that fails or is interrupted keeps
+  the labels it had (an ``overwrite`` run that dies keeps the complete labels
+  of the run before it), a video that fails gets status ``"failed"`` unless it
+  was done before. Other fields are never touched.
+- **Recorded, never silently stale**: every run is recorded on the dataset
+  (:mod:`fiftyone_posetrack.fo.runs`: full options, model file hashes,
+  package versions, per-video status, timings, who ran it) and each video
+  names the run that wrote it in ``<first output field>_run``. A video "done"
+  by a run of another configuration is refused, naming the differing options,
+  unless ``overwrite``.
+- **Label safety**: only plain sample/frame selections of a video dataset are
+  accepted (clips, frames, patches, trajectories views, grouped datasets and
+  dynamic groups are refused: their frames are not the dataset's). An output
+  field that holds labels this job did not write (ground truth, imports,
+  another job's labels) is replaced only when ``overwrite_fields`` names it.
 - **A lost database fails fast and clearly**: before each claim and bulk write
   the database is pinged with a short timeout (``POSETRACK_DB_TIMEOUT``
   seconds, default 10), and any pymongo connection error is raised as a
@@ -46,9 +59,10 @@ from bson import ObjectId
 from pymongo.errors import ConnectionFailure, PyMongoError
 from tqdm.auto import tqdm
 
-from fiftyone_posetrack.fo.labels import write_frame_labels
+from fiftyone_posetrack.fo import runs as fruns
+from fiftyone_posetrack.fo.geometry import check_video_file
+from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video
 from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
-from fiftyone_posetrack.video import FrameCountMismatchError, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +74,9 @@ __all__ = [
     "claim_video",
     "status_fields",
     "check_video",
+    "check_collection",
+    "check_fields",
+    "check_reruns",
 ]
 
 #: seconds without a heartbeat after which a "running" video is considered abandoned
@@ -125,8 +142,18 @@ class VideoJob:
             replace their input read a temporary copy named here)
         timings: seconds per stage, filled by ``compute`` and the writes
         replace_existing: write over output fields that exist but were not
-            written by this job (no status field yet), as ``overwrite`` does;
-            set by stages that replace their input when asked to
+            written by this job, as if ``overwrite_fields`` named them; set by
+            stages that replace their input when asked to
+        options: the job's parameters, recorded in its run record (the
+            options of :data:`fiftyone_posetrack.fo.runs.RUNTIME_OPTIONS` do
+            not count when runs are compared)
+        models: ``{role: model name, spec or object}`` whose files are hashed
+            into the run record
+        models_dir: where named models are looked up first
+        overwrite_fields: output fields this job may replace although another
+            job (or an import, or ground truth) wrote them
+        prepare: ``prepare(dataset)`` called once the checks passed, before
+            anything is written (e.g. to set the default skeleton)
     """
 
     name: str
@@ -136,6 +163,11 @@ class VideoJob:
     input_field: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     replace_existing: bool = False
+    options: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    models_dir: str | None = None
+    overwrite_fields: tuple[str, ...] = ()
+    prepare: Callable | None = None
 
 
 @dataclass
@@ -148,6 +180,8 @@ class RunSummary:
         failed: ``{sample id: error message}``
         frames: frames processed
         timings: seconds per stage (plus ``"write"``)
+        run_key: the key of the run's record on the dataset (None when the
+            run did nothing and left no record)
     """
 
     processed: list[str] = field(default_factory=list)
@@ -155,6 +189,7 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    run_key: str | None = None
 
 
 def status_fields(job_or_field: "VideoJob | str") -> tuple[str, str]:
@@ -163,11 +198,56 @@ def status_fields(job_or_field: "VideoJob | str") -> tuple[str, str]:
     return f"{first}_status", f"{first}_claimed_at"
 
 
-def check_fields(samples, job: VideoJob) -> None:
-    """Refuses a non-video collection, output fields that exist with another type, and
-    existing output fields this job did not write (unless ``overwrite``)."""
+_VIEW_KINDS = (
+    ("_is_clips", "a clips view (to_clips / to_trajectories)"),
+    ("_is_frames", "a frames view (to_frames)"),
+    ("_is_patches", "a patches view (to_patches / to_evaluation_patches)"),
+    ("_is_dynamic_groups", "a dynamic groups view (group_by)"),
+)
+
+
+def check_collection(samples, what: str) -> None:
+    """Refuses collections whose frames are not those of a video dataset.
+
+    Accepted: a video dataset, or a view of it that selects, filters or sorts
+    samples and frames. Refused, naming the kind: clips, trajectories, frames
+    and patches views (their samples live in a generated dataset, so labels
+    written there never reach the videos), dynamic groups, grouped datasets
+    and non-video collections.
+    """
+    for attr, kind in _VIEW_KINDS:
+        if getattr(samples, attr, False):
+            raise BadInputError(
+                f"{what} cannot run on {kind}: its samples are generated copies, so labels written "
+                "there would not reach the videos; run it on the video dataset or a plain view of it "
+                "(select, match, filter_labels, ...) and build the view afterwards"
+            )
+    root = getattr(samples, "_root_dataset", None)
+    if root is not None and root.media_type == "group":
+        raise BadInputError(
+            f"{what} cannot run on a grouped dataset: clone its video slice first "
+            "(dataset.select_group_slices('SLICE').clone()) and run on the clone"
+        )
+    if getattr(samples, "_is_generated", False) or (root is not None and samples._dataset is not root):
+        raise BadInputError(f"{what} cannot run on a generated view; run it on the video dataset")
     if samples.media_type != "video":
-        raise BadInputError(f"{job.name} needs a video collection, got media type {samples.media_type!r}")
+        raise BadInputError(f"{what} needs a video collection, got media type {samples.media_type!r}")
+
+
+def _holds_labels(dataset, name: str) -> bool:
+    return dataset._frame_collection.find_one({name: {"$ne": None}}, {"_id": 1}) is not None
+
+
+def check_fields(samples, job: VideoJob) -> None:
+    """Refuses collections that are not plain video collections (:func:`check_collection`),
+    output fields that exist with another type, and output fields holding labels
+    that this job did not write, unless ``overwrite_fields`` names them.
+
+    A field counts as this job's when a run record of this package with the
+    same status field lists it (:func:`fiftyone_posetrack.fo.runs.writers_of_field`);
+    every output field is checked on its own.
+    """
+    check_collection(samples, job.name)
     frame_schema = samples.get_frame_field_schema() or {}
     for name, cls in job.outputs.items():
         f = frame_schema.get(name)
@@ -177,32 +257,91 @@ def check_fields(samples, job: VideoJob) -> None:
                 f"frame field {name!r} exists with type {have.__name__}, not {cls.__name__}; "
                 "choose another output field"
             )
-    schema = samples.get_field_schema()
     status, claimed = status_fields(job)
     dataset = samples._dataset  # not the view: a field the view hides would still be overwritten
-    foreign = [n for n in job.outputs if n in (dataset.get_frame_field_schema() or {})]
-    if foreign and status not in dataset.get_field_schema() and not (job.overwrite or job.replace_existing):
-        raise BadInputError(
-            f"frame field(s) {foreign} exist but were not written by {job.name} (the dataset has no "
-            f"sample field {status!r}); choose other output fields, or pass overwrite=True to replace them"
+    full_schema = dataset.get_frame_field_schema() or {}
+    for name in job.outputs:
+        if name not in full_schema or name in job.overwrite_fields or job.replace_existing:
+            continue
+        writers = fruns.writers_of_field(dataset, name)
+        if any(c.get("status_field") == status for c in writers.values()) or not _holds_labels(dataset, name):
+            continue
+        by = (
+            f"run {sorted(writers)[-1]!r} ({writers[sorted(writers)[-1]].get('job')}) wrote them"
+            if writers
+            else "no recorded run of this package wrote them: ground truth, an import or another tool"
         )
-    for name, cls in ((status, fo.StringField), (claimed, fo.FloatField)):
+        raise BadInputError(
+            f"frame field {name!r} holds labels that {job.name} into {status!r} did not write ({by}); "
+            f"choose another output field, or pass overwrite_fields=[{name!r}] (--overwrite-field {name}) "
+            "to replace them"
+        )
+    schema = dataset.get_field_schema()
+    for name, cls in ((status, fo.StringField), (claimed, fo.FloatField), (fruns.run_field(status), fo.StringField)):
         if schema.get(name) is not None and not isinstance(schema[name], cls):
             raise BadInputError(f"sample field {name!r} exists and is not a {cls.__name__}")
 
 
+def check_reruns(samples, job: VideoJob, config: dict, ids: list[str], stale_after: float) -> None:
+    """Refuses a run when videos it would skip as done were written with another configuration.
+
+    A video ``"done"`` (or ``"running"`` with a live heartbeat) by a run whose
+    record differs from ``config`` (:func:`fiftyone_posetrack.fo.runs.config_differences`)
+    is refused unless ``job.overwrite``, naming the differing options.
+    """
+    if job.overwrite or not ids:
+        return
+    dataset = samples._dataset
+    status, claimed = status_fields(job)
+    run_name = fruns.run_field(status)
+    query = {
+        "_id": {"$in": [ObjectId(i) for i in ids]},
+        "$or": [{status: "done"}, {status: "running", claimed: {"$gte": time.time() - stale_after}}],
+    }
+    by_run: dict = defaultdict(int)
+    for doc in dataset._sample_collection.find(query, {run_name: 1}):
+        by_run[doc.get(run_name)] += 1
+    if not by_run:
+        return
+    records = fruns.writers_of_field(dataset, next(iter(job.outputs)))
+    first = next(iter(job.outputs))
+    for key, count in by_run.items():
+        old = records.get(key)
+        if old is None:
+            raise BadInputError(fruns.difference_message(first, key, None, config, count))
+        if fruns.config_differences(old, config):
+            raise BadInputError(fruns.difference_message(first, key, old, config, count))
+
+
 def check_video(sample: fo.Sample) -> int:
-    """Returns the video's frame count, refusing missing metadata or a file that disagrees with it."""
-    md = sample.metadata
-    if md is None or not md.total_frame_count:
-        raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
-    header = probe_video(sample.filepath).frame_count
-    if header != md.total_frame_count:
-        raise FrameCountMismatchError(
-            f"{sample.filepath}: the file has {header} frames but the metadata says "
-            f"{md.total_frame_count}; recompute the metadata (dataset.compute_metadata(overwrite=True))"
-        )
-    return int(md.total_frame_count)
+    """Returns the video's frame count, refusing missing metadata or a file that disagrees with it.
+
+    See :func:`fiftyone_posetrack.fo.geometry.check_video_file` (frame count,
+    displayed frame size, and a file replaced or edited since its metadata).
+    """
+    return check_video_file(sample).frame_count
+
+
+def _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key=None) -> dict | None:
+    """Atomically claims a video; returns its sample document's status fields before the claim, or None."""
+    status, claimed = status_fields(job_or_field)
+    run_name = fruns.run_field(status)
+    now = time.time()
+    free = [
+        {status: {"$exists": False}},
+        {status: {"$in": [None, "failed"]}},
+        {status: "running", claimed: {"$lt": now - stale_after}},
+    ]
+    if overwrite:
+        free.append({status: "done", claimed: {"$lt": run_started}})
+    update = {status: "running", claimed: now}
+    if run_key is not None:
+        update[run_name] = run_key
+    return dataset._sample_collection.find_one_and_update(
+        {"_id": ObjectId(sample_id), "$or": free},
+        {"$set": update},
+        projection={"_id": 1, status: 1, claimed: 1, run_name: 1},
+    )
 
 
 def claim_video(
@@ -212,23 +351,10 @@ def claim_video(
     run_started: float,
     stale_after: float = DEFAULT_STALE_AFTER,
     overwrite: bool = False,
+    run_key: str | None = None,
 ) -> bool:
-    """Atomically claims a video; False if another worker holds it or it is done."""
-    status, claimed = status_fields(job_or_field)
-    now = time.time()
-    free = [
-        {status: {"$exists": False}},
-        {status: {"$in": [None, "failed"]}},
-        {status: "running", claimed: {"$lt": now - stale_after}},
-    ]
-    if overwrite:
-        free.append({status: "done", claimed: {"$lt": run_started}})
-    doc = dataset._sample_collection.find_one_and_update(
-        {"_id": ObjectId(sample_id), "$or": free},
-        {"$set": {status: "running", claimed: now}},
-        projection={"_id": 1},
-    )
-    return doc is not None
+    """Atomically claims a video (naming ``run_key`` as its writer); False if another worker holds it or it is done."""
+    return _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key) is not None
 
 
 def _heartbeat(dataset, sample_id: str, job: VideoJob, value: str = "running") -> None:
@@ -238,29 +364,30 @@ def _heartbeat(dataset, sample_id: str, job: VideoJob, value: str = "running") -
     )
 
 
-def _release_if_possible(dataset, sample_id: str, job: VideoJob) -> bool:
-    """After a connection error: marks the video failed if the database answers within 2 s."""
+def _restore(dataset, sample_id: str, job: VideoJob, before: dict) -> bool:
+    """After a failure: gives a video that was done before the claim its earlier state back.
+
+    Returns False (and marks the video failed) when it was not done: its
+    fields hold no complete labels of this job.
+    """
+    status, claimed = status_fields(job)
+    run_name = fruns.run_field(status)
+    if before.get(status) == "done":
+        values = {k: before.get(k) for k in (status, claimed, run_name)}
+        dataset._sample_collection.update_one({"_id": ObjectId(sample_id)}, {"$set": values})
+        return True
+    _heartbeat(dataset, sample_id, job, "failed")
+    return False
+
+
+def _release_if_possible(dataset, sample_id: str, job: VideoJob, before: dict) -> bool:
+    """After a connection error: frees the claim if the database answers within 2 s."""
     try:
         with pymongo.timeout(2.0):
-            _heartbeat(dataset, sample_id, job, "failed")
+            _restore(dataset, sample_id, job, before)
         return True
     except PyMongoError:
         return False  # still down: the claim goes stale after stale_after seconds
-
-
-def _clear(dataset, sample_id: str, job: VideoJob) -> None:
-    """Sets the job's output fields of every frame of the video to None (one update, no read)."""
-    from datetime import datetime, timezone
-
-    from fiftyone.core.frame import Frame
-
-    names = [name for name in job.outputs if dataset.has_frame_field(name)]
-    if names:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        dataset._frame_collection.update_many(
-            {"_sample_id": ObjectId(sample_id)}, {"$set": {**dict.fromkeys(names), "last_modified_at": now}}
-        )
-        Frame._reload_docs(dataset._frame_collection_name, sample_ids=[sample_id])  # frames held in memory
 
 
 class _Progress:
@@ -275,6 +402,13 @@ class _Progress:
             self.callback(min(1.0, self.done / self.total), label)
 
 
+def job_config(job: VideoJob) -> dict:
+    """The run-record config of a job (options, model files and hashes, versions, who, when)."""
+    status = status_fields(job)[0]
+    models = fruns.model_files(job.models, job.models_dir)
+    return fruns.new_config(job.name, list(job.outputs), status, job.options, models)
+
+
 def run_video_jobs(
     samples,
     job: VideoJob,
@@ -287,7 +421,7 @@ def run_video_jobs(
     """Runs a :class:`VideoJob` over the videos of a collection (see the module docstring).
 
     Args:
-        samples: a video dataset or view
+        samples: a video dataset or a plain view of one
         job: the job
         flush_frames: frames of labels held before a bulk write
         progress: show a progress bar per video
@@ -297,6 +431,12 @@ def run_video_jobs(
             ``"running"`` video is taken over
         progress_callback: called as ``callback(fraction_done, label)`` after
             every bulk write (e.g. an operator's ``ctx.set_progress``)
+
+    Raises:
+        BadInputError: for a refused collection or field (nothing is written),
+            for videos done by a run of another configuration (without
+            ``overwrite``; nothing is written), or after the run when videos
+            failed (``raise_on_error``)
     """
     if int(flush_frames) < 1:
         raise BadInputError(f"flush_frames: expected >= 1, got {flush_frames}")
@@ -304,40 +444,54 @@ def run_video_jobs(
         raise BadInputError(f"stale_after: expected a number of seconds > 0, got {stale_after}")
     summary = RunSummary()
     run_started = time.time()
-    current, released = None, False  # the claimed video; whether its claim was freed after an outage
+    current, released, record = None, False, None  # the claimed video; whether its claim was freed
     try:
         check_fields(samples, job)
         dataset = samples._dataset
         _ping(dataset)
-        for name, cls in zip(status_fields(job), (fo.StringField, fo.FloatField)):
+        ids, counts = samples.values(["id", "metadata.total_frame_count"])
+        config = job_config(job)
+        check_reruns(samples, job, config, ids, stale_after)
+        if job.prepare is not None:
+            job.prepare(dataset)
+        status = status_fields(job)[0]
+        for name, cls in zip((*status_fields(job), fruns.run_field(status)), (fo.StringField, fo.FloatField, fo.StringField)):
             if not dataset.has_sample_field(name):
                 dataset.add_sample_field(name, cls)
-        ids, counts = samples.values(["id", "metadata.total_frame_count"])
+        declare_fields(dataset, job.outputs)
+        record = fruns.begin_run(samples, config)
+        summary.run_key = record.key
         report = _Progress(progress_callback, sum(n or 0 for n in counts))
         for sample_id in ids:
             _ping(dataset)
-            if not claim_video(dataset, sample_id, job, run_started, stale_after, job.overwrite):
+            before = _claim(dataset, sample_id, job, run_started, stale_after, job.overwrite, record.key)
+            if before is None:
                 summary.skipped.append(sample_id)
                 continue
-            current = sample_id
+            current, started = sample_id, time.perf_counter()
             try:
-                summary.frames += _run_one(dataset, sample_id, job, flush_frames, progress, report)
+                frames = _run_one(dataset, sample_id, job, flush_frames, progress, report)
+                summary.frames += frames
                 summary.processed.append(sample_id)
+                record.video(sample_id, "done", frames, time.perf_counter() - started)
             except ConnectionFailure:
-                released = _release_if_possible(dataset, sample_id, job)
+                released = _release_if_possible(dataset, sample_id, job, before)
                 raise
             except (BadInputError, FileNotFoundError) as e:
                 logger.warning("%s of video %s failed: %s", job.name, sample_id, e)
-                summary.failed[sample_id] = str(e)
-                _clear(dataset, sample_id, job)
-                _heartbeat(dataset, sample_id, job, "failed")
-            except BaseException:
-                _heartbeat(dataset, sample_id, job, "failed")  # free the claim for a rerun
+                kept = _restore(dataset, sample_id, job, before)
+                summary.failed[sample_id] = str(e) + ("; its earlier labels are kept" if kept else "")
+                record.video(sample_id, "failed", error=str(e), seconds=time.perf_counter() - started)
+            except BaseException as e:
+                _restore(dataset, sample_id, job, before)  # free the claim for a rerun
+                record.video(sample_id, "interrupted", error=repr(e), seconds=time.perf_counter() - started)
                 raise
             current = None
         dataset.reload()
     except ConnectionFailure as e:  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
         raise _lost_database(job, e, current, released, stale_after) from e
+    finally:
+        _close_record(record, job, summary)
     summary.timings = dict(job.timings)
     if summary.failed and raise_on_error:
         names = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed.items())
@@ -345,11 +499,28 @@ def run_video_jobs(
     return summary
 
 
+def _close_record(record, job: VideoJob, summary: RunSummary) -> None:
+    """Stores the timings; drops the record of a run that neither processed nor failed a video."""
+    if record is None:
+        return
+    try:
+        with pymongo.timeout(2.0):
+            if not record.videos:
+                record.delete()
+                summary.run_key = None
+            else:
+                record.finish(job.timings)
+    except PyMongoError:
+        logger.warning("could not finish the run record %s (database unavailable)", record.key)
+
+
 def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress: bool, report) -> int:
     sample = dataset[sample_id]
     n_frames = check_video(sample)
     name = os.path.basename(sample.filepath)
-    _clear(dataset, sample_id, job)
+    status = status_fields(job)[0]
+    discard_video(dataset, sample_id, status)  # whatever a dead run staged
+    staged = StagedVideo(dataset, sample_id, job.outputs, status)
     pending: dict[str, dict[int, fo.Label | None]] = {f: {} for f in job.outputs}
     count = held = 0
 
@@ -357,25 +528,37 @@ def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress
         nonlocal held
         if held:
             _ping(dataset)
-            job.timings["write"] += write_frame_labels(dataset, {f: {sample_id: v} for f, v in pending.items() if v})
+            start = time.perf_counter()
+            staged.write(pending)
+            job.timings["write"] += time.perf_counter() - start
             for v in pending.values():
                 v.clear()
             report(held, f"{name}: {count}/{n_frames} frames")
             held = 0
             _heartbeat(dataset, sample_id, job)
 
-    with tqdm(total=n_frames, desc=name, unit="frame", disable=not progress) as bar:
-        for number, labels in job.compute(sample, n_frames):
-            unknown = set(labels) - set(pending)
-            if unknown:
-                raise BadInputError(f"{job.name} produced undeclared field(s) {sorted(unknown)}")
-            for f, label in labels.items():
-                pending[f][int(number)] = label
-            count += 1
-            held += 1
-            bar.update(1)
-            if held >= flush_frames:
-                flush()
-    flush()
+    try:
+        with tqdm(total=n_frames, desc=name, unit="frame", disable=not progress) as bar:
+            for number, labels in job.compute(sample, n_frames):
+                unknown = set(labels) - set(pending)
+                if unknown:
+                    raise BadInputError(f"{job.name} produced undeclared field(s) {sorted(unknown)}")
+                for f, label in labels.items():
+                    pending[f][int(number)] = label
+                count += 1
+                held += 1
+                bar.update(1)
+                if held >= flush_frames:
+                    flush()
+        flush()
+        start = time.perf_counter()
+        staged.commit()  # the video's labels are replaced in one swap, only now
+        job.timings["write"] += time.perf_counter() - start
+    except BaseException:
+        try:
+            staged.discard()
+        except PyMongoError:
+            pass
+        raise
     _heartbeat(dataset, sample_id, job, "done")
     return count

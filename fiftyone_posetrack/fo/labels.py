@@ -1,4 +1,13 @@
-"""Conversion between pixel arrays and FiftyOne labels, and a bulk frame-label writer.
+"""The data-access layer for frame labels: conversion between pixel arrays and
+FiftyOne labels, indexed reads and bulk writes.
+
+Every read and write of frame labels in this package goes through here
+(:func:`write_frame_labels`, :class:`FrameLabelCursor`,
+:func:`read_frame_labels`, :func:`read_videos`): frame documents are found by
+the ``(_sample_id, frame_number)`` index with a cursor, one video at a time,
+never with FiftyOne's whole-collection ``values("frames.*")``, whose per-video
+aggregation fails once a video's labels exceed MongoDB's document (16 MB)
+and aggregation (100 MB) limits (long or crowded videos).
 
 Pixel arrays (the library's convention) become FiftyOne's relative coordinates:
 
@@ -14,13 +23,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import fiftyone as fo
 import numpy as np
 from bson import ObjectId
 
+from fiftyone_posetrack.formats.paths import unique_names, video_name
 from fiftyone_posetrack.types import BadInputError, FramePoses, FrameTracks
 
 logger = logging.getLogger(__name__)
@@ -34,6 +45,13 @@ __all__ = [
     "write_frame_labels",
     "frame_ids",
     "read_frame_labels",
+    "frame_documents",
+    "FrameLabelCursor",
+    "RawLabel",
+    "VideoLabels",
+    "read_videos",
+    "video_names",
+    "collection_video_names",
     "check_frame_field",
     "frames_to_mot",
     "sample_to_mot",
@@ -297,17 +315,200 @@ def sample_to_mot(sample: fo.Sample, field: str) -> np.ndarray:
     return frames_to_mot(numbers, labels, md.frame_width, md.frame_height)
 
 
+def frame_documents(dataset: fo.Dataset, sample_id: str, fields: Iterable[str], only_set: str | None = None,
+                    batch_size: int = 256) -> Iterator[dict]:  # fmt: skip
+    """One video's raw frame documents in frame order, by an indexed cursor.
+
+    Args:
+        dataset: the dataset (not a view: its frame collection is read)
+        sample_id: the video sample
+        fields: the frame fields to read (plus ``_id`` and ``frame_number``)
+        only_set: skip frames where this field is unset or None
+        batch_size: documents per round trip
+
+    Yields:
+        raw documents ``{"_id", "frame_number", field: dict | None, ...}``
+    """
+    query = {"_sample_id": ObjectId(sample_id)}
+    if only_set:
+        query[only_set] = {"$ne": None}
+    projection = {"frame_number": 1, **{f: 1 for f in fields}}
+    cursor = dataset._frame_collection.find(query, projection).sort("frame_number", 1).batch_size(batch_size)
+    yield from cursor
+
+
 def read_frame_labels(dataset: fo.Dataset, sample_id: str, field: str) -> tuple[list[int], list[fo.Label]]:
     """One video's labels of ``field`` in frame order (frames without one are left out).
 
-    Reads the frame documents with an indexed cursor, not with FiftyOne's
-    per-video frame aggregation, which fails once a video's frames exceed
-    MongoDB's 100 MB ``$lookup`` limit (long or crowded videos).
+    Reads the frame documents with an indexed cursor (:func:`frame_documents`).
     """
-    query = {"_sample_id": ObjectId(sample_id), field: {"$ne": None}}
-    docs = dataset._frame_collection.find(query, {"frame_number": 1, field: 1}).sort("frame_number", 1)
     numbers, labels = [], []
-    for doc in docs:
+    for doc in frame_documents(dataset, sample_id, [field], only_set=field):
         numbers.append(int(doc["frame_number"]))
         labels.append(fo.Label.from_dict(doc[field]))
     return numbers, labels
+
+
+class FrameLabelCursor:
+    """A video's labels of one frame field, read frame by frame in increasing order.
+
+    ``get(n)`` returns frame ``n``'s label (None when unset) for ``n`` never
+    decreasing: the labels come from :func:`frame_documents`, so memory stays
+    constant in the length of the video.
+    """
+
+    def __init__(self, dataset: fo.Dataset, sample_id: str, field: str):
+        self._docs = frame_documents(dataset, sample_id, [field], only_set=field)
+        self._field, self._next, self._last = field, None, 0
+
+    def get(self, number: int) -> fo.Label | None:
+        if number < self._last:
+            raise ValueError(f"frame labels are read in order; asked for {number} after {self._last}")
+        self._last = number
+        while self._next is None or self._next["frame_number"] < number:
+            self._next = next(self._docs, None)
+            if self._next is None:
+                self._next = {"frame_number": float("inf")}
+        if self._next["frame_number"] != number:
+            return None
+        return fo.Label.from_dict(self._next[self._field])
+
+
+class RawLabel:
+    """Attribute access to a label as the database stores it (no validation).
+
+    Reading labels as raw dicts and wrapping them is about 10x faster than
+    building FiftyOne label objects, and the converters of this module only
+    read attributes. ``id`` is the label id as a string; a missing attribute
+    reads as None; the lists ``detections``, ``keypoints``, ``polylines`` hold
+    :class:`RawLabel` items.
+    """
+
+    def __init__(self, doc: dict):
+        self.__dict__.update(doc)
+        if "_id" in doc:
+            self.id = str(doc["_id"])
+        for name in ("detections", "keypoints", "polylines"):
+            if name in doc:
+                setattr(self, name, [RawLabel(d) for d in doc[name] or []])
+
+    def __getattr__(self, name):  # only called for attributes the label lacks
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
+@dataclass
+class VideoLabels:
+    """The frames of one video as read from a collection.
+
+    Attributes:
+        sample_id: the video sample's id
+        name: its name (see :func:`video_names`)
+        filepath: the video file
+        width, height: frame size in pixels (the metadata's)
+        num_frames: the video's frame count from its metadata (0 if unknown)
+        frame_numbers: the frame numbers that have a frame document, ascending
+        frame_ids: their frame ids
+        labels: ``{field: [value per frame document]}``: labels as
+            :class:`RawLabel`, other values (counts) as stored, None where unset
+    """
+
+    sample_id: str
+    name: str
+    filepath: str
+    width: int
+    height: int
+    num_frames: int
+    frame_numbers: list[int]
+    frame_ids: list[str]
+    labels: dict[str, list] = dataclass_field(default_factory=dict)
+
+
+#: the sample field holding a video's benchmark name (written by the importers of :mod:`fiftyone_posetrack.fo.io`)
+SEQUENCE_FIELD = "sequence"
+
+
+def video_names(filepaths, sequences=None) -> list[str]:
+    """The videos' names in reports and exported files, unique within the collection.
+
+    Each is :func:`fiftyone_posetrack.formats.paths.video_name` (the
+    ``sequence`` field, else the file name without extension; ``video.*``
+    files take their folder's name); repeated names get ``#2``, ``#3``, ...
+    and ``OVERALL`` is reserved.
+    """
+    sequences = sequences if sequences is not None else [None] * len(filepaths)
+    return unique_names([video_name(p, s) for p, s in zip(filepaths, sequences)])
+
+
+def collection_video_names(samples) -> list[str]:
+    """:func:`video_names` of a collection's videos, in collection order."""
+    _, filepaths, _, sequences = _sample_values(samples)
+    return video_names(filepaths, sequences)
+
+
+def _sample_values(samples) -> tuple[list, list, list, list]:
+    paths = ["id", "filepath", "metadata"]
+    has_seq = samples.has_sample_field(SEQUENCE_FIELD)
+    values = samples.values(paths + ([SEQUENCE_FIELD] if has_seq else []), _raw=True)
+    seqs = values[3] if has_seq else [None] * len(values[0])
+    return [str(i) for i in values[0]], values[1], values[2], seqs
+
+
+def _direct(samples) -> bool:
+    """Whether the collection's frames are its dataset's frame documents, unfiltered."""
+    if isinstance(samples, fo.Dataset):
+        return True
+    if getattr(samples, "_is_clips", False) or getattr(samples, "_is_frames", False):
+        return False
+    return not samples._needs_frames()
+
+
+def read_videos(samples, fields: Iterable[str | None]) -> list[VideoLabels]:
+    """Reads the frame labels of ``fields`` of every video, one video at a time.
+
+    Datasets and views that do not change frame labels (selections, matches,
+    sorts of samples) are read by indexed cursor (:func:`frame_documents`);
+    views that filter frame labels are read per video through the view, so
+    their filters apply (filtered labels stay filtered). Labels are
+    :class:`RawLabel` objects.
+
+    Raises:
+        BadInputError: for a video without metadata (frame size)
+    """
+    fields = [f for f in dict.fromkeys(fields) if f]
+    ids, filepaths, metadata, sequences = _sample_values(samples)
+    names = video_names(filepaths, sequences)
+    direct = _direct(samples)
+    out = []
+    for sid, path, md, name in zip(ids, filepaths, metadata, names):
+        md = md or {}
+        if not md.get("frame_width") or not md.get("frame_height"):
+            raise BadInputError(
+                f"video {path} (sample {sid}) has no metadata with its frame size; "
+                "run fiftyone_posetrack.fo.dataset.ensure_metadata() first"
+            )
+        if direct:
+            docs = list(frame_documents(samples._dataset, sid, fields))
+            numbers = [d["frame_number"] for d in docs]
+            frame_ids = [d["_id"] for d in docs]
+            columns = [[d.get(f) for d in docs] for f in fields]
+        else:
+            paths = ["frames.id", "frames.frame_number"] + [f"frames.{f}" for f in fields]
+            values = samples.select(sid).values(paths, _raw=True)
+            frame_ids, numbers = values[0][0] or [], values[1][0] or []
+            columns = [v[0] or [] for v in values[2:]]
+        out.append(
+            VideoLabels(
+                sample_id=sid,
+                name=name,
+                filepath=path,
+                width=int(md["frame_width"]),
+                height=int(md["frame_height"]),
+                num_frames=int(md.get("total_frame_count") or 0),
+                frame_numbers=[int(n) for n in numbers],
+                frame_ids=[str(f) for f in frame_ids],
+                labels={f: [RawLabel(v) if isinstance(v, dict) else v for v in col] for f, col in zip(fields, columns)},
+            )
+        )
+    return out

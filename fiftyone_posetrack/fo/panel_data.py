@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 
-from fiftyone_posetrack.fo.evaluation.base import check_video_collection, video_names
+from fiftyone_posetrack.fo.evaluation.base import check_video_collection
+from fiftyone_posetrack.fo.labels import collection_video_names, read_videos
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -115,15 +116,14 @@ def errors_over_time(samples, eval_key: str) -> list[dict]:
     """
     evaluation_kind(samples, eval_key, "tracking")
     counts = ("fp", "fn", "idsw")
-    ids, paths, numbers, *values = samples.values(
-        ["id", "filepath", "frames.frame_number"] + [f"frames.{eval_key}_{c}" for c in counts]
-    )
     out = []
-    for v, name in enumerate(video_names(paths)):
-        keep = [k for k, x in enumerate(values[0][v] or []) if x is not None]
-        row = {"video": name, "sample_id": str(ids[v]), "frame_number": [int(numbers[v][k]) for k in keep]}
+    for video in read_videos(samples, [f"{eval_key}_{c}" for c in counts]):
+        values = [video.labels[f"{eval_key}_{c}"] for c in counts]
+        keep = [k for k, x in enumerate(values[0]) if x is not None]
+        row = {"video": video.name, "sample_id": video.sample_id,
+               "frame_number": [video.frame_numbers[k] for k in keep]}  # fmt: skip
         for c, vals in zip(counts, values):
-            row[c] = [int(vals[v][k] or 0) for k in keep]
+            row[c] = [int(vals[k] or 0) for k in keep]
         out.append(row)
     return out
 
@@ -161,35 +161,30 @@ def track_table(samples, eval_key: str | None = None, field: str | None = None, 
     view = samples.select(sample_id) if sample_id else samples
     if sample_id and len(view) == 0:
         raise BadInputError(f"sample_id: no video {sample_id!r} in this collection")
-    paths = ["id", "filepath", "frames.frame_number", f"{field}.detections.index", f"{field}.detections.confidence"]
-    if eval_key:
-        paths += [f"{field}.detections.{eval_key}", f"{field}.detections.{eval_key}_id",
-                  f"{field}.detections.{eval_key}_idsw", f"{gt_field}.detections.id", f"{gt_field}.detections.index"]  # fmt: skip
-    values = view.values(paths)
-    names = video_names(samples.values("filepath"))
+    box = field[len("frames.") :]
+    gt_box = gt_field[len("frames.") :] if eval_key else None
+    names = collection_video_names(samples)
     name_of = dict(zip(map(str, samples.values("id")), names))
     rows = []
-    for v in range(len(values[0])):
-        sid = str(values[0][v])
+    for video in read_videos(view, [box, gt_box]):  # indexed cursor, one video at a time
+        sid = video.sample_id
         gt_index = {}
         if eval_key:
-            for f_ids, f_idx in zip(values[8][v] or [], values[9][v] or []):
-                gt_index.update(zip(f_ids or [], f_idx or []))
+            for dets in video.labels[gt_box]:
+                gt_index.update((d.id, d.index) for d in (dets.detections if dets is not None else []))
         tracks: dict[int, dict] = {}
-        for k, n in enumerate(values[2][v] or []):
-            idx = (values[3][v] or [])[k] or []
-            conf = (values[4][v] or [])[k] or []
-            cols = [(values[c][v] or [])[k] or [] for c in (5, 6, 7)] if eval_key else [[]] * 3
-            for j, i in enumerate(idx):
+        for n, dets in zip(video.frame_numbers, video.labels[box]):
+            for d in dets.detections if dets is not None else []:
+                i = d.index
                 if i is None:
                     continue
                 t = tracks.setdefault(int(i), {"frames": [], "conf": [], "gt": {}, "idsw": 0, "fp": 0})
                 t["frames"].append(int(n))
-                c = conf[j] if j < len(conf) else None
+                c = d.confidence
                 if c is not None and math.isfinite(c):
                     t["conf"].append(float(c))
                 if eval_key:
-                    status, match, sw = (col[j] if j < len(col) else None for col in cols)
+                    status, match, sw = (getattr(d, a) for a in (eval_key, f"{eval_key}_id", f"{eval_key}_idsw"))
                     t["fp"] += status == "fp"
                     t["idsw"] += bool(sw)
                     g = gt_index.get(match)

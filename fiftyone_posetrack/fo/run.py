@@ -4,10 +4,11 @@
 :class:`fiftyone_posetrack.pipeline.PoseTrackingPipeline` and writes the tracked
 boxes (``config.detections_field``) and poses (``config.keypoints_field``) as
 frame labels sharing ``index`` = track id, and colours them by track in the
-App (:func:`fiftyone_posetrack.fo.appconfig.apply_track_colors`). Claims, resumability, chunked bulk
-writes and failure handling are those of :mod:`fiftyone_posetrack.fo.jobs`:
-the status fields are ``<detections_field>_status`` and
-``<detections_field>_claimed_at``.
+App (:func:`fiftyone_posetrack.fo.appconfig.apply_track_colors`). Claims,
+resumability, chunked bulk writes, failure handling, run records and label
+safety are those of :mod:`fiftyone_posetrack.fo.jobs`: the status fields are
+``<detections_field>_status``, ``<detections_field>_claimed_at`` and
+``<detections_field>_run`` (the key of the run record that wrote the video).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.video import VideoReader
 
-__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "check_tile_size"]
+__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "check_tile_size", "PIPELINE_MODELS"]
+
+#: the config options that name models (their files are hashed into the run record)
+PIPELINE_MODELS = ("detector", "detector2", "pose", "pose2", "reid")
 
 
 def status_field(config: PipelineConfig) -> str:
@@ -37,7 +41,7 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
 
     def compute(sample: fo.Sample, n_frames: int):
         width, height = sample.metadata.frame_width, sample.metadata.frame_height
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(width, height)) as reader:
             for r in pipeline.process(reader.batches(config.batch_size), fps=reader.fps):
                 yield r.frame_number, {
                     config.detections_field: tracks_to_detections(r.tracks, width, height),
@@ -46,12 +50,22 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
                     ),
                 }
 
+    def prepare(dataset):
+        if dataset.default_skeleton is None:
+            dataset.default_skeleton = fiftyone_skeleton()
+            dataset.save()
+
     return VideoJob(
         name="pose tracking",
         outputs={config.detections_field: fo.Detections, config.keypoints_field: fo.Keypoints},
         compute=compute,
         overwrite=config.overwrite,
         timings=pipeline.timings,
+        options=config.to_dict(),
+        models={role: getattr(config, role) for role in PIPELINE_MODELS},
+        models_dir=config.models_dir,
+        overwrite_fields=tuple(getattr(config, "overwrite_fields", ()) or ()),
+        prepare=prepare,
     )
 
 
@@ -86,7 +100,15 @@ def run(
             see :func:`fiftyone_posetrack.fo.jobs.run_video_jobs`
 
     Returns:
-        a :class:`fiftyone_posetrack.fo.jobs.RunSummary`
+        a :class:`fiftyone_posetrack.fo.jobs.RunSummary` (``run_key`` names
+        the run's record, see :mod:`fiftyone_posetrack.fo.runs`)
+
+    Raises:
+        BadInputError: for a clips / frames / patches view, output fields
+            holding labels this run did not write (unless
+            ``config.overwrite_fields`` names them), or videos done by a run of
+            another configuration (unless ``config.overwrite``); nothing is
+            written then
     """
     if pipeline is None:
         pipeline = PoseTrackingPipeline(config or PipelineConfig())
@@ -94,9 +116,6 @@ def run(
         pipeline.config = config
     check_tile_size(samples, pipeline.config)
     dataset = samples._dataset
-    if dataset.default_skeleton is None and samples.media_type == "video":
-        dataset.default_skeleton = fiftyone_skeleton()
-        dataset.save()
     summary = run_video_jobs(
         samples,
         pipeline_job(pipeline),

@@ -14,8 +14,11 @@ function                      reads                   writes
 
 They are :class:`fiftyone_posetrack.fo.jobs.VideoJob` s, so they share the
 runner's guarantees: constant memory, atomic per-video claims, resumable,
-no half-written labels, and input fields never modified (writing a stage's
-output over its own input needs ``overwrite_input=True``).
+no half-written labels, a run record per call (:mod:`fiftyone_posetrack.fo.runs`:
+the stage's parameters and model files), reruns with other parameters refused
+unless ``overwrite``, fields written by others refused unless
+``overwrite_fields`` names them, and input fields never modified (writing a
+stage's output over its own input needs ``overwrite_input=True``).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from __future__ import annotations
 import fiftyone as fo
 
 from fiftyone_posetrack.fo.appconfig import apply_track_colors, tracked_fields
-from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, run_video_jobs
+from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, check_collection, run_video_jobs
+from fiftyone_posetrack.fo.runs import describe_object
 from fiftyone_posetrack.fo.labels import (
+    FrameLabelCursor,
     boxes_to_detections,
     check_frame_field,
     detections_to_arrays,
@@ -38,38 +43,8 @@ from fiftyone_posetrack.video import VideoReader
 __all__ = ["detect_persons", "track_detections", "estimate_poses", "smooth_poses"]
 
 
-class _FrameLabels:
-    """A video's labels of one frame field, read frame by frame in increasing order.
-
-    ``get(n)`` returns frame ``n``'s label (None when unset) for ``n`` never
-    decreasing: the labels come from a cursor sorted by frame number, so memory
-    stays constant in the length of the video (and no per-video aggregation
-    runs into MongoDB's 100 MB limit).
-    """
-
-    def __init__(self, dataset, sample_id: str, field: str):
-        from bson import ObjectId
-
-        query = {"_sample_id": ObjectId(sample_id), field: {"$ne": None}}
-        cursor = dataset._frame_collection.find(query, {"frame_number": 1, field: 1})
-        self._docs = iter(cursor.sort("frame_number", 1).batch_size(256))
-        self._field, self._next, self._last = field, None, 0
-
-    def get(self, number: int) -> fo.Label | None:
-        if number < self._last:
-            raise ValueError(f"frame labels are read in order; asked for {number} after {self._last}")
-        self._last = number
-        while self._next is None or self._next["frame_number"] < number:
-            self._next = next(self._docs, None)
-            if self._next is None:
-                self._next = {"frame_number": float("inf")}
-        if self._next["frame_number"] != number:
-            return None
-        return fo.Label.from_dict(self._next[self._field])
-
-
-def _frame_labels(dataset, sample_id: str, field: str) -> _FrameLabels:
-    return _FrameLabels(dataset, sample_id, field)
+def _frame_labels(dataset, sample_id: str, field: str) -> FrameLabelCursor:
+    return FrameLabelCursor(dataset, sample_id, field)
 
 
 def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
@@ -100,6 +75,7 @@ def detect_persons(
     field: str = "pred_raw_detections",
     batch_size: int = 8,
     overwrite: bool = False,
+    overwrite_fields: tuple[str, ...] = (),
     **kwargs,
 ) -> RunSummary:
     """Detects persons in every frame and writes untracked ``fo.Detections``.
@@ -109,18 +85,24 @@ def detect_persons(
         detector: a :class:`fiftyone_posetrack.detection.Detector`
         field: the output frame field
         batch_size: frames per detector call
-        overwrite: recompute videos already done
+        overwrite: recompute videos already done (also by other parameters)
+        overwrite_fields: output fields that may be replaced although
+            another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
 
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 for n, dets in zip(numbers, detector.detect(frames)):
                     yield n, {field: boxes_to_detections(dets.boxes, dets.scores, w, h)}
 
-    job = VideoJob("person detection", {field: fo.Detections}, compute, overwrite)
+    job = VideoJob(
+        "person detection", {field: fo.Detections}, compute, overwrite,
+        options={"field": field, "batch_size": batch_size, "detector": describe_object(detector)},
+        models={"detector": detector}, overwrite_fields=tuple(overwrite_fields),
+    )  # fmt: skip
     return run_video_jobs(samples, job, **kwargs)
 
 
@@ -134,6 +116,7 @@ def track_detections(
     box_smoother=None,
     overwrite: bool = False,
     overwrite_input: bool = False,
+    overwrite_fields: tuple[str, ...] = (),
     **kwargs,
 ) -> RunSummary:
     """Tracks an existing detections field: writes copies of the boxes with ``index`` = track id.
@@ -148,13 +131,16 @@ def track_detections(
             matching; None tracks by motion only (and reads no frames unless
             ``box_smoother`` is given)
         box_smoother: a :class:`fiftyone_posetrack.tracking.box_smoothing.FlowBoxSmoother`
-        overwrite: recompute videos already done
+        overwrite: recompute videos already done (also by other parameters)
         overwrite_input: allow ``out_field == in_field``
+        overwrite_fields: output fields that may be replaced although
+            another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
     from fiftyone_posetrack.pipeline.core import embed_needed
     from fiftyone_posetrack.tracking.base import make_tracker
 
+    check_collection(samples, "tracking")
     check_frame_field(samples, in_field, fo.Detections)
     make_tracker(tracker, **(tracker_params or {}))  # refuse bad names / params up front
     needs_frames = embedder is not None or box_smoother is not None
@@ -166,7 +152,9 @@ def track_detections(
         if box_smoother is not None:
             box_smoother.reset()
         inputs = _frame_labels(dataset, sample.id, job.input_field)
-        frames = VideoReader(sample.filepath, expected_frames=n_frames) if needs_frames else None
+        frames = None
+        if needs_frames:
+            frames = VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h))
         stream = iter(frames) if frames is not None else ((n, None) for n in range(1, n_frames + 1))
         try:
             for n, frame in stream:
@@ -183,7 +171,14 @@ def track_detections(
             if frames is not None:
                 frames.close()
 
-    job = VideoJob("tracking", {out_field: fo.Detections}, compute, overwrite, input_field=in_field)
+    options = {
+        "in_field": in_field, "out_field": out_field, "tracker": tracker, "tracker_params": tracker_params or {},
+        "embedder": describe_object(embedder), "box_smoother": describe_object(box_smoother),
+    }  # fmt: skip
+    job = VideoJob(
+        "tracking", {out_field: fo.Detections}, compute, overwrite, input_field=in_field, options=options,
+        models={"reid": embedder}, overwrite_fields=tuple(overwrite_fields),
+    )  # fmt: skip
     summary = _run(samples, job, in_field, overwrite_input, **kwargs)
     apply_track_colors(dataset, [out_field])  # one colour per track in the App (unless the user chose)
     return summary
@@ -197,6 +192,7 @@ def estimate_poses(
     batch_size: int = 8,
     keypoint_threshold: float = 0.0,
     overwrite: bool = False,
+    overwrite_fields: tuple[str, ...] = (),
     **kwargs,
 ) -> RunSummary:
     """Estimates a pose in every box of a (tracked) detections field.
@@ -211,18 +207,21 @@ def estimate_poses(
         out_field: the output ``fo.Keypoints`` field
         batch_size: frames per pose call (all their boxes in one pass)
         keypoint_threshold: joints scoring below it are stored as missing
-        overwrite: recompute videos already done
+        overwrite: recompute videos already done (also by other parameters)
+        overwrite_fields: output fields that may be replaced although
+            another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
     from fiftyone_posetrack.pipeline.core import sanitize_poses
 
+    check_collection(samples, "pose estimation")
     check_frame_field(samples, tracks_field, fo.Detections)
     dataset = samples._dataset
 
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
         inputs = _frame_labels(dataset, sample.id, tracks_field)
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 boxed = [detections_to_arrays(inputs.get(n), w, h) for n in numbers]
                 results = pose_estimator.estimate_batch(frames, [b for b, _, _ in boxed])
@@ -231,7 +230,14 @@ def estimate_poses(
                     poses = FramePoses(kps, scores, index, boxes)
                     yield n, {out_field: poses_to_keypoints(poses, w, h, min_score=keypoint_threshold)}
 
-    job = VideoJob("pose estimation", {out_field: fo.Keypoints}, compute, overwrite)
+    options = {
+        "tracks_field": tracks_field, "out_field": out_field, "batch_size": batch_size,
+        "keypoint_threshold": keypoint_threshold, "pose_estimator": describe_object(pose_estimator),
+    }  # fmt: skip
+    job = VideoJob(
+        "pose estimation", {out_field: fo.Keypoints}, compute, overwrite, options=options,
+        models={"pose": pose_estimator}, overwrite_fields=tuple(overwrite_fields),
+    )  # fmt: skip
     summary = run_video_jobs(samples, job, **kwargs)
     apply_track_colors(dataset, [tracks_field, out_field])  # skeletons in their track's colour
     return summary
@@ -246,6 +252,7 @@ def smooth_poses(
     flow_method: str = "lk",
     overwrite: bool = False,
     overwrite_input: bool = False,
+    overwrite_fields: tuple[str, ...] = (),
     **kwargs,
 ) -> RunSummary:
     """Temporally smooths a tracked keypoints field (joints linked by ``index``).
@@ -258,12 +265,15 @@ def smooth_poses(
             joints moved by optical flow) or ``"one-euro"``
         alpha: ``a`` of the flow formula, in ``[0, 0.5]``
         flow_method: ``"lk"`` or ``"dis"``
-        overwrite: recompute videos already done
+        overwrite: recompute videos already done (also by other parameters)
         overwrite_input: allow ``out_field == in_field``
+        overwrite_fields: output fields that may be replaced although
+            another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
     from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
 
+    check_collection(samples, "pose smoothing")
     check_frame_field(samples, in_field, fo.Keypoints)
     if method not in ("flow", "one-euro"):
         raise BadInputError(f"method: expected 'flow' or 'one-euro', got {method!r}")
@@ -288,14 +298,18 @@ def smooth_poses(
                 yield n, label(smoother.update(poses(n), n))
             return
         smoother = FlowPoseSmoother(alpha=alpha, method=flow_method)
-        with VideoReader(sample.filepath, expected_frames=n_frames) as reader:
+        with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for n, frame in reader:
                 out = smoother.push(frame, poses(n))
                 if out is not None:
                     yield n - 1, label(out)
             yield n_frames, label(smoother.flush())
 
-    job = VideoJob("pose smoothing", {out_field: fo.Keypoints}, compute, overwrite, input_field=in_field)
+    options = {"in_field": in_field, "out_field": out_field, "method": method, "alpha": alpha, "flow_method": flow_method}
+    job = VideoJob(
+        "pose smoothing", {out_field: fo.Keypoints}, compute, overwrite, input_field=in_field, options=options,
+        overwrite_fields=tuple(overwrite_fields),
+    )  # fmt: skip
     summary = _run(samples, job, in_field, overwrite_input, **kwargs)
     if in_field in tracked_fields(dataset):
         apply_track_colors(dataset, [out_field])

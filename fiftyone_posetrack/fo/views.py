@@ -23,6 +23,7 @@ from fiftyone import ViewField as F
 
 from fiftyone_posetrack.fo.evaluation.base import check_label_field, check_video_collection, frame_path
 from fiftyone_posetrack.fo.evaluation.views import _tracking_config
+from fiftyone_posetrack.fo.labels import frame_documents, read_videos
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -133,7 +134,7 @@ def open_at_frame(samples, sample_id: str, frame: int):
     if not sample_id:
         raise BadInputError("sample_id: name the video")
     view = _one_video(samples, sample_id)
-    numbers = view.values("frames.frame_number")[0] or []
+    numbers = [d["frame_number"] for d in frame_documents(view._dataset, view.first().id, [])]
     last = max([int(view.first().metadata.total_frame_count or 0)] + [int(n) for n in numbers])
     if isinstance(frame, bool) or int(frame) != frame or not 1 <= int(frame) <= last:
         raise BadInputError(f"frame: expected a frame number in [1, {last}] of video {sample_id}, got {frame!r}")
@@ -177,26 +178,25 @@ def id_switch_clips(samples, eval_key: str = "track_eval", before: int = 5, afte
         if isinstance(value, bool) or int(value) != value or value < 0:
             raise BadInputError(f"{name}: expected a number of frames >= 0, got {value!r}")
     gt, pred = config.gt_field, config.pred_field
-    ids, frames, switch, gt_ids, pred_match, pred_ids = samples.values(
-        ["id", "frames.frame_number", f"{gt}.detections.{eval_key}_idsw", f"{gt}.detections.id",
-         f"{pred}.detections.{eval_key}_id", f"{pred}.detections.id"]
-    )  # fmt: skip
+    gt_name, pred_name = gt[len("frames.") :], pred[len("frames.") :]
+    videos = read_videos(samples, [gt_name, pred_name])  # indexed cursor, one video at a time
+    ids = [v.sample_id for v in videos]
     support, switched = [], set()
-    for v in range(len(ids)):
+    for video in videos:
         spans = []
-        for n, f_sw, f_ids in zip(frames[v] or [], switch[v] or [], gt_ids[v] or []):
-            hits = [lid for sw, lid in zip(f_sw or [], f_ids or []) if sw]
+        for n, dets in zip(video.frame_numbers, video.labels[gt_name]):
+            hits = [d.id for d in (dets.detections if dets is not None else []) if getattr(d, f"{eval_key}_idsw")]
             if hits:
                 spans.append((max(1, n - int(before)), n + int(after)))
                 switched.update(hits)
         support.append(_merge(spans))
     if tag and switched:
         pred_switched = [
-            lid
-            for s_match, s_ids in zip(pred_match, pred_ids)
-            for f_match, f_ids in zip(s_match or [], s_ids or [])
-            for m, lid in zip(f_match or [], f_ids or [])
-            if m in switched
+            d.id
+            for video in videos
+            for dets in video.labels[pred_name]
+            for d in (dets.detections if dets is not None else [])
+            if getattr(d, f"{eval_key}_id") in switched
         ]
         # only the predictions matched to the switching gt box in that frame
         samples.select_labels(ids=sorted(switched) + pred_switched, fields=[gt, pred]).tag_labels(tag)

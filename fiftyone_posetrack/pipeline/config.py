@@ -90,6 +90,7 @@ class _ConfigMethods:
         d = {name: getattr(self, name) for name in OPTIONS}
         d["fusion_weights"] = list(self.fusion_weights)
         d["tracker_params"] = dict(self.tracker_params)
+        d["overwrite_fields"] = list(self.overwrite_fields)
         return d
 
     @classmethod

@@ -162,7 +162,10 @@ def build_embedder(config: PipelineConfig):
         return None
     from fiftyone_posetrack.reid import make_embedder
 
-    return make_embedder(config.reid, device=config.device)
+    return make_embedder(
+        config.reid, models_dir=config.models_dir, device=config.device,
+        flip=config.reid_flip, scales=tuple(config.reid_scales),
+    )  # fmt: skip
 
 
 class PoseTrackingPipeline:

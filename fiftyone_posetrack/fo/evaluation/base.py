@@ -14,16 +14,16 @@ Fields are stored as FiftyOne spells them: ``config.pred_field`` /
 ``config.gt_field`` are full paths (``"frames.pred_detections"``), so that
 FiftyOne helpers such as ``to_evaluation_patches`` can read them.
 
-Videos are named by their file name without extension; repeated names get
-``#2``, ``#3`` (in collection order), and ``OVERALL`` is reserved.
+Videos are named as exports name them (:func:`fiftyone_posetrack.fo.labels.video_names`:
+the ``sequence`` field, else the file name without extension); repeated names
+get ``#2``, ``#3`` (in collection order), and ``OVERALL`` is reserved. Labels
+are read by :func:`fiftyone_posetrack.fo.labels.read_videos`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ import fiftyone.core.evaluation as foe
 import fiftyone.core.fields as fof
 
 from fiftyone_posetrack.fo.evaluation.panel_compat import ModelEvaluationPanelData, TextReport
+from fiftyone_posetrack.fo.labels import RawLabel, VideoLabels, read_videos, video_names
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "PosetrackEvaluationResults",
     "RawLabel",
     "VideoLabels",
+    "check_eval_key_fields",
     "frame_path",
     "read_videos",
     "video_names",
@@ -87,9 +89,67 @@ def check_label_field(samples, field: str, label_type, what: str) -> str:
 
 
 def check_eval_key(eval_key: str) -> str:
+    """Refuses an eval key that is not a Python identifier or starts with ``_`` (FiftyOne's private names)."""
     if not isinstance(eval_key, str) or not eval_key.isidentifier():
         raise BadInputError(f"eval_key: expected a valid Python identifier, got {eval_key!r}")
+    if eval_key.startswith("_"):
+        raise BadInputError(f"eval_key: names starting with '_' are FiftyOne's private fields, got {eval_key!r}")
     return eval_key
+
+
+#: the label class of each label list attribute
+_LIST_ITEM = {"detections": fo.Detection, "keypoints": fo.Keypoint, "polylines": fo.Polyline}
+
+
+def check_eval_key_fields(samples, method: "PosetrackEvaluation", eval_key: str | None) -> None:
+    """Refuses an eval key whose fields would land on existing fields or label attributes.
+
+    Every path the run would write (:meth:`PosetrackEvaluation.get_fields`:
+    sample fields, frame fields and attributes of the labels it marks) must be
+    new, or belong to the run of the same key and type that it replaces. A
+    label attribute must also not be one of the label class's own fields or
+    methods (``label``, ``index``, ``confidence``, ``to_dict``, ...), nor a
+    dynamic attribute that some label holds without the schema declaring it.
+
+    Raises:
+        BadInputError: naming the eval key and the first colliding path
+    """
+    if eval_key is None:
+        return
+    check_eval_key(eval_key)
+    dataset = samples._dataset
+    own: set[str] = set()
+    if eval_key in dataset.list_evaluations():
+        info = dataset.get_evaluation_info(eval_key)
+        if type(info.config) is not type(method.config):
+            raise BadInputError(
+                f"eval_key {eval_key!r} names an existing {type(info.config).__name__} run; "
+                "choose another key or delete that run first (dataset.delete_evaluation)"
+            )
+        own = set(info.config.build().get_fields(dataset, eval_key))
+    for path in method.get_fields(dataset, eval_key):
+        if path in own:
+            continue
+        parts = path.split(".")
+        if len(parts) == 4 and parts[2] in _LIST_ITEM:  # frames.<field>.<list>.<attr>
+            label_cls, attr = _LIST_ITEM[parts[2]], parts[3]
+            if hasattr(label_cls, attr) or attr in label_cls._fields:
+                raise BadInputError(
+                    f"eval_key {eval_key!r}: the run would write the attribute {attr!r} of every "
+                    f"{label_cls.__name__} in {'.'.join(parts[:2])}, which is the label's own {attr!r}; "
+                    "choose another eval key"
+                )
+            stored = dataset._frame_collection.find_one({".".join(parts[1:]): {"$exists": True}}, {"_id": 1})
+            if dataset.get_field(path) is not None or stored is not None:
+                raise BadInputError(
+                    f"eval_key {eval_key!r}: the labels of {'.'.join(parts[:2])} already have an attribute "
+                    f"{attr!r} the run would overwrite; choose another eval key"
+                )
+        elif dataset.get_field(path) is not None:
+            raise BadInputError(
+                f"eval_key {eval_key!r}: the run would write the existing field {path!r}, which another "
+                "run or import owns; choose another eval key"
+            )
 
 
 def check_box_fields(
@@ -114,112 +174,6 @@ def check_box_fields(
     if eval_key is not None:
         check_eval_key(eval_key)
     return pred, gt, ign
-
-
-def video_names(filepaths: Sequence[str]) -> list[str]:
-    """File names without extension, repeated ones suffixed ``#2``, ``#3``, ..."""
-    names, seen = [], set()
-    for path in filepaths:
-        base = name = os.path.splitext(os.path.basename(path))[0] or "video"
-        k = 1
-        while name in seen or name == "OVERALL":
-            k += 1
-            name = f"{base}#{k}"
-        seen.add(name)
-        names.append(name)
-    return names
-
-
-@dataclass
-class VideoLabels:
-    """The frames of one video as read from a collection.
-
-    Attributes:
-        sample_id: the video sample's id
-        name: its name (see :func:`video_names`)
-        filepath: the video file
-        width, height: frame size in pixels
-        num_frames: the video's frame count from its metadata (0 if unknown)
-        frame_numbers: the frame numbers that have a frame document, ascending
-        frame_ids: their frame ids
-        labels: ``{field: [label or None per frame]}``
-    """
-
-    sample_id: str
-    name: str
-    filepath: str
-    width: int
-    height: int
-    num_frames: int
-    frame_numbers: list[int]
-    frame_ids: list[str]
-    labels: dict[str, list] = field(default_factory=dict)
-
-
-class RawLabel:
-    """Attribute access to a label as the database stores it (no validation).
-
-    Reading labels as raw dicts and wrapping them is about 10x faster than
-    building FiftyOne label objects, and the converters of
-    :mod:`fiftyone_posetrack.fo.labels` only read attributes. ``id`` is the
-    label id as a string; a missing attribute reads as None; the lists
-    ``detections``, ``keypoints``, ``polylines`` hold :class:`RawLabel` items.
-    """
-
-    def __init__(self, doc: dict):
-        self.__dict__.update(doc)
-        if "_id" in doc:
-            self.id = str(doc["_id"])
-        for name in ("detections", "keypoints", "polylines"):
-            if name in doc:
-                setattr(self, name, [RawLabel(d) for d in doc[name] or []])
-
-    def __getattr__(self, name):  # only called for attributes the label lacks
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return None
-
-
-def read_videos(samples, fields: Iterable[str | None]) -> list[VideoLabels]:
-    """Reads the frame labels of ``fields`` of every video in one query.
-
-    The collection's view stages apply (filtered labels stay filtered).
-    Labels are :class:`RawLabel` objects.
-
-    Raises:
-        BadInputError: for a video without metadata (frame size)
-    """
-    fields = [f for f in dict.fromkeys(fields) if f]
-    paths = ["id", "filepath", "metadata", "frames.id", "frames.frame_number"]
-    paths += [f"frames.{f}" for f in fields]
-    values = samples.values(paths, _raw=True)
-    ids, filepaths, metadata, frame_ids, numbers = values[:5]
-    names = video_names(filepaths)
-    out = []
-    for i, (sid, path, md) in enumerate(zip(ids, filepaths, metadata)):
-        md = md or {}
-        if not md.get("frame_width") or not md.get("frame_height"):
-            raise BadInputError(
-                f"video {path} (sample {sid}) has no metadata with its frame size; "
-                "run fiftyone_posetrack.fo.dataset.ensure_metadata() first"
-            )
-        out.append(
-            VideoLabels(
-                sample_id=str(sid),
-                name=names[i],
-                filepath=path,
-                width=int(md["frame_width"]),
-                height=int(md["frame_height"]),
-                num_frames=int(md.get("total_frame_count") or 0),
-                frame_numbers=[int(n) for n in numbers[i] or []],
-                frame_ids=[str(f) for f in frame_ids[i] or []],
-                labels={
-                    f: [None if lab is None else RawLabel(lab) for lab in v[i] or []]
-                    for f, v in zip(fields, values[5:])
-                },
-            )
-        )
-    return out
 
 
 def region_polygons(polylines, width: int, height: int) -> list[np.ndarray]:
@@ -355,6 +309,11 @@ class PosetrackEvaluation(foe.EvaluationMethod):
             dataset.delete_sample_fields(sample_fields, error_level=1)
         if frame_fields:
             dataset.delete_frame_fields(frame_fields, error_level=1)
+
+    def register_run(self, samples, key, overwrite=True, cleanup=True):
+        """FiftyOne's registration, after :func:`check_eval_key_fields` (which every evaluate_* also calls first)."""
+        check_eval_key_fields(samples, self, key)
+        super().register_run(samples, key, overwrite=overwrite, cleanup=cleanup)
 
     def _validate_run(self, samples, eval_key, existing_info):
         self._validate_fields_match(eval_key, "pred_field", existing_info)

@@ -32,6 +32,7 @@ import numpy as np
 
 from fiftyone_posetrack.eval.detection import DetectionFrame, evaluate_detection_frames
 from fiftyone_posetrack.fo.evaluation.base import (
+    check_eval_key_fields,
     PosetrackEvaluation,
     PosetrackEvaluationConfig,
     PosetrackEvaluationResults,
@@ -153,6 +154,7 @@ def evaluate_person_detection(
         frame_path(pred), frame_path(gt), max_dets, annotated_only, frame_path(ign) if ign else None
     )
     method = config.build()
+    check_eval_key_fields(samples, method, eval_key)
     videos = read_videos(samples, [gt, pred, ign])
     frames = {v.name: _frames(v, gt, pred, ign, annotated_only) for v in videos}
     metrics = evaluate_detection_frames(frames, max_dets=int(max_dets))

@@ -70,26 +70,25 @@ class ModelEvaluationPanelData:
         pred, gt = config.pred_field, config.gt_field
         if samples.get_field(f"{pred}.detections.{key}") is None or samples.get_field(f"{gt}.detections.{key}") is None:
             return []  # not a run with per-box marks
-        p_status, p_match, p_iou, p_conf, p_ids, g_status, g_ids = samples.values(
-            [f"{pred}.detections.{key}", f"{pred}.detections.{key}_id", f"{pred}.detections.{key}_iou",
-             f"{pred}.detections.confidence", f"{pred}.detections.id", f"{gt}.detections.{key}",
-             f"{gt}.detections.id"]
-        )  # fmt: skip
+        from fiftyone_posetrack.fo.labels import read_videos
 
-        def flat(values):
-            return [x for s in values for f in s or [] for x in f or []]
-
-        matches = []
-        for st, m, iou, conf, pid in zip(*(flat(v) for v in (p_status, p_match, p_iou, p_conf, p_ids))):
-            conf = None if conf is None or not math.isfinite(conf) else float(conf)
-            if st == "tp":
-                matches.append(("person", "person", None if iou is None else float(iou), conf, m, pid))
-            elif st == "fp":
-                matches.append((None, "person", None, conf, None, pid))
-        for st, gid in zip(flat(g_status), flat(g_ids)):
-            if st == "fn":
-                matches.append(("person", None, None, None, gid, None))
-        return matches
+        pred_name, gt_name = pred[len("frames.") :], gt[len("frames.") :]
+        matches, misses = [], []  # predictions first, then the misses (the order FiftyOne's results keep)
+        for video in read_videos(samples, [gt_name, pred_name]):  # indexed cursor, one video at a time
+            for dets in video.labels[pred_name]:
+                for d in dets.detections if dets is not None else []:
+                    st, m, iou = getattr(d, key), getattr(d, f"{key}_id"), getattr(d, f"{key}_iou")
+                    conf = d.confidence
+                    conf = None if conf is None or not math.isfinite(conf) else float(conf)
+                    if st == "tp":
+                        matches.append(("person", "person", None if iou is None else float(iou), conf, m, d.id))
+                    elif st == "fp":
+                        matches.append((None, "person", None, conf, None, d.id))
+            for dets in video.labels[gt_name]:
+                for d in dets.detections if dets is not None else []:
+                    if getattr(d, key) == "fn":
+                        misses.append(("person", None, None, None, d.id, None))
+        return matches + misses
 
     @cached_property
     def _fo_detection_results(self):

@@ -63,6 +63,7 @@ import fiftyone as fo
 
 from fiftyone_posetrack.eval.keypoints import CROWDPOSE_KEYPOINTS, KeypointFrame, frames_to_coco, keypoint_ap
 from fiftyone_posetrack.fo.evaluation.base import (
+    check_eval_key_fields,
     PosetrackEvaluation,
     PosetrackEvaluationConfig,
     PosetrackEvaluationResults,
@@ -72,9 +73,8 @@ from fiftyone_posetrack.fo.evaluation.base import (
     check_video_collection,
     frame_path,
     read_videos,
-    region_polygons,
 )
-from fiftyone_posetrack.fo.labels import detections_to_arrays, keypoints_to_arrays
+from fiftyone_posetrack.fo.posetrack import HEAD_FRACTION, keypoint_names, people, posetrack_frame  # noqa: F401
 from fiftyone_posetrack.skeleton import COCO_KEYPOINTS, COCO_SIGMAS
 from fiftyone_posetrack.types import BadInputError
 
@@ -89,8 +89,6 @@ __all__ = [
 KINDS = ("coco", "crowdpose", "posetrack")
 #: names accepted for a benchmark joint that the data may spell differently
 _ALIASES = {"head": ("head_top",), "neck": ("head_bottom",), "head_bottom": ("neck",)}
-#: head box side as a fraction of the person's box height (estimate, see module docs)
-HEAD_FRACTION = 1.0 / 8.0
 
 
 class PoseEvaluationConfig(PosetrackEvaluationConfig):
@@ -175,21 +173,6 @@ class PoseEvaluationResults(PosetrackEvaluationResults):
 # --------------------------------------------------------------------------- reading
 
 
-def keypoint_names(samples, field: str, num_keypoints: int) -> list[str]:
-    """The joint names of a keypoints field: its skeleton's, else COCO-17's."""
-    skeletons = samples.skeletons
-    skel = skeletons.get(frame_path(field)) or skeletons.get(field) or samples.default_skeleton
-    labels = list(skel.labels) if skel is not None and skel.labels else None
-    if labels and len(labels) >= num_keypoints:
-        return labels
-    if num_keypoints <= len(COCO_KEYPOINTS):
-        return list(COCO_KEYPOINTS)
-    raise BadInputError(
-        f"frames.{field}: {num_keypoints} joints and no skeleton naming them; "
-        "set dataset.skeletons or dataset.default_skeleton"
-    )
-
-
 def _num_keypoints(video_labels: Sequence[VideoLabels], field: str) -> int:
     k = 0
     for v in video_labels:
@@ -206,81 +189,6 @@ def _remap(src: Sequence[str], dst: Sequence[str]) -> np.ndarray:
         cands = (name, *_ALIASES.get(name, ()))
         idx.append(next((list(src).index(c) for c in cands if c in src), -1))
     return np.asarray(idx, dtype=np.int64)
-
-
-def _attr(label, name):
-    return getattr(label, name, None) if label is not None else None
-
-
-def _box_by_index(dets, w, h):
-    """``{index: (box px [x1, y1, x2, y2], confidence, label)}`` of a frame's boxes."""
-    if dets is None or not dets.detections:
-        return {}
-    boxes, scores, index = detections_to_arrays(dets, w, h)
-    return {int(i): (b, s, d) for b, s, i, d in zip(boxes, scores, index, dets.detections) if i >= 0}
-
-
-def _extent(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``(N, 4)`` ``[x1, y1, x2, y2]`` of the valid joints (zeros when none)."""
-    out = np.zeros((len(points), 4))
-    for i in range(len(points)):
-        p = points[i][valid[i]]
-        if len(p):
-            out[i] = [*p.min(axis=0), *p.max(axis=0)]
-    return out
-
-
-@dataclass
-class _People:
-    """One frame's people in the source joint order (pixels)."""
-
-    points: np.ndarray  # (N, K, 2), NaN where missing
-    valid: np.ndarray  # (N, K) bool
-    vis: np.ndarray  # (N, K) visibility flags (0 where missing)
-    scores: np.ndarray  # (N, K) joint confidences
-    index: np.ndarray  # (N,)
-    boxes: np.ndarray  # (N, 4) px
-    has_box: np.ndarray  # (N,) bool
-    box_scores: np.ndarray  # (N,)
-    crowd: np.ndarray  # (N,) bool
-    heads: np.ndarray  # (N, 4) px head boxes (gt only)
-
-
-def _people(kps, dets, w, h, k, gt: bool) -> _People:
-    points, scores, index = keypoints_to_arrays(kps, w, h, k)
-    n = len(index)
-    labels = kps.keypoints if kps is not None else []
-    valid = np.isfinite(points).all(axis=2)
-    vis = np.where(valid, 2, 0).astype(np.int64)
-    crowd = np.zeros(n, dtype=bool)
-    by_index = _box_by_index(dets, w, h)
-    boxes, has_box = np.zeros((n, 4)), np.zeros(n, dtype=bool)
-    box_scores, heads = np.ones(n), np.full((n, 4), np.nan)
-    for i, kp in enumerate(labels):
-        flags = _attr(kp, "visibility")
-        if gt and flags is not None:
-            f = np.zeros(k, dtype=np.int64)
-            f[: min(k, len(flags))] = np.asarray(flags, dtype=np.int64)[:k]
-            vis[i] = np.where(valid[i], f, 0)
-            valid[i] &= f > 0
-        match = by_index.get(int(index[i])) if index[i] >= 0 else None
-        det = match[2] if match else None
-        crowd[i] = bool(_attr(kp, "iscrowd") or _attr(kp, "crowd") or _attr(det, "ignore")
-                        or _attr(det, "iscrowd") or _attr(det, "crowd"))  # fmt: skip
-        if match:
-            boxes[i], box_scores[i], has_box[i] = match[0], match[1], True
-        head = _attr(kp, "bbox_head") or _attr(det, "bbox_head")
-        if head is not None:
-            x, y, hw, hh = np.asarray(head, dtype=np.float64) * [w, h, w, h]
-            heads[i] = [x, y, x + hw, y + hh]
-    ext = _extent(points, valid)
-    boxes[~has_box] = ext[~has_box]
-    est = ~np.isfinite(heads).all(axis=1)
-    if est.any():
-        side = (boxes[est, 3] - boxes[est, 1]) * HEAD_FRACTION
-        cx = (boxes[est, 0] + boxes[est, 2]) / 2
-        heads[est] = np.stack([cx - side / 2, boxes[est, 1], cx + side / 2, boxes[est, 1] + side], axis=1)
-    return _People(points, valid, vis, scores, index, boxes, has_box, box_scores, crowd, heads)
 
 
 def _crowd_index(points: np.ndarray, valid: np.ndarray, boxes: np.ndarray) -> float:
@@ -338,11 +246,11 @@ def _coco_video(video: VideoLabels, base: int, f: _Fields, k_gt, k_pred, names_g
         n_frame = video.frame_numbers[pos]
         lab = video.labels
         if k_gt:
-            g = _people(lab[f.gt][pos], lab[f.gt_box][pos] if f.gt_box else None, w, h, k_gt, True)
+            g = people(lab[f.gt][pos], lab[f.gt_box][pos] if f.gt_box else None, w, h, k_gt, True)
         else:
             g = None
         if k_pred:
-            p = _people(lab[f.pred][pos], lab[f.pred_box][pos] if f.pred_box else None, w, h, k_pred, False)
+            p = people(lab[f.pred][pos], lab[f.pred_box][pos] if f.pred_box else None, w, h, k_pred, False)
         else:
             p = None
         gkp, gvis, gbox, garea, gcrowd = np.zeros((0, K, 2)), np.zeros((0, K)), np.zeros((0, 4)), None, None
@@ -430,37 +338,21 @@ def _coco_dataset(images, anns, joints) -> dict:
 
 
 def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool, joint_threshold=None):
-    from fiftyone_posetrack.formats.posetrack import PoseTrackFrame
+    """The annotated frames of one video as PoseTrack frames (the converter of :mod:`fiftyone_posetrack.fo.posetrack`)."""
+    from fiftyone_posetrack.fo.posetrack import default_file_name
 
-    w, h = video.width, video.height
-    frames = []
     field, box_field = (f.gt, f.gt_box) if gt else (f.pred, f.pred_box)
+    lab = video.labels
+    frames = []
     for pos in _evaluated(video, f.gt):
         n = video.frame_numbers[pos]
-        lab = video.labels
-        p = _people(lab[field][pos], lab[box_field][pos] if box_field else None, w, h, k, gt)
-        if joint_threshold is not None and not gt:
-            p.valid &= np.nan_to_num(p.scores, nan=-np.inf) >= joint_threshold
-        if gt and (p.index < 0).any():
-            raise BadInputError(
-                f"frames.{field}: video {video.filepath} frame {n} has poses without `index` "
-                "(the track id); PoseTrack evaluation needs it"
-            )
-        regions = region_polygons(lab[f.ignore][pos], w, h) if f.ignore else []
         frames.append(
-            PoseTrackFrame(
-                frame_index=n - 1,
-                file_name=f"{video.name}/{n:06d}.jpg",
-                is_labeled=True,
-                track_ids=p.index,
-                boxes=p.boxes,
-                keypoints=np.where(p.valid[..., None], p.points, 0.0),
-                visibility=np.where(p.valid, np.maximum(p.vis, 1), 0),
-                scores=None if gt else np.where(p.valid, p.scores, 0.0),
-                ignore_regions=regions,
-                head_boxes=p.heads if gt else None,
+            posetrack_frame(
+                lab[field][pos], lab[box_field][pos] if box_field else None, lab[f.ignore][pos] if f.ignore else None,
+                video.width, video.height, n, default_file_name(video.name, n), k, gt,
+                joint_threshold=joint_threshold, require_index=gt, where=f"frames.{field}: video {video.filepath} ",
             )
-        )
+        )  # fmt: skip
     return frames
 
 
@@ -565,6 +457,7 @@ def evaluate_poses(
         pckh_threshold, skip_last_frame, posetrack_joint_threshold,
     )  # fmt: skip
     method = config.build()
+    check_eval_key_fields(samples, method, eval_key)
     videos = read_videos(samples, [f.gt, f.pred, f.gt_box, f.pred_box, f.ignore])
     oks_kind = "crowdpose" if kind == "crowdpose" else "coco"
     per_video, joints = _coco(samples, videos, f, oks_kind, score_mode, keypoint_threshold, nms_threshold)

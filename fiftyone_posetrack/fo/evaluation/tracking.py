@@ -45,6 +45,7 @@ import numpy as np
 
 from fiftyone_posetrack.eval.mot import evaluate_mot_sequences, match_mot_arrays
 from fiftyone_posetrack.fo.evaluation.base import (
+    check_eval_key_fields,
     BOOL,
     FLOAT,
     INT,
@@ -60,7 +61,7 @@ from fiftyone_posetrack.fo.evaluation.base import (
     read_videos,
     region_polygons,
 )
-from fiftyone_posetrack.fo.labels import frames_to_mot
+from fiftyone_posetrack.fo.labels import frames_to_mot, write_frame_labels
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -282,6 +283,7 @@ def evaluate_tracking(
         frame_path(pred), frame_path(gt), iou_threshold, frame_path(ign) if ign else None
     )
     method = config.build()
+    check_eval_key_fields(samples, method, eval_key)
     videos = [_prepare(v, gt, pred, ign) for v in read_videos(samples, [gt, pred, ign])]
     sequences = {v.labels.name: (v.gt, v.pred[~v.pred_in_region]) for v in videos}
     gt_ignore = {v.labels.name: v.gt_ignore for v in videos}
@@ -335,8 +337,8 @@ def _write(samples, method, eval_key, pred, gt, videos, marks, metrics) -> None:
             for v, (_, pf) in zip(videos, marks)
             if pf["frame_number"]
         }
-        if frame_vals:
-            dataset.set_values(f"frames.{eval_key}_{c}", frame_vals, key_field="id")
+        if frame_vals:  # by indexed frame documents, not FiftyOne's per-video frame aggregation
+            write_frame_labels(dataset, {f"{eval_key}_{c}": frame_vals})
         totals = {v.labels.sample_id: int(sum(pf[c])) for v, (_, pf) in zip(videos, marks)}
         dataset.set_values(f"{eval_key}_{c}", totals, key_field="id")
     method.set_sample_metrics(

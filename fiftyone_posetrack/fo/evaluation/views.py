@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from fiftyone import ViewField as F
 
-from fiftyone_posetrack.fo.evaluation.base import video_names
+from fiftyone_posetrack.fo.labels import read_videos
 from fiftyone_posetrack.fo.evaluation.tracking import TrackingEvaluationConfig
 from fiftyone_posetrack.types import BadInputError
 
@@ -101,36 +101,34 @@ def worst_tracks(samples, eval_key: str = "track_eval", k: int = 10):
         raise BadInputError(f"k: expected a positive number, got {k}")
     config = _tracking_config(samples, eval_key)
     gt, pred = config.gt_field, config.pred_field
-    ids, paths, index, status, switch, gt_lids = samples.values(
-        ["id", "filepath", f"{gt}.detections.index", f"{gt}.detections.{eval_key}",
-         f"{gt}.detections.{eval_key}_idsw", f"{gt}.detections.id"]
-    )  # fmt: skip
-    names = video_names(paths)
+    gt_name, pred_name = gt[len("frames.") :], pred[len("frames.") :]
+    videos = read_videos(samples, [gt_name, pred_name])
+    names = [v.name for v in videos]
     tracks: dict[tuple[int, int], dict] = {}
     labels: dict[tuple[int, int], list[str]] = {}
-    for v in range(len(ids)):
-        for f_idx, f_st, f_sw, f_ids in zip(index[v] or [], status[v] or [], switch[v] or [], gt_lids[v] or []):
-            for i, st, sw, lid in zip(f_idx or [], f_st or [], f_sw or [], f_ids or []):
+    for v, video in enumerate(videos):
+        for dets in video.labels[gt_name]:
+            for d in dets.detections if dets is not None else []:
+                st, i = getattr(d, eval_key), d.index
                 key = (v, -1 if i is None else int(i))
                 c = tracks.setdefault(key, {"frames": 0, "tp": 0, "fn": 0, "idsw": 0, "ignored": 0})
                 c["frames"] += 1
                 if st in ("tp", "fn", "ignored"):
                     c[st] += 1
-                c["idsw"] += bool(sw)
-                labels.setdefault(key, []).append(lid)
+                c["idsw"] += bool(getattr(d, f"{eval_key}_idsw"))
+                labels.setdefault(key, []).append(d.id)
     ranked = sorted(
         (key for key, c in tracks.items() if c["fn"] + c["idsw"] > 0),
         key=lambda key: (-(tracks[key]["fn"] + tracks[key]["idsw"]), -tracks[key]["idsw"], key),
     )[: int(k)]
     out = [TrackErrors(names[v], i, tracks[(v, i)]) for v, i in ranked]
     gt_ids = {lid for key in ranked for lid in labels[key]}
-    pred_lids, pred_match = samples.values([f"{pred}.detections.id", f"{pred}.detections.{eval_key}_id"])
     pred_ids = [
-        lid
-        for s_ids, s_match in zip(pred_lids, pred_match)
-        for f_ids, f_match in zip(s_ids or [], s_match or [])
-        for lid, m in zip(f_ids or [], f_match or [])
-        if m in gt_ids
+        d.id
+        for video in videos
+        for dets in video.labels[pred_name]
+        for d in (dets.detections if dets is not None else [])
+        if getattr(d, f"{eval_key}_id") in gt_ids
     ]
     view = samples.select_labels(ids=sorted(gt_ids) + pred_ids, fields=[gt, pred])
     return out, view
