@@ -132,6 +132,7 @@ def track_detections(
             another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
+    from fiftyone_posetrack.pipeline.core import embed_needed
     from fiftyone_posetrack.tracking.base import make_tracker
 
     check_collection(samples, "tracking")
@@ -154,9 +155,10 @@ def track_detections(
             for n, frame in stream:
                 boxes, scores, _ = detections_to_arrays(inputs.get(n), w, h)
                 dets = FrameDetections(boxes, scores)
-                if embedder is not None and len(dets):
-                    dets.embeddings = embedder.embed(frame, dets.boxes)
-                tracks = trk.update(dets, frame)
+                embedded = None
+                if embedder is not None and len(dets):  # only the boxes the tracker asks for
+                    dets.embeddings, embedded = embed_needed(embedder, trk, frame, dets)
+                tracks = trk.update(dets, frame, embedded=embedded)
                 if box_smoother is not None:
                     tracks = box_smoother.update(tracks, frame)
                 yield n, {out_field: tracks_to_detections(tracks, w, h)}
