@@ -440,8 +440,6 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
             groups[o.group] = parser.add_argument_group(GROUPS[o.group].lower())
         g = groups[o.group]
         help_text = (o.cli_help or o.help).replace("%", "%%")
-        if o.choices:
-            help_text += " (" + ", ".join(o.choices) + ")"
         if o.spec.type == "bool":
             g.add_argument(
                 o.cli_flag, dest=o.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
@@ -461,9 +459,18 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
             nargs = (o.spec.length or "+") if o.spec.type == "floats" else None
             default = _format_default(o.default)
             g.add_argument(
-                o.cli_flag, dest=o.name, default=argparse.SUPPRESS, nargs=nargs, metavar=o.name.upper(),
+                o.cli_flag, dest=o.name, default=argparse.SUPPRESS, nargs=nargs, metavar=_metavar(o),
                 help=f"{help_text} (default: {default})",
             )  # fmt: skip
+
+
+def _metavar(o: Option) -> str:
+    """``{a,b}`` for choices, ``MODEL`` for models, ``N`` / ``X`` for numbers, else the name."""
+    if o.spec.choices is not None:
+        return "{" + ",".join(o.spec.choices) + "}"
+    if o.model_kind is not None:
+        return "MODEL"
+    return {"int": "N", "float": "X", "floats": "X", "field": "FIELD"}.get(o.spec.type, o.name.upper())
 
 
 def _format_default(value) -> str:
