@@ -241,7 +241,10 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
         _shot(page, tmp_path, "panel")
 
         # choose a track: only its boxes and skeletons remain
-        panel.locator("table").nth(1).locator("tbody tr").first.click()
+        tracks_table = panel.locator("table").nth(1)
+        assert "ID sw." in tracks_table.locator("thead").inner_text(), "the tracking evaluation's tracks"
+        assert tracks_table.locator("tbody tr").first.locator("td").first.inner_text().strip() == str(first["index"])
+        tracks_table.locator("tbody tr").first.click()
         _wait(lambda: session.view is not None and "FilterLabels" in repr(session.view), what="the track's view")
         assert session.view.distinct("frames.pred_detections.detections.index") == [first["index"]]
         assert session.view.distinct("frames.pred_keypoints.keypoints.index") == [first["index"]]
