@@ -12,9 +12,8 @@ Presets are data: a model name the zoo (:mod:`fiftyone_posetrack.models`)
 does not know gives the usual unknown-model error when the preset is used,
 never at import.
 
-The ``cpu`` preset's detection values (input size, tiling) and ReID options
-are placeholders until the detection / zoo benches set them: change them in
-:data:`CPU_TUNED` only.
+The ``cpu`` preset's values come from the detection and end-to-end benches
+(see :data:`CPU_TUNED`); change them there only.
 """
 
 from __future__ import annotations
@@ -24,12 +23,29 @@ from fiftyone_posetrack.types import BadInputError
 __all__ = ["PRESETS", "CPU_TUNED", "preset_options", "preset_models"]
 
 #: the ``cpu`` preset's measured values (branches det / zoo set them from their benches)
+#: Detection (bench/bench_detection.py): RTMDet-nano on 640 px tiles plus the whole frame, each at
+#: the model's own 320 input, finds 66.3 % of the people of ../shared/data/mot17-frames at 70.0 %
+#: precision (the plain model: 25.8 % / 70.6 %), and generalises best to frames never used to choose
+#: it (PoseTrack18 val: 93 % / 81 %; a 960 px input gives 67 % / 73 % on MOT17 but upscales small
+#: videos into split boxes). Videos whose longer side is under 640 px need ``det_tile_size=0``.
+#: Tracking (bench/bench_end_to_end.py, 20-person crowd): ByteTrack with thresholds in nano's score
+#: range (boxes down to 0.1 for its low-score stage) and OSNet x0.25 features computed only for the
+#: boxes whose motion match is ambiguous (appearance_on_demand: ~5 % of the boxes): IDF1 0.72.
 CPU_TUNED = {
     "detector": "rtmdet-nano-person",
+    "det_input_size": 0,
+    "det_tile_size": 640,
+    "det_tile_overlap": 0.2,
+    "det_tile_merge": "nms",
+    "det_score_threshold": 0.1,
     "reid": "osnet-x0_25-msmt17",
+    "reid_flip": False,
     "pose": "movenet-lightning-int8",
-    "tracker": "deepsort",
-    # placeholders: det_input_size / det_tile_size / det_tile_overlap, once those options exist
+    "tracker": "bytetrack",
+    "tracker_params": {
+        "track_thresh": 0.4, "new_track_thresh": 0.45, "max_age": 90,
+        "appearance_thresh": 0.15, "proximity_thresh": 0.9, "appearance_on_demand": True,
+    },  # fmt: skip
 }
 
 PRESETS: dict[str, dict] = {

@@ -103,3 +103,14 @@ def test_presets_command_lists_models_and_offline_state(shared_dir, capsys, monk
         block = out.split(f"{name}: ", 1)[1].split("\n\n", 1)[0]
         local = all(m in MODELS and (models / m).is_dir() for m in preset_models(name).values())
         assert block.splitlines()[1].startswith("  available offline") == local, name
+
+
+def test_cpu_preset_detection_and_tracker_values():
+    config = PipelineConfig(preset="cpu")
+    assert (config.det_input_size, config.det_tile_size, config.tracker) == (0, 640, "bytetrack")
+    assert config.tracker_params["appearance_on_demand"] is True
+    # another tracker given explicitly: the preset's ByteTrack parameters do not follow it
+    other = PipelineConfig(preset="cpu", tracker="deepsort")
+    assert other.tracker_params == {} and other.det_tile_size == 640
+    mine = PipelineConfig(preset="cpu", tracker="deepsort", tracker_params={"max_age": 5})
+    assert mine.tracker_params == {"max_age": 5}

@@ -43,7 +43,9 @@ class _ConfigMethods:
             from fiftyone_posetrack.presets import preset_options
 
             preset = check_option(OPTIONS["preset"], preset, "config.preset")
-            preset_values = preset_options(preset)
+            preset_values = dict(preset_options(preset))
+            if "tracker" in given and self.tracker != preset_values.get("tracker"):
+                preset_values.pop("tracker_params", None)  # they are the preset tracker's parameters
         else:
             preset_values = {}
         for name, option in OPTIONS.items():
