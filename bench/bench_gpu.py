@@ -33,7 +33,8 @@ run cut short still leaves what it measured):
 
 ``cpu_floor`` (after ``pipeline``): the pipeline with a free detector and a free
 pose model: what its CPU stages (tracking, optical-flow smoothing) cost per
-frame, i.e. the most frames/s any GPU can give it.
+frame, i.e. the most frames/s any GPU can give it. ``cpu_prep``: the CPU time
+of the detector's and the pose model's preprocessing (the per-crop warps).
 
 Writes ``bench_gpu.json`` and ``bench_gpu.md`` into ``--out``. Timings: each
 point runs ``warmup`` calls, then repeats for at least ``--seconds`` (default 1; and 3
@@ -84,7 +85,7 @@ FULL = dict(
     budget_s=420.0, models=MODELS,
 )  # fmt: skip
 SMOKE = dict(
-    width=320, height=192, people=4, frames=4, baseline_frames=2, det_batches=(2,),
+    width=320, height=192, people=4, frames=2, baseline_frames=1, det_batches=(2,),
     pose_batches=(2,), reid_crops=(2,), seconds=0.0, warmup=1, min_calls=1, det_input=128,
     budget_s=float("inf"), models=SMOKE_MODELS,
 )  # fmt: skip
@@ -111,6 +112,13 @@ class Bench:
         self.out = out
         self.deadline = time.perf_counter() + budget_s
         self.results: dict = {"rows": [], "skipped": [], "errors": []}
+        self.models: dict = {}  # built once per run, shared by the parts
+
+    def model(self, key, build):
+        """The model built by ``build()`` for ``key``, built on first use."""
+        if key not in self.models:
+            self.models[key] = build()
+        return self.models[key]
 
     def sync(self) -> None:
         if self.cuda:
@@ -245,12 +253,17 @@ class TemplatePoses:
 
 def build_detector(b: "Bench", name: str, batch_size: int = 8):
     """An mmdet detector of the run's table, random weights; a smoke run shrinks its input size."""
+    det = b.model(("det", name), lambda: _build_detector(b, name))
+    det.batch_size = batch_size
+    return det
+
+
+def _build_detector(b: "Bench", name: str):
     from fiftyone_posetrack.detection.mmdet import MMDetDetector
 
     config, options = b.sizes["models"]["det"][name]
     side = b.sizes["det_input"]  # the package's det_input_size: 0 = the config's own
-    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, batch_size=batch_size,
-                        cfg_options=options, input_size=side)  # fmt: skip
+    det = MMDetDetector(config, None, score_threshold=0.3, device=b.device, cfg_options=options, input_size=side)
     if side:  # the same input size for mmdet's inference_detector (the baseline)
         det.model.cfg.test_dataloader.dataset.pipeline = MMDetDetector.test_pipeline_steps(det.model.cfg, side)
     return det
@@ -269,7 +282,10 @@ def build_pose(b: "Bench", config: str, second: str | None = None):
     """An mmpose estimator (a config name) with random weights, with the package's default batch size."""
     from fiftyone_posetrack.pose.mmpose import MMPoseEstimator
 
-    return MMPoseEstimator(config, None, device=b.device, second_model=f"mmpose:{second}" if second else None)
+    pose = b.model(("pose", config, second), lambda: MMPoseEstimator(
+        config, None, device=b.device, second_model=f"mmpose:{second}" if second else None))  # fmt: skip
+    pose.batch_size = package_pose_batch()
+    return pose
 
 
 def build_osnet(b: "Bench", half: bool, batch_size: int = 64):
@@ -318,8 +334,7 @@ def part_pipeline(b: Bench, frames, boxes) -> None:
             b.skip(what, "time budget")
             continue
         try:
-            pose = poses.get(pose_name) or build_pose(b, models["pose"][pose_name])
-            poses[pose_name] = pose
+            pose = poses[pose_name] = build_pose(b, models["pose"][pose_name])
             pose.batch_size = pose_batch
             embedder = build_osnet(b, half=fp16) if reid else None
             config = PipelineConfig(  # (the model objects are passed in; the specs name them)
@@ -395,6 +410,36 @@ def part_cpu_floor(b: Bench, frames, boxes) -> None:
     b.write()
 
 
+def part_cpu_prep(b: Bench, frames, boxes) -> None:
+    """CPU time of the models' preprocessing as the package runs it: mmpose's per-crop test pipeline
+    (``MMPoseEstimator._batch``) over all boxes of 8 frames, and mmdet's per-frame test pipeline."""
+    from mmengine.dataset import pseudo_collate
+
+    n = min(8, len(frames))
+    fr, bx = frames[:n], boxes[:n]
+    index = np.repeat(np.arange(n), [len(x) for x in bx])
+    flat = np.concatenate(bx)
+    models = b.sizes["models"]
+    for name, config in models["pose"].items():
+        pose = build_pose(b, config)
+        pose._batch(fr, index[:2], flat[:2])  # warm-up
+        cpu0 = time.process_time()
+        for _ in range(3):
+            pose._batch(fr, index, flat)
+        cpu = (time.process_time() - cpu0) / 3
+        b.row("cpu_prep", what=f"pose crops ({name})", frames=n, crops=len(flat),
+              cpu_ms_per_crop=sig(cpu / max(len(flat), 1) * 1000), cpu_ms_per_frame=sig(cpu / n * 1000))  # fmt: skip
+    det_name = next(iter(models["det"]))
+    det = build_detector(b, det_name)
+    cpu0 = time.process_time()
+    for _ in range(3):
+        pseudo_collate([det.pipeline(dict(img=f, img_id=i)) for i, f in enumerate(fr)])
+    cpu = (time.process_time() - cpu0) / 3
+    b.row("cpu_prep", what=f"detector input ({det_name})", frames=n, crops=0, cpu_ms_per_crop=0.0,
+          cpu_ms_per_frame=sig(cpu / n * 1000))  # fmt: skip
+    b.write()
+
+
 def part_baseline(b: Bench, det, det_name: str, pose, pose_name: str, frames, boxes) -> None:
     """mmpose's demo/topdown_demo_with_mmdet.py loop: one detector call and one pose call per frame."""
     from mmdet.apis import inference_detector
@@ -465,7 +510,6 @@ def part_pose(b: Bench, frames, boxes) -> None:
                         break  # fp16 is CUDA-only
             except Exception as e:
                 b.error(f"pose {name} batch {bs}", e)
-        del pose
         b.write()
 
 
@@ -496,7 +540,6 @@ def part_det(b: Bench, frames) -> None:
                       preprocess_frames_per_s=sig(pre["per_s"]))  # fmt: skip
             except Exception as e:
                 b.error(f"det {name} batch {bs}", e)
-        del det
         b.write()
 
 
@@ -583,7 +626,8 @@ def part_paths(b: Bench, frames, boxes, models_dir: pathlib.Path | None) -> None
 
         emb = TorchReID("osnet_x0_25", weights=model_file("osnet-x0_25-msmt17/osnet_x0_25_msmt17.pth"),
                         device=b.device, half=half, runtime=cpu_runtime(b))  # fmt: skip
-        return f"{emb.runtime_used}: {emb.embed(frame, fb).shape}"
+        shape = emb.embed(frame, fb).shape
+        return f"{emb.runtime_used}: {shape}"
 
     attempt("onnxruntime providers", ort_providers)
     det_name = next(iter(b.sizes["models"]["det"]))
@@ -609,7 +653,7 @@ def markdown(results: dict) -> str:
         lines += ["", "Pipeline (fp32, no ReID) frames/s over the per-frame demo loop's: "
                   + ", ".join(f"{k} {v}x" for k, v in results["pipeline_vs_baseline"].items())]  # fmt: skip
     rows = results.get("rows", [])
-    for part in ("pipeline", "baseline", "cpu_floor", "pose", "det", "reid", "paths"):
+    for part in ("pipeline", "baseline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths"):
         part_rows = [r for r in rows if r["part"] == part]
         if not part_rows:
             continue
@@ -654,7 +698,7 @@ def environment(device: str) -> dict:
     return env
 
 
-PARTS = ("pipeline", "cpu_floor", "pose", "det", "reid", "paths")
+PARTS = ("pipeline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths")
 
 
 def main(argv=None) -> int:
@@ -684,8 +728,8 @@ def main(argv=None) -> int:
         sizes["seconds"] = args.seconds
     if args.frames is not None:
         sizes["frames"] = max(int(args.frames), sizes["baseline_frames"])
-    if args.device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
+    if args.smoke:  # one thread: a shared CPU's spinning worker threads would only cost time
+        torch.set_num_threads(1)
     models_dir = args.models_dir
     if models_dir is None:
         for candidate in (REPO / ".gpuwheels" / "models", REPO.parent / "shared" / "models"):
@@ -707,12 +751,18 @@ def main(argv=None) -> int:
         if b.left() < 10:
             b.skip(part, "time budget")
             continue
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        # cuDNN autotuning for the fixed-shape model parts (each point warms up first); the pipeline
+        # and the demo loop run as the package and mmpose leave it (off: their crop batches vary)
+        torch.backends.cudnn.benchmark = b.cuda and part not in ("pipeline", "cpu_floor", "cpu_prep")
+        b.results["env"].setdefault("cudnn_benchmark", {})[part] = torch.backends.cudnn.benchmark
         try:
             if part == "pipeline":
                 part_pipeline(b, frames, boxes)
             elif part == "cpu_floor":
                 part_cpu_floor(b, frames, boxes)
+            elif part == "cpu_prep":
+                part_cpu_prep(b, frames, boxes)
             elif part == "pose":
                 part_pose(b, frames, boxes)
             elif part == "det":
@@ -724,6 +774,7 @@ def main(argv=None) -> int:
         except Exception as e:
             b.error(part, e)
         b.results.setdefault("part_seconds", {})[part] = sig(time.perf_counter() - t0)
+        b.results.setdefault("part_cpu_seconds", {})[part] = sig(time.process_time() - cpu0)
         if b.cuda:
             b.results["env"]["max_gpu_memory_gib"] = sig(torch.cuda.max_memory_allocated() / 2**30)
         b.write()

@@ -16,6 +16,9 @@
 #                          bench/mmcv_ext_torchvision.py for nms / roi_align; the build is cut off
 #                          after GPU_CHECK_MMCV_TIMEOUT seconds (default 420) and then falls back
 #   PYTHON                 the interpreter (default python3: the device's, with CUDA torch)
+#   GPU_CHECK_WHEELS       the carried folder (default <repo>/.gpuwheels)
+#   GPU_CHECK_DEVICE       bench device (default cuda); with GPU_CHECK_SMOKE=1 (bench --smoke) these
+#                          two let the whole script be rehearsed on a CPU machine
 #
 # Exit status: bench_gpu.py's (0 = every part ran), 2 = the install failed.
 set -uo pipefail
@@ -23,7 +26,7 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$REPO/out/gpu}
 SITE=${GPU_CHECK_SITE:-/tmp/site}
-WHEELS=$REPO/.gpuwheels
+WHEELS=${GPU_CHECK_WHEELS:-$REPO/.gpuwheels}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 T0=$SECONDS
@@ -58,13 +61,20 @@ if [[ "${GPU_CHECK_BUILD_MMCV:-0}" == 1 ]]; then
     arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability(0))")
     log "compiling mmcv with CUDA ops for sm $arch (MAX_JOBS=16, cut off after ${GPU_CHECK_MMCV_TIMEOUT:-420} s)"
     t=$SECONDS
-    if MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="$arch" \
-        timeout "${GPU_CHECK_MMCV_TIMEOUT:-420}" "$PY" -m pip install -q --no-deps --no-build-isolation \
-        --no-cache-dir --target "$SITE" "$MMCV_SDIST"; then
+    # its own process group, so that a build cut off leaves no nvcc running beside the bench
+    setsid env MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="$arch" \
+        "$PY" -m pip install -q --no-deps --no-build-isolation --no-cache-dir --target "$SITE" "$MMCV_SDIST" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS - t < ${GPU_CHECK_MMCV_TIMEOUT:-420} )); do sleep 2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -- "-$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        log "mmcv ops not compiled within ${GPU_CHECK_MMCV_TIMEOUT:-420} s (cut off); using the torchvision stand-in"
+    elif wait "$pid"; then
         mmcv_ops=compiled
         log "mmcv ops compiled in $((SECONDS - t)) s"
     else
-        log "mmcv ops did not compile within the limit ($((SECONDS - t)) s); using the torchvision stand-in"
+        log "mmcv ops failed to compile after $((SECONDS - t)) s (errors above); using the torchvision stand-in"
     fi
 fi
 if [[ $mmcv_ops != compiled ]]; then
@@ -91,8 +101,10 @@ EOF
 log "install done"
 
 # ----------------------------------------------------------------------------- bench
-"$PY" "$REPO/bench/bench_gpu.py" --out "$OUT" --device cuda --budget-s "${GPU_CHECK_BUDGET_S:-300}" \
-    --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,pose,det,reid,paths}"
+smoke=()
+[[ "${GPU_CHECK_SMOKE:-0}" == 1 ]] && smoke=(--smoke)
+"$PY" "$REPO/bench/bench_gpu.py" --out "$OUT" --device "${GPU_CHECK_DEVICE:-cuda}" \
+    --budget-s "${GPU_CHECK_BUDGET_S:-300}" --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,cpu_prep,pose,det,reid,paths}" "${smoke[@]}"
 rc=$?
 log "bench_gpu.py exit status $rc; results: $OUT/bench_gpu.json, $OUT/bench_gpu.md"
 return $rc

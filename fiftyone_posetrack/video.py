@@ -262,7 +262,7 @@ class VideoReader:
             raise FrameCountMismatchError(
                 f"{self.path}: decoded {decoded} frames but the metadata says "
                 f"{self.expected_frames}; recompute the metadata "
-                "(e.g. dataset.compute_metadata(overwrite=True)) or re-encode the video"
+                "(fiftyone_posetrack.fo.dataset.ensure_metadata(samples, overwrite=True)) or re-encode the video"
             )
 
     def batches(self, batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:

@@ -12,6 +12,7 @@ from .data import ImportVideos
 from .evaluation import EvaluatePoses, EvaluateTracking, ExportCOCOKeypoints
 from .formats import ExportMOT, ExportPoseTrack, ImportMOT, ImportPoseTrack
 from .panel import PoseTrackingPanel
+from .postprocess import PostprocessTracks
 from .stages import DetectPersons, EstimatePoses, RunPoseTracking, SmoothPoses, TrackPersons
 from .tune import TuneTracker
 from .views import ShowEvaluationFailures, ShowTrack, ShowTrajectories
@@ -25,6 +26,7 @@ OPERATORS = (
     RunPoseTracking,
     DetectPersons,
     TrackPersons,
+    PostprocessTracks,
     EstimatePoses,
     SmoothPoses,
     TuneTracker,

@@ -158,7 +158,23 @@ def grouped_option_inputs(inputs, ctx, names):
         if group in COLLAPSED_GROUPS and not show:
             continue
         inputs.view(f"header_{group}", types.Header(label=label, divider=True))
-        option_inputs(inputs, members)
+        for name in members:
+            option_input(inputs, name)
+            if name == "preset":
+                _preset_notice(inputs, (ctx.params or {}).get("preset"))
+
+
+def _preset_notice(inputs, preset):
+    """What the chosen preset sets, under the preset field (the fields themselves keep their defaults)."""
+    from fiftyone_posetrack.presets import PRESETS, preset_options
+
+    if preset not in PRESETS:
+        return
+    values = ", ".join(f"{k}={v!r}" for k, v in preset_options(preset).items())
+    inputs.view(
+        "preset_values",
+        types.Notice(label=f"{preset} sets {values}. Fields you change from their defaults override it."),
+    )
 
 
 def option_inputs(inputs, names):

@@ -140,6 +140,9 @@ class PoseTrackingPanel(foo.Panel):
         keys = ("method", "kind", "pred_field", "gt_field", "detector", "pose_model", "reid_model", "tracker",
                 "detections_field", "keypoints_field")  # fmt: skip
         parts = [f"{k}={config[k]}" for k in keys if config.get(k) not in (None, "", "evaluation")]
+        models = config.get("models")
+        if isinstance(models, dict):  # a run record of fiftyone_posetrack.fo.runs
+            parts += [f"{role}={(m or {}).get('spec', m) if isinstance(m, dict) else m}" for role, m in models.items()]
         return "; ".join(parts) or ", ".join(sorted(config))[:120]
 
     @staticmethod

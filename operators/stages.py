@@ -18,6 +18,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, OPTIONS, form_values
+from fiftyone_posetrack.pose.smoothing import SMOOTHERS
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import (
@@ -62,7 +63,6 @@ def _builder(config):
     )
 
 
-_SMOOTHERS = ("flow", "one-euro")  # the smooth_poses stage's methods ("none" would copy the field)
 POSE_OPTIONS = ("pose", "pose2", "keypoint_threshold")
 DETECTION_OPTIONS = (
     "detector", "detector2", "fusion_weights", "det_score_threshold",
@@ -250,7 +250,7 @@ class SmoothPoses(_Stage):
             "run 'estimate poses' first", default=OPTIONS["keypoints_field"].default,
         )  # fmt: skip
         inputs.str("out_field", default="pred_keypoints_smoothed", required=False, label="Output frame field")
-        option_input(inputs, "pose_smoothing", param="method", label="Method", choices=_SMOOTHERS)
+        option_input(inputs, "pose_smoothing", param="method", label="Method", choices=SMOOTHERS)
         option_input(inputs, "pose_alpha", param="alpha")
         option_input(inputs, "flow_method")
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
@@ -265,8 +265,8 @@ class SmoothPoses(_Stage):
         in_field = p.field(ctx, "in_field", fo.Keypoints)
         out_field = p.new_field("out_field", "pred_keypoints_smoothed")
         method = p.option("pose_smoothing", param="method")
-        if method not in _SMOOTHERS:
-            raise BadInputError(f"parameter 'method': expected one of {list(_SMOOTHERS)}, got {method!r}")
+        if method not in SMOOTHERS:
+            raise BadInputError(f"parameter 'method': expected one of {list(SMOOTHERS)}, got {method!r}")
         alpha = p.option("pose_alpha", param="alpha")
         flow_method = p.option("flow_method")
         overwrite, overwrite_input = p.bool("overwrite"), p.bool("overwrite_input")

@@ -59,7 +59,7 @@ class TuneTracker(foo.Operator):
             description="param=v1,v2; param2=v1,v2 (the cartesian product is searched)",
         )  # fmt: skip
         inputs.str("base_params", default="{}", required=False, label="Fixed parameters (JSON)")
-        inputs.str("reid", default="none", required=False, label="ReID embedder ('none', 'mobilenet', .onnx path)")
+        option_input(inputs, "reid", default=None)  # motion only unless asked
         inputs.float("iou_threshold", min=0.01, max=1, default=0.5, required=False, label="IoU threshold")
         return form(inputs, "Tune the tracker")
 
@@ -72,11 +72,11 @@ class TuneTracker(foo.Operator):
         tracker = p.option("tracker")
         grid = parse_grid_text(p.str("grid", required=True))
         base = p.json("base_params")
-        reid = p.str("reid", "none")
+        reid = p.options(["reid"]).get("reid")  # absent or "none": motion only
         iou = p.float("iou_threshold", 0.5, 0.01, 1.0)
         view = target_view(ctx)
         embedder = None
-        if reid and reid.lower() != "none":
+        if reid is not None:
             from fiftyone_posetrack.reid import make_embedder
 
             embedder = make_embedder(reid)

@@ -147,3 +147,138 @@ def test_run_pose_tracking_from_the_operator_browser(playwright, app, tmp_path):
         raise
     finally:
         browser.close()
+
+
+# --------------------------------------------------------------------------- the Pose tracking panel
+
+PANEL_IMAGES = {
+    "panel": "app_panel.png",
+    "frame": "app_panel_opens_frame.png",
+    "track": "app_panel_one_track.png",
+    "model_eval": "app_model_evaluation_panel.png",
+}
+
+
+@pytest.fixture()
+def evaluated_app(shared_dir, tmp_path, fo_home):
+    """A tracked and evaluated crowd video (tests/tracked.py), our colour scheme, the App on it."""
+    from fiftyone_posetrack.fo.appconfig import apply_track_colors
+    from tracked import make_tracked
+
+    install_plugin(fo.config.plugins_dir)
+    dataset = make_tracked(tmp_path, name=f"browser-panel-{tmp_path.name[-6:]}", persistent=True)
+    apply_track_colors(dataset, ["pred_detections", "pred_keypoints"])  # what a pipeline run sets
+    port = _free_port()
+    session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1")
+    try:
+        yield dataset, session, f"http://127.0.0.1:{port}"
+    finally:
+        session.close()
+        dataset.delete()
+
+
+def _shot(page, tmp_path, key) -> pathlib.Path:
+    shot = tmp_path / PANEL_IMAGES[key]
+    page.screenshot(path=str(shot))
+    if os.environ.get("POSETRACK_UPDATE_DOC_IMAGES") == "1":
+        DOC_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, DOC_IMAGE.parent / PANEL_IMAGES[key])
+    return shot
+
+
+def _sidebar_count(page, field) -> int:
+    """The label count the modal's sidebar shows for a frame field (the labels the App loaded to draw)."""
+    entry = page.locator(f"[data-cy=modal] [data-cy='sidebar-field-container-{field}']").first
+    text = entry.inner_text(timeout=20_000)
+    return int(text.split()[-1].replace(",", ""))
+
+
+def _close_modal(page) -> None:
+    """Escape until the modal is gone (the first press may only leave the video's focus)."""
+    modal = page.locator("[data-cy=modal]")
+    for i in range(6):
+        if modal.count() == 0:
+            return
+        if i % 2:
+            page.mouse.click(12, 600)  # the backdrop left of the modal
+        else:
+            page.keyboard.press("Escape")
+        time.sleep(1.5)
+    assert modal.count() == 0, "the modal did not close"
+
+
+def _wait(predicate, timeout=30.0, what=""):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
+    from fiftyone_posetrack.fo.panel_data import track_table
+
+    dataset, session, url = evaluated_app
+    tracks = track_table(dataset, "track_eval")
+    first = tracks[0]  # most ID switches first
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1800, "height": 1100})
+        page.goto(f"{url}/datasets/{dataset.name}", wait_until="domcontentloaded")
+        page.get_by_text("frames.pred_keypoints").first.wait_for(timeout=60_000)
+        _dismiss_popover(page)
+
+        # open the panel from the "+" of the spaces
+        page.locator("[data-cy=new-panel-btn]").first.click()
+        page.get_by_text("Pose tracking", exact=True).first.click()
+        panel = page.locator("[data-cy=panel-content-pose_tracking_panel]")
+        panel.get_by_text("Errors over time").first.wait_for(timeout=60_000)
+        assert panel.get_by_text("0.883").count() >= 1, "per-video MOTA with 3 decimals"
+        switch_point = panel.locator(".js-plotly-plot .scatterlayer .trace").nth(2).locator("path.point").nth(11)
+        switch_point.wait_for(state="visible", timeout=30_000)
+        time.sleep(2)
+        _shot(page, tmp_path, "panel")
+
+        # choose a track: only its boxes and skeletons remain
+        panel.locator("table").nth(1).locator("tbody tr").first.click()
+        _wait(lambda: session.view is not None and "FilterLabels" in repr(session.view), what="the track's view")
+        assert session.view.distinct("frames.pred_detections.detections.index") == [first["index"]]
+        assert session.view.distinct("frames.pred_keypoints.keypoints.index") == [first["index"]]
+        page.locator("[data-cy=looker] canvas[canvas-loaded=true]").first.wait_for(timeout=60_000)
+        page.locator("[data-cy=looker]").first.click()
+        page.locator("[data-cy=modal]").first.wait_for(timeout=30_000)
+        _wait(lambda: _sidebar_count(page, "frames.pred_detections") == first["length"], what="the track's box count")
+        n_kps = dataset.count_values("frames.pred_keypoints.keypoints.index")[first["index"]]
+        assert _sidebar_count(page, "frames.pred_keypoints") == n_kps
+        assert _sidebar_count(page, "frames.gt_detections") == dataset.count("frames.gt_detections.detections")
+        page.mouse.move(600, 500)
+        time.sleep(3)
+        _shot(page, tmp_path, "track")
+        _close_modal(page)
+
+        # click the ID-switch point of frame 12: the modal opens that video at frame 12 (0.44 s at 25 fps)
+        switch_point.click(force=True)
+        page.locator("[data-cy=modal]").first.wait_for(timeout=60_000)
+        page.get_by_text("0:00.44").first.wait_for(timeout=60_000)
+        _wait(lambda: "ToClips" in repr(session.view), what="the clip view")
+        assert session.view.first().support == [12, 24]
+        page.mouse.move(600, 500)
+        time.sleep(3)
+        _shot(page, tmp_path, "frame")
+        _close_modal(page)
+
+        # FiftyOne's Model Evaluation panel opens our tracking evaluation without an error
+        page.locator("[data-cy=new-panel-btn]").last.click()
+        page.get_by_text("Model Evaluation", exact=True).first.click()
+        page.get_by_text("track_eval", exact=True).last.click(timeout=60_000)
+        page.get_by_text("MOTA").first.wait_for(timeout=60_000)  # our metrics, as its custom metrics
+        time.sleep(3)
+        _shot(page, tmp_path, "model_eval")
+        assert page.get_by_text("Operator Error").count() == 0
+        assert page.get_by_text("object has no attribute").count() == 0
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"))
+        raise
+    finally:
+        browser.close()

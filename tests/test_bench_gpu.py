@@ -94,7 +94,7 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
     env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
     cmd = [sys.executable, str(REPO / "bench" / "bench_gpu.py"), "--smoke", "--device", "cpu",
            "--out", str(tmp_path), "--models-dir", str(shared_dir / "models")]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert results["errors"] == [] and results["skipped"] == []
@@ -109,7 +109,7 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
         ("rtmpose-t", 32, None), ("mobilenetv2-heatmap", 32, None), ("rtmpose-t", 32, "osnet_x0_25"),
     }  # fmt: skip
     for r in pipeline:
-        assert r["frames"] == 4 and r["fps"] > 0 and r["people_per_frame"] > 0
+        assert r["frames"] == 2 and r["fps"] > 0 and r["people_per_frame"] > 0
         assert {"detection", "tracking", "pose", "other"} <= set(r["ms_per_frame_by_stage"])
     with_reid = [r for r in pipeline if r["reid"]][0]
     assert with_reid["ms_per_frame_by_stage"]["reid"] > 0
@@ -121,6 +121,9 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
     assert {(r["model"], r["batch"]) for r in part("det")} == {("rtmdet-tiny", 2), ("cascade-rcnn-r50", 2)}
     assert all(r["frames_per_s"] > 0 for r in part("det"))
     assert [r["crops"] for r in part("reid")] == [2] and part("reid")[0]["crops_per_s"] > 0
+    assert {r["tracker"] for r in part("cpu_floor")} == {"bytetrack", "deepsort"}
+    assert all(r["fps"] > 0 and {"tracking", "box_smoothing"} <= set(r["ms_per_frame_by_stage"]) for r in part("cpu_floor"))
+    assert len(part("cpu_prep")) == 3 and all(r["cpu_ms_per_frame"] > 0 for r in part("cpu_prep"))
     paths = {r["path"]: r for r in part("paths")}
     assert len(paths) == 8
     failed = {k: r["detail"] for k, r in paths.items() if r["outcome"] == "error"}
@@ -132,5 +135,22 @@ def test_bench_gpu_smoke_runs_every_part_on_cpu(tmp_path, shared_dir):
     assert [k for k, r in paths.items() if r["outcome"] != "ok"] == ([] if omz_offered else ["OnnxReID omz-person-reid-0287 (onnxruntime)"])
     assert "CPUExecutionProvider" in paths["RTMDet ONNX (onnxruntime)"]["detail"]
     table = (tmp_path / "bench_gpu.md").read_text()
-    for title in ("## pipeline", "## baseline", "## pose", "## det", "## reid", "## paths"):
+    for title in ("## pipeline", "## baseline", "## cpu_floor", "## cpu_prep", "## pose", "## det", "## reid", "## paths"):
         assert title in table
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "cuda"], "sees no CUDA GPU"),
+        (["--device", "cpu", "--parts", "pose,warp"], "unknown parts ['warp']"),
+    ],
+)
+def test_bench_gpu_refuses_bad_arguments(tmp_path, args, message):
+    if args[1] == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, str(REPO / "bench" / "bench_gpu.py"), "--out", str(tmp_path / "out"), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing written

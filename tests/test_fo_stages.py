@@ -73,10 +73,15 @@ def test_inputs_are_checked_and_never_overwritten_silently(dataset):
 
 def test_in_place_smoothing_when_asked(dataset):
     before = dataset.values("frames.gt_keypoints.keypoints.points")[0]
+    smooth_poses(dataset, "gt_keypoints", "smoothed_copy", method="one-euro", progress=False)
+    copy = dataset.values("frames.smoothed_copy.keypoints.points")[0]
     smooth_poses(dataset, "gt_keypoints", "gt_keypoints", method="one-euro", overwrite_input=True, progress=False)
     after = dataset.values("frames.gt_keypoints.keypoints.points")[0]
     assert [len(f) for f in before] == [len(f) for f in after]
     a = np.array([p for f in before for p in f], dtype=float)
     b = np.array([p for f in after for p in f], dtype=float)
     assert not np.allclose(a, b, equal_nan=True), "the field was replaced by its smoothed version"
+    # the input is read unchanged while its replacement is computed (written aside, swapped in at the end)
+    c = np.array([p for f in copy for p in f], dtype=float)
+    assert np.array_equal(b, c, equal_nan=True), "in place == into a new field"
     assert not dataset.has_frame_field("posetrack_input_gt_keypoints")

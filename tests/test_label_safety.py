@@ -193,9 +193,10 @@ def _with_events(dataset):
         (lambda ds, tmp: ds.to_clips("events"), "a clips view"),
         (lambda ds, tmp: ds.to_trajectories("frames.gt_detections"), "a clips view"),
         (lambda ds, tmp: ds.to_frames(sample_frames=True, output_dir=str(tmp)), "a frames view"),
+        (lambda ds, tmp: ds.to_frames(sample_frames=True, output_dir=str(tmp)).to_patches("gt_detections"), "a patches view"),
         (lambda ds, tmp: ds.group_by("filepath"), "a dynamic groups view"),
     ],
-    ids=["clips", "trajectories", "frames", "dynamic_groups"],
+    ids=["clips", "trajectories", "frames", "patches", "dynamic_groups"],
 )
 def test_generated_views_are_refused(dataset, pipeline, tmp_path, make, kind):
     """Reproduction 4: a clips view reported frames processed and left orphan frame documents."""
@@ -209,6 +210,23 @@ def test_generated_views_are_refused(dataset, pipeline, tmp_path, make, kind):
     assert snapshot(dataset) == before
     assert dataset._frame_collection.count_documents({}) == frame_docs, "orphan frame documents"
     assert dataset.list_runs() == []
+
+
+def test_grouped_datasets_are_refused(crowds):
+    dataset = fo.Dataset()
+    try:
+        dataset.add_group_field("group", default="v")
+        group = fo.Group()
+        dataset.add_samples([
+            fo.Sample(filepath=crowds[0].video_path, group=group.element("v")),
+            fo.Sample(filepath=crowds[1].video_path, group=group.element("w")),
+        ])  # fmt: skip
+        for view in (dataset, dataset.select_group_slices("v")):
+            with pytest.raises(BadInputError, match=r"tracking cannot run on a grouped dataset: clone its video slice"):
+                track_detections(view, "gt_detections", "trk", tracker="sort", progress=False)
+        assert not dataset.has_frame_field("trk") and dataset.list_runs() == []
+    finally:
+        dataset.delete()
 
 
 # --------------------------------------------------------------------------- interrupted overwrite

@@ -40,7 +40,9 @@ def test_python_fields_equal_cli_flags_equal_run_operator_inputs(fo_home):
 
     def form_inputs(params):
         form = RunPoseTracking().resolve_input(ExecutionContext({"dataset_name": ds.name, "params": params}))
-        return {k for k in form.type.properties if not k.startswith("header_")} - {"view_target", "view", "show_advanced"}
+        return {k for k in form.type.properties if not k.startswith("header_")} - {
+            "view_target", "view", "show_advanced", "preset_values",
+        }  # fmt: skip
 
     try:
         inputs = form_inputs({"show_advanced": True})
@@ -66,6 +68,7 @@ def test_run_form_is_grouped_with_human_labels_and_own_help(fo_home):
     finally:
         ds.delete()
     props = form.type.properties
+    assert "preset_values" not in props, "no preset chosen: no preset notice"
     headers = [k for k in props if k.startswith("header_")]
     assert headers == [f"header_{g}" for g in GROUPS], "one header per group, in order"
     order = [k for k in props if not k.startswith("header_")]
@@ -102,6 +105,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         "--detections-field", "boxes", "--keypoints-field", "poses", "--overwrite", "--batch-size", "3",
         "--device", "cuda:1", "--models-dir", "/m", "--preset", "fast",
         "--overwrite-field", "gt_keypoints", "--overwrite-field", "imported",
+        "--post-interpolate", "20", "--post-gsi", "--post-gsi-tau", "5", "--post-min-length", "4",
+        "--post-min-score", "0.3", "--post-link",
     ]  # fmt: skip
     config = config_from_args(_run_parser().parse_args(argv))
     expected = dict(
@@ -113,6 +118,8 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,
         detections_field="boxes", keypoints_field="poses", overwrite=True, batch_size=3, device="cuda:1",
         models_dir="/m", preset="fast", overwrite_fields=("gt_keypoints", "imported"),
+        post_interpolate=20, post_gsi=True, post_gsi_tau=5.0, post_min_length=4, post_min_score=0.3,
+        post_link=True,
     )  # fmt: skip
     assert set(expected) == set(OPTIONS)
     for name, value in expected.items():
@@ -247,3 +254,22 @@ def test_tuning_grid_values_are_checked_before_any_video_is_read():
     ]:
         with pytest.raises(BadInputError, match=re.escape(message)):
             tune_tracker(None, "dets", "gt", "sort", grid)  # no samples: it must fail before reading any
+
+
+def test_run_form_says_what_the_chosen_preset_sets(fo_home):
+    import fiftyone as fo
+    from fiftyone.operators.executor import ExecutionContext
+
+    from fiftyone_posetrack.presets import preset_options
+    from operators.stages import RunPoseTracking
+
+    ds = fo.Dataset()
+    ds.media_type = "video"
+    try:
+        form = RunPoseTracking().resolve_input(ExecutionContext({"dataset_name": ds.name, "params": {"preset": "cpu"}}))
+    finally:
+        ds.delete()
+    keys = list(form.type.properties)
+    assert keys.index("preset_values") == keys.index("preset") + 1
+    text = form.type.properties["preset_values"].view.label
+    assert text.startswith("cpu sets ") and f"reid={preset_options('cpu')['reid']!r}" in text

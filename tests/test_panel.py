@@ -202,8 +202,10 @@ def test_fiftyones_model_evaluation_panel_opens_our_runs(ds):
         data = run("load_evaluation", {"view": {"key": key, "id": ids[key]}})[f"evaluation_{key}"]
         assert data["info"]["key"] == key and data["custom_metrics"]
     track = run("load_evaluation", {"view": {"key": "track_eval", "id": ids["track_eval"]}})["evaluation_track_eval"]
-    # the box matches of the tracking run: tp includes switches; fp / fn as the run counted them
+    # the box matches of the tracking run: the per-box marks; fp / fn as the run counted them
+    marks = ds.count_values("frames.pred_detections.detections.track_eval")
     assert (int(track["metrics"]["tp"]), int(track["metrics"]["fp"]), int(track["metrics"]["fn"])) == (
-        m["num_matches"] + m["idsw"], m["fp"], m["fn"])  # fmt: skip
+        marks["tp"], m["fp"], m["fn"])  # fmt: skip
+    assert marks["tp"] == m["num_objects"] - m["fn"]
     assert track["custom_metrics"]["posetrack/mota"]["value"] == m["mota"]
     assert track["per_class_metrics"]["person"]["precision"] == pytest.approx(m["precision"])

@@ -175,3 +175,204 @@ def test_inputs_are_never_modified():
 def test_empty_tracks():
     out = postprocess_tracks(np.zeros((0, 10)), {"interpolate": 5, "gsi": True, "link": True})
     assert out.shape == (0, 10)
+
+
+# -- the FiftyOne stage, the operator ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory):
+    from fiftyone_posetrack.synth import render_crowd
+
+    return render_crowd(tmp_path_factory.mktemp("post"), people=4, frames=20, width=320, height=192, seed=3)
+
+
+@pytest.fixture()
+def dataset(crowd, request):
+    from fiftyone_posetrack.fo.dataset import load_synth
+
+    ds = load_synth(crowd.out_dir, f"post-{request.node.name}"[:60], overwrite=True)
+    yield ds
+    ds.delete()
+
+
+def _with_gap(dataset, field="tracks", frames=(8, 9, 10)):
+    """A copy of the ground-truth tracks with the first track removed from ``frames``;
+    returns that track's id and its true boxes in those frames."""
+    dataset.clone_frame_field("gt_detections", field)
+    sample = dataset.first()
+    tid = sample.frames[1][field].detections[0].index
+    removed = {}
+    for n in frames:
+        frame = sample.frames[n]
+        keep = [d for d in frame[field].detections if d.index != tid]
+        removed[n] = [d.bounding_box for d in frame[field].detections if d.index == tid][0]
+        frame[field].detections = keep
+    sample.save()
+    return tid, removed
+
+
+def test_fo_stage_fills_a_gap_into_a_new_field(dataset):
+    from fiftyone_posetrack.fo.postprocess import postprocess_tracks_field
+
+    tid, removed = _with_gap(dataset)
+    before = dataset.values("frames.tracks")
+    postprocess_tracks_field(dataset, "tracks", "post", {"interpolate": 5}, progress=False)
+    assert dataset.values("frames.tracks") == before, "input untouched"
+    sample = dataset.first()
+    a = [d.bounding_box for d in sample.frames[7].post.detections if d.index == tid][0]
+    b = [d.bounding_box for d in sample.frames[11].post.detections if d.index == tid][0]
+    for j, n in enumerate((8, 9, 10), 1):
+        got = [d for d in sample.frames[n].post.detections if d.index == tid]
+        assert len(got) == 1 and got[0]["interpolated"] is True and got[0].confidence == 0.0
+        expected = np.array(a) + (np.array(b) - np.array(a)) * j / 4
+        np.testing.assert_allclose(got[0].bounding_box, expected, atol=1e-9)
+    n_in = dataset.count("frames.tracks.detections")
+    assert dataset.count("frames.post.detections") == n_in + 3
+
+
+def test_fo_stage_refuses_bad_input_and_keeps_labels(dataset):
+    from fiftyone_posetrack.fo.postprocess import postprocess_tracks_field
+
+    _with_gap(dataset)
+    postprocess_tracks_field(dataset, "tracks", "post", {"interpolate": 5}, progress=False)
+    before = (dataset.values("frames.tracks"), dataset.values("frames.post"))
+    with pytest.raises(BadInputError, match="gsi_tau"):
+        postprocess_tracks_field(dataset, "tracks", "post", {"gsi": True, "gsi_tau": float("nan")},
+                                 overwrite=True, progress=False)  # fmt: skip
+    with pytest.raises(BadInputError, match="interpolate"):
+        postprocess_tracks_field(dataset, "tracks", "post", {"interpolate": -3}, overwrite=True, progress=False)
+    with pytest.raises(BadInputError, match="overwrite_input"):
+        postprocess_tracks_field(dataset, "tracks", "tracks", {"interpolate": 5}, progress=False)
+    with pytest.raises(BadInputError, match="does not exist"):
+        postprocess_tracks_field(dataset, "nope", "post2", {"interpolate": 5}, progress=False)
+    assert (dataset.values("frames.tracks"), dataset.values("frames.post")) == before
+    # untracked boxes (no index) are refused; the existing output stays as it was
+    dataset.clone_frame_field("tracks", "raw")
+    dataset.set_values("frames.raw.detections.index",
+                       [[[None] * len(d or []) for d in s] for s in dataset.values("frames.raw.detections")])  # fmt: skip
+    with pytest.raises(BadInputError):
+        postprocess_tracks_field(dataset, "raw", "post", {"interpolate": 5}, overwrite=True, progress=False,
+                                 raise_on_error=True)  # fmt: skip
+    assert dataset.values("frames.tracks") == before[0]
+
+
+def test_operator_writes_a_new_field(dataset, fo_home):
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    from fiftyone_posetrack.fo.plugin import PLUGIN_NAME, install_plugin
+
+    install_plugin(fo.config.plugins_dir)
+    tid, _ = _with_gap(dataset)
+    before = dataset.values("frames.tracks")
+    params = {"in_field": "tracks", "out_field": "post_op", "interpolate": 5, "gsi": False}
+    result = foo.execute_operator(f"{PLUGIN_NAME}/postprocess_tracks",
+                                  ctx={"dataset": dataset.name, "params": params, "request_delegation": False})  # fmt: skip
+    assert result.error is None, result.error
+    assert dataset.values("frames.tracks") == before
+    frame = dataset.first().frames[9]
+    assert [d.index for d in frame.post_op.detections if getattr(d, "interpolated", None)] == [tid]
+    from fiftyone.operators.executor import ExecutionError
+
+    with pytest.raises(ExecutionError, match="gsi_tau"):  # the form's own validation
+        foo.execute_operator(f"{PLUGIN_NAME}/postprocess_tracks",
+                             ctx={"dataset": dataset.name, "request_delegation": False,
+                                  "params": dict(params, out_field="post_bad", gsi_tau=-1, gsi=True)})  # fmt: skip
+    assert not dataset.has_frame_field("post_bad") or dataset.count("frames.post_bad.detections") == 0
+
+
+# -- streaming (the pipeline's look-ahead buffer) ---------------------------------------
+
+
+def _stream(tracks_by_frame, config, n_frames):
+    from fiftyone_posetrack.tracking.postprocess import StreamPostprocessor
+    from fiftyone_posetrack.types import FrameTracks
+
+    sp = StreamPostprocessor(config)
+    out, held = {}, 0
+    for f in range(1, n_frames + 1):
+        rows = tracks_by_frame.get(f, [])
+        boxes = np.array([r[1] for r in rows], float).reshape(-1, 4)
+        sp.push(f, f"payload{f}", FrameTracks(boxes, [r[0] for r in rows], [r[2] for r in rows]))
+        for n, payload, t in sp.pop_ready():
+            assert payload == f"payload{n}"
+            out[n] = t
+        held = max(held, f - (max(out) if out else 0))
+    for n, payload, t in sp.flush():
+        out[n] = t
+    assert sorted(out) == list(range(1, n_frames + 1))  # every frame once, in order
+    return out, held, sp.lookahead
+
+
+def test_stream_interpolates_within_the_lookahead_and_holds_bounded_frames():
+    box = lambda f: [10.0 * f, 20.0, 10.0 * f + 30, 100.0]  # noqa: E731
+    frames = {f: [(1, box(f), 0.9)] for f in range(1, 31) if f not in (10, 11, 12)}
+    out, held, look = _stream(frames, {"interpolate": 3}, 30)
+    assert look == 4 and held <= look
+    for f in (10, 11, 12):
+        assert out[f].track_ids.tolist() == [1] and out[f].det_indices.tolist() == [-1]
+        np.testing.assert_allclose(out[f].boxes[0], box(f))
+        assert out[f].scores[0] == 0.0
+    out, _, _ = _stream(frames, {"interpolate": 2}, 30)  # the gap is 3 > 2: left empty
+    assert all(len(out[f]) == 0 for f in (10, 11, 12))
+
+
+def test_stream_drops_short_tracks_and_keeps_long_ones_whole():
+    frames = {f: [(1, [0, 0, 10, 20], 0.9)] for f in range(1, 21)}
+    for f in (5, 6):
+        frames[f].append((2, [50, 50, 60, 70], 0.9))  # a 2-frame flicker
+    out, held, look = _stream(frames, {"min_length": 4}, 20)
+    assert look == 4 and held <= look
+    assert all(out[f].track_ids.tolist() == [1] for f in range(1, 21))
+
+
+def test_stream_gsi_keeps_a_straight_track():
+    box = lambda f: [3.0 * f, 2.0 * f, 3.0 * f + 40, 2.0 * f + 90]  # noqa: E731
+    frames = {f: [(7, box(f), 0.8)] for f in range(1, 41)}
+    out, _, look = _stream(frames, {"gsi": True, "gsi_tau": 5}, 40)
+    assert look == 10
+    for f in range(1, 41):
+        np.testing.assert_allclose(out[f].boxes[0], box(f), atol=1e-6)
+
+
+def test_stream_link_gives_a_reentering_person_the_old_id_and_fills_the_gap():
+    box = lambda f: [4.0 * f, 50.0, 4.0 * f + 40, 150.0]  # noqa: E731
+    frames = {f: [(1, box(f), 0.9)] for f in range(1, 21)}
+    frames.update({f: [(2, box(f), 0.9)] for f in range(26, 41)})  # back after 5 frames, new tracker id
+    for f in range(26, 41):
+        frames[f].append((3, [900.0, 400.0, 940.0, 500.0], 0.9))  # a stranger appearing then
+    out, _, _ = _stream(frames, {"link": True, "interpolate": 5}, 40)
+    assert all(out[f].track_ids.tolist() == [1] for f in range(1, 26))
+    assert all(out[f].track_ids.tolist() == [1, 3] for f in range(26, 41))
+    for f in range(21, 26):
+        np.testing.assert_allclose(out[f].boxes[0], box(f))
+    out, _, _ = _stream(frames, {"interpolate": 5}, 40)  # without linking: two ids, no fill
+    assert set(out[30].track_ids.tolist()) == {2, 3} and all(len(out[f]) == 0 for f in range(21, 26))
+
+
+def test_pipeline_post_processing_poses_interpolated_boxes(crowd, shared_dir):
+    """The streaming pipeline with post-processing: every frame comes out once and in
+    order, interpolated boxes are real labels with poses, short tracks are gone."""
+    from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
+    from fiftyone_posetrack.video import VideoReader
+
+    base = PipelineConfig(models_dir=str(shared_dir / "models"), reid=None, batch_size=4)
+    config = base.replace(post_interpolate=5, post_min_length=3, post_gsi=True, post_gsi_tau=2.0)
+    pipeline = PoseTrackingPipeline(config)
+    assert pipeline.post.lookahead == 6
+    with VideoReader(crowd.video_path) as reader:
+        results = list(pipeline.process(reader.batches(4)))
+    assert [r.frame_number for r in results] == list(range(1, 21))
+    ids = {}
+    for r in results:
+        assert len(r.poses) == len(r.tracks)
+        np.testing.assert_array_equal(r.poses.track_ids, r.tracks.track_ids)
+        for t in r.tracks.track_ids.tolist():
+            ids[t] = ids.get(t, 0) + 1
+    assert ids and min(ids.values()) >= 3
+    assert "track_postprocess" in pipeline.timings
+    with pytest.raises(BadInputError, match="post_interpolate"):
+        base.replace(post_interpolate=-1)
+    with pytest.raises(BadInputError, match="post_gsi_tau"):
+        base.replace(post_gsi_tau=float("nan"))

@@ -1,6 +1,7 @@
 """``posetrack track-mot`` / ``posetrack tune`` and the grid search behind them."""
 
 import importlib.util
+import json
 
 import cv2
 import numpy as np
@@ -82,8 +83,73 @@ def test_tune_cli(tmp_path, capsys):
     assert main(["tune", str(tmp_path / "gt.txt"), str(tmp_path / "det.txt"), "--tracker", "sort",
                  "--grid", "max_age=1,5", "--grid", "n_init=1,2"]) == 0  # fmt: skip
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
-    assert lines[0].startswith("| max_age | n_init | IDF1 | MOTA")
+    assert lines[0].startswith("| max_age | n_init | HOTA | IDF1 | MOTA")
     assert len(lines) == 6
+
+
+def test_tune_several_sequences_saves_a_preset_that_track_mot_uses(tmp_path, capsys):
+    gt, det = walkers()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_mot(tmp_path / name / "gt.txt", gt, gt=True)
+        write_mot(tmp_path / name / "det.txt", det)
+    preset = tmp_path / "preset.json"
+    args = ["tune", "--tracker", "bytetrack", "--metric", "hota", "--save-preset", str(preset),
+            "--grid", "n_init=1,8", "--grid", "post.interpolate=0,5"]  # fmt: skip
+    for name in ("a", "b"):
+        args += ["--pair", str(tmp_path / name / "gt.txt"), str(tmp_path / name / "det.txt")]
+    assert main(args) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
+    assert len(lines) == 2 + 4
+    hota = [float(ln.split("|")[3]) for ln in lines[2:]]
+    assert hota == sorted(hota, reverse=True)
+    saved = json.loads(preset.read_text())
+    assert saved["tracker"] == "bytetrack" and saved["params"] == {"n_init": 1}
+    assert saved["postprocess"] == {"interpolate": 5} and saved["sequences"] == ["a", "b"]
+    assert saved["metrics"]["hota"] == pytest.approx(hota[0], abs=5e-4)
+    out = tmp_path / "o.txt"
+    assert main(["track-mot", str(tmp_path / "a" / "det.txt"), str(out), "--tracker-preset", str(preset)]) == 0
+    assert evaluate(gt, read_mot(out))["hota"] == pytest.approx(saved["metrics"]["hota"], abs=1e-9)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tracker": "bytetrack", "params": {"nope": 1}}))
+    assert main(["track-mot", str(tmp_path / "a" / "det.txt"), str(out), "--tracker-preset", str(bad)]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_track_mot_default_ignores_near_zero_score_boxes(tmp_path):
+    """A raw detector file (scores down to 0.01) must not turn noise into tracks by default."""
+    gt, det = walkers()
+    rng = np.random.default_rng(1)
+    noise = np.column_stack([np.repeat(np.arange(1, 31), 5), -np.ones(150), rng.uniform(0, 600, (150, 2)),
+                             np.full((150, 2), 40.0), rng.uniform(0.01, 0.05, 150)])  # fmt: skip
+    noisy = np.concatenate([det[:, :7], noise])
+    write_mot(tmp_path / "det.txt", noisy)
+    for tracker in (None, "deepsort", "bytetrack", "ocsort", "sort"):
+        out = tmp_path / f"{tracker}.txt"
+        extra = [] if tracker is None else ["--tracker", tracker]
+        assert main(["track-mot", str(tmp_path / "det.txt"), str(out)] + extra) == 0
+        res = read_mot(out)
+        assert len(set(res[:, 1].astype(int))) <= 4, tracker
+        assert evaluate(gt, res)["mota"] > 0.8, tracker
+
+
+def test_postprocess_cli_on_files(tmp_path, capsys):
+    res = np.array([[1, 1, 10, 10, 20, 40, 0.9], [5, 1, 50, 10, 20, 40, 0.9], [3, 2, 0, 0, 5, 5, 0.9]], float)
+    write_mot(tmp_path / "res.txt", res)
+    out = tmp_path / "post.txt"
+    assert main(["postprocess", str(tmp_path / "res.txt"), str(out), "--interpolate", "3", "--min-length", "2"]) == 0
+    got = read_mot(out)
+    np.testing.assert_array_equal(got[:, 0], [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(got[:, 2], [10, 20, 30, 40, 50])
+    assert "3 interpolated" in capsys.readouterr().out
+    assert main(["postprocess", str(tmp_path / "res.txt"), str(out), "--interpolate", "-1"]) == 2
+    assert "interpolate" in capsys.readouterr().err
+    assert main(["postprocess", str(tmp_path / "res.txt"), str(out), "--gsi-tau", "nan", "--gsi"]) == 2
+    assert main(["postprocess", str(tmp_path / "res.txt"), str(out), "--interpolate", "5", "--num-frames", "3"]) == 2
+    assert "video has 3 frames" in capsys.readouterr().err
+    assert main(["postprocess", str(tmp_path / "res.txt"), str(out)]) == 2
+    assert "nothing to do" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_mot(out)[:, 0], [1, 2, 3, 4, 5])  # the earlier output is intact
 
 
 def test_cli_errors(tmp_path, capsys):

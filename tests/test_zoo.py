@@ -103,6 +103,18 @@ def test_openmmlab_entries_match_the_installed_wheel(package):
     for m in entries:
         assert mm_config_path(m).is_file()
         assert weights.get(m.config) == m.url, f"{m.name}: the wheel's metafile lists {weights.get(m.config)}"
+    if importlib.util.find_spec("mmengine") is None:
+        return
+    from fiftyone_posetrack.openmmlab import load_config
+
+    for m in entries:  # the config (with its _base_ files) parses and is the model the entry describes
+        model = load_config(str(mm_config_path(m)), package).model
+        if package == "mmpose":
+            assert model.type == "TopdownPoseEstimator" and model.head.out_channels == 17, m.name
+        else:
+            heads = model.roi_head.bbox_head
+            classes = {h.num_classes for h in (heads if isinstance(heads, list) else [heads])}
+            assert classes == {80}, m.name  # COCO: person is class 0
 
 
 def test_openmmlab_entry_without_its_package_says_what_to_install(monkeypatch):

@@ -50,8 +50,8 @@ def register(subparsers) -> None:
     )
     run.add_argument("videos", nargs="*", help="video files or folders (added to --dataset)")
     run.add_argument("--dataset", help="the FiftyOne dataset (created if needed; required without videos)")
-    add_job_arguments(run)
     add_config_arguments(run)
+    add_job_arguments(run)
     run.set_defaults(func=_run)
 
 

@@ -660,7 +660,9 @@ def _posetrack_video(sample, name, fields, num_keypoints, order, names_out, info
 
     md = sample.metadata
     if md is None or not md.total_frame_count:
-        raise BadInputError(f"{sample.filepath}: no video metadata; run dataset.compute_metadata() first")
+        raise BadInputError(
+            f"{sample.filepath}: no video metadata; run fiftyone_posetrack.fo.dataset.ensure_metadata(samples) first"
+        )
     w, h, n_frames = md.frame_width, md.frame_height, int(md.total_frame_count)
     kp_field, det_field, ign_field = fields
     docs = frame_documents(sample._dataset, sample.id, [f for f in fields if f])

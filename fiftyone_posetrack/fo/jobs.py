@@ -138,8 +138,8 @@ class VideoJob:
         compute: ``compute(sample, num_frames)`` yields ``(frame_number,
             {field: label})`` for the video, in any order, each frame once
         overwrite: recompute videos already done
-        input_field: the frame field ``compute`` reads, if any (stages that
-            replace their input read a temporary copy named here)
+        input_field: the frame field ``compute`` reads, if any (it may be an
+            output: new labels are swapped in only once the video is computed)
         timings: seconds per stage, filled by ``compute`` and the writes
         replace_existing: write over output fields that exist but were not
             written by this job, as if ``overwrite_fields`` named them; set by
@@ -198,10 +198,10 @@ def status_fields(job_or_field: "VideoJob | str") -> tuple[str, str]:
     return f"{first}_status", f"{first}_claimed_at"
 
 
-_VIEW_KINDS = (
+_VIEW_KINDS = (  # the most specific first: patches of a frames view are both
+    ("_is_patches", "a patches view (to_patches / to_evaluation_patches)"),
     ("_is_clips", "a clips view (to_clips / to_trajectories)"),
     ("_is_frames", "a frames view (to_frames)"),
-    ("_is_patches", "a patches view (to_patches / to_evaluation_patches)"),
     ("_is_dynamic_groups", "a dynamic groups view (group_by)"),
 )
 

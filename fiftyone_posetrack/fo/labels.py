@@ -52,6 +52,7 @@ __all__ = [
     "read_videos",
     "video_names",
     "collection_video_names",
+    "matched_label_ids",
     "check_frame_field",
     "frames_to_mot",
     "sample_to_mot",
@@ -439,6 +440,21 @@ def video_names(filepaths, sequences=None) -> list[str]:
     """
     sequences = sequences if sequences is not None else [None] * len(filepaths)
     return unique_names([video_name(p, s) for p, s in zip(filepaths, sequences)])
+
+
+def matched_label_ids(videos: Iterable[VideoLabels], field: str, attr: str, targets: set) -> list[str]:
+    """The ids of the ``fo.Detections`` labels of ``field`` whose attribute ``attr`` is in ``targets``.
+
+    E.g. the predictions an evaluation matched to some ground-truth boxes:
+    ``matched_label_ids(videos, "pred_detections", "track_eval_id", gt_ids)``.
+    """
+    return [
+        d.id
+        for video in videos
+        for dets in video.labels[field]
+        for d in (dets.detections if dets is not None else [])
+        if getattr(d, attr) in targets
+    ]
 
 
 def collection_video_names(samples) -> list[str]:

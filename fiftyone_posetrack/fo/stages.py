@@ -48,25 +48,20 @@ def _frame_labels(dataset, sample_id: str, field: str) -> FrameLabelCursor:
 
 
 def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
-    """Runs ``job``; when it would overwrite its input, runs on a temporary copy of the input."""
+    """Runs ``job``, refusing to replace its input unless ``overwrite_input``.
+
+    A job may read the field it replaces: a video's new labels are written
+    aside and swapped in only once the whole video is computed
+    (:mod:`fiftyone_posetrack.fo.staging`), so the input is read unchanged.
+    """
     out_field = next(iter(job.outputs))
-    if in_field != out_field:
-        return run_video_jobs(samples, job, **kwargs)
-    if not overwrite_input:
-        raise BadInputError(
-            f"the output field {out_field!r} is the input field; pass overwrite_input=True to replace it"
-        )
-    dataset = samples._dataset
-    tmp = f"posetrack_input_{out_field}"
-    if dataset.has_frame_field(tmp):
-        dataset.delete_frame_field(tmp)
-    dataset.clone_frame_field(in_field, tmp)
-    try:
-        job.input_field = tmp
+    if in_field == out_field:
+        if not overwrite_input:
+            raise BadInputError(
+                f"the output field {out_field!r} is the input field; pass overwrite_input=True to replace it"
+            )
         job.replace_existing = True
-        return run_video_jobs(samples, job, **kwargs)
-    finally:
-        dataset.delete_frame_field(tmp)
+    return run_video_jobs(samples, job, **kwargs)
 
 
 def detect_persons(
@@ -271,12 +266,12 @@ def smooth_poses(
             another job wrote them
         **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
     """
-    from fiftyone_posetrack.pose.smoothing import FlowPoseSmoother, OneEuroPoseSmoother
+    from fiftyone_posetrack.pose.smoothing import SMOOTHERS, FlowPoseSmoother, OneEuroPoseSmoother
 
     check_collection(samples, "pose smoothing")
     check_frame_field(samples, in_field, fo.Keypoints)
-    if method not in ("flow", "one-euro"):
-        raise BadInputError(f"method: expected 'flow' or 'one-euro', got {method!r}")
+    if method not in SMOOTHERS:
+        raise BadInputError(f"method: expected one of {list(SMOOTHERS)}, got {method!r}")
     if method == "flow":
         FlowPoseSmoother(alpha=alpha, method=flow_method)  # validates the parameters
     dataset = samples._dataset

@@ -23,7 +23,7 @@ from fiftyone import ViewField as F
 
 from fiftyone_posetrack.fo.evaluation.base import check_label_field, check_video_collection, frame_path
 from fiftyone_posetrack.fo.evaluation.views import _tracking_config
-from fiftyone_posetrack.fo.labels import frame_documents, read_videos
+from fiftyone_posetrack.fo.labels import frame_documents, matched_label_ids, read_videos
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -191,13 +191,7 @@ def id_switch_clips(samples, eval_key: str = "track_eval", before: int = 5, afte
                 switched.update(hits)
         support.append(_merge(spans))
     if tag and switched:
-        pred_switched = [
-            d.id
-            for video in videos
-            for dets in video.labels[pred_name]
-            for d in (dets.detections if dets is not None else [])
-            if getattr(d, f"{eval_key}_id") in switched
-        ]
+        pred_switched = matched_label_ids(videos, pred_name, f"{eval_key}_id", switched)
         # only the predictions matched to the switching gt box in that frame
         samples.select_labels(ids=sorted(switched) + pred_switched, fields=[gt, pred]).tag_labels(tag)
     keep = [sid for sid, s in zip(ids, support) if s]

@@ -214,6 +214,13 @@ class PoseTrackingPipeline:
         )
         self.euro_smoother = OneEuroPoseSmoother(fps=fps or 30.0) if c.pose_smoothing == "one-euro" else None
         self._pending: list[tuple[int, FrameDetections, FrameTracks]] = []
+        from fiftyone_posetrack.tracking.postprocess import StreamPostprocessor
+
+        # track post-processing: frames wait here (a bounded look-ahead) before pose estimation
+        self.post = StreamPostprocessor(dict(
+            interpolate=c.post_interpolate, gsi=c.post_gsi, gsi_tau=c.post_gsi_tau,
+            min_length=c.post_min_length, min_score=c.post_min_score, link=c.post_link,
+        ))  # fmt: skip
 
     @contextmanager
     def _timed(self, stage: str):
@@ -240,6 +247,7 @@ class PoseTrackingPipeline:
         try:
             for numbers, frames in batches:
                 yield from self._process_batch(numbers, frames)
+            yield from self._pose(self.post.flush())
             if self.flow_smoother is not None and self._pending:
                 with self._timed("pose_smoothing"):
                     poses = self.flow_smoother.flush()
@@ -251,13 +259,12 @@ class PoseTrackingPipeline:
         height, width = frames[0].shape[:2]
         with self._timed("detection"):
             detections = self.detector.detect(frames)
-        tracked = []
         if self.box_smoother is not None or self.flow_smoother is not None:
             with self._timed("box_smoothing" if self.box_smoother is not None else "pose_smoothing"):
                 grays = [to_gray(f) for f in frames]  # once per frame, shared by both smoothers
         else:
             grays = frames
-        for frame, gray, dets in zip(frames, grays, detections):
+        for number, frame, gray, dets in zip(numbers, frames, grays, detections):
             dets, dropped = sanitize_detections(dets, width, height)
             self.dropped_boxes += dropped
             embedded = None
@@ -269,10 +276,21 @@ class PoseTrackingPipeline:
             if self.box_smoother is not None:
                 with self._timed("box_smoothing"):
                     tracks = self.box_smoother.update(tracks, gray)
-            tracked.append((dets, tracks))
+            with self._timed("track_postprocess"):
+                self.post.push(number, (frame, gray, dets), tracks)
+        with self._timed("track_postprocess"):
+            ready = self.post.pop_ready()
+        yield from self._pose(ready)
+
+    def _pose(self, ready: list) -> Iterator[FrameResult]:
+        """Poses of the frames released by the track post-processing, then pose smoothing."""
+        if not ready:
+            return
+        frames = [payload[0] for _, payload, _ in ready]
+        height, width = frames[0].shape[:2]
         with self._timed("pose"):
-            results = self.pose_estimator.estimate_batch(frames, [t.boxes for _, t in tracked])
-        for number, gray, (dets, tracks), (kps, scores) in zip(numbers, grays, tracked, results):
+            results = self.pose_estimator.estimate_batch(frames, [t.boxes for _, _, t in ready])
+        for (number, (_, gray, dets), tracks), (kps, scores) in zip(ready, results):
             kps, scores = sanitize_poses(kps, scores, width, height)
             poses = FramePoses(kps, scores, tracks.track_ids, tracks.boxes)
             self.frames_done += 1

@@ -217,6 +217,34 @@ _OPTION_LIST = [
         'parameters of the chosen tracker, e.g. {"max_age": 30, "n_init": 3} (frames); see the tracker\'s PARAMS',
         flag="--param", cli_help="a tracker parameter KEY=VALUE, repeatable, e.g. --param max_age=30",
     ),
+    Option(
+        "post_interpolate", ValueSpec("int", lo=0), 0, "tracking", "Interpolate track gaps up to (frames)",
+        "fill gaps of up to this many frames inside a track with boxes on the line between its ends "
+        "(real frame labels, posed too); frames are held that long before output; 0 = off",
+    ),
+    Option(
+        "post_gsi", ValueSpec("bool"), False, "tracking", "Gaussian-smoothed interpolation (GSI)",
+        "smooth each track's boxes with a Gaussian process over time (StrongSORT's GSI, windowed: "
+        "frames are held 2 x post_gsi_tau frames before output)",
+    ),
+    Option(
+        "post_gsi_tau", ValueSpec("float", lo=0.001), 10.0, "tracking", "GSI smoothness tau (frames)",
+        "GSI smoothness in frames (larger = smoother)",
+    ),
+    Option(
+        "post_min_length", ValueSpec("int", lo=0), 0, "tracking", "Drop tracks shorter than (frames)",
+        "a track's boxes are output only once it has this many boxes (frames are held that long); 0 = keep all",
+    ),
+    Option(
+        "post_min_score", _FRACTION, 0.0, "tracking", "Drop tracks with mean score below",
+        "a track's boxes are output only once the mean detection score (0-1) of its boxes reaches this",
+    ),
+    Option(
+        "post_link", ValueSpec("bool"), False, "tracking", "Link tracklets (online)",
+        "a new track takes the id of a track that ended up to 60 frames before when the ended track's "
+        "motion predicts it (within 0.5 box heights); `posetrack postprocess --link` on the written field "
+        "does it with whole tracks",
+    ),
     # ------------------------------------------------------------------ smoothing
     Option(
         "box_smoothing", ValueSpec("bool"), True, "smoothing", "Optical-flow box smoothing",
@@ -412,8 +440,6 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
             groups[o.group] = parser.add_argument_group(GROUPS[o.group].lower())
         g = groups[o.group]
         help_text = (o.cli_help or o.help).replace("%", "%%")
-        if o.choices:
-            help_text += " (" + ", ".join(o.choices) + ")"
         if o.spec.type == "bool":
             g.add_argument(
                 o.cli_flag, dest=o.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
@@ -433,9 +459,18 @@ def add_arguments(parser: argparse.ArgumentParser, options: dict | None = None) 
             nargs = (o.spec.length or "+") if o.spec.type == "floats" else None
             default = _format_default(o.default)
             g.add_argument(
-                o.cli_flag, dest=o.name, default=argparse.SUPPRESS, nargs=nargs, metavar=o.name.upper(),
+                o.cli_flag, dest=o.name, default=argparse.SUPPRESS, nargs=nargs, metavar=_metavar(o),
                 help=f"{help_text} (default: {default})",
             )  # fmt: skip
+
+
+def _metavar(o: Option) -> str:
+    """``{a,b}`` for choices, ``MODEL`` for models, ``N`` / ``X`` for numbers, else the name."""
+    if o.spec.choices is not None:
+        return "{" + ",".join(o.spec.choices) + "}"
+    if o.model_kind is not None:
+        return "MODEL"
+    return {"int": "N", "float": "X", "floats": "X", "field": "FIELD"}.get(o.spec.type, o.name.upper())
 
 
 def _format_default(value) -> str:

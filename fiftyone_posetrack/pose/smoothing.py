@@ -50,8 +50,10 @@ POSE_SMOOTHING = {
     "one-euro": "One-Euro filter (per joint, no images)",
     "none": "None",
 }
+#: the methods that compute something (a smoothing stage on its own needs one of these)
+SMOOTHERS = tuple(k for k in POSE_SMOOTHING if k != "none")
 
-__all__ = ["POSE_SMOOTHING", "FlowPoseSmoother", "smooth_pose_sequence", "OneEuroFilter", "OneEuroPoseSmoother"]
+__all__ = ["POSE_SMOOTHING", "SMOOTHERS", "FlowPoseSmoother", "smooth_pose_sequence", "OneEuroFilter", "OneEuroPoseSmoother"]
 
 
 class FlowPoseSmoother:

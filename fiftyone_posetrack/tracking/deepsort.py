@@ -77,9 +77,11 @@ class DeepSort(Tracker):
             gallery of ``nn_budget`` features, each track keeps one feature
             ``e = m * e + (1 - m) * f`` updated with every matched detection's
             feature ``f`` (StrongSORT: ``m = 0.9``); ``None`` keeps the gallery
-        min_score: detections below this confidence are ignored (0.3: a raw
-            detector file with scores down to 0.01 would otherwise start a track
-            on every false positive)
+        min_score: detections below this confidence are ignored (0.3, the
+            pipeline's detector threshold: a raw detector file with scores down
+            to 0.01 would otherwise start a track on every false positive;
+            MOT17 half-val, YOLOX-X boxes: min_score 0 MOTA 22.6, 0.3 76.2,
+            0.5 78.8, 0.6 78.7)
         output, cmc, kalman, nsa, appearance_on_demand, clear_margin: see
             :class:`~fiftyone_posetrack.tracking.base.Tracker`
     """

@@ -53,6 +53,7 @@ __all__ = [
     "interpolate_tracks",
     "gsi_smooth_tracks",
     "postprocess_tracks",
+    "StreamPostprocessor",
 ]
 
 #: GP observation noise relative to the unit RBF prior (StrongSORT's GSI uses
@@ -61,7 +62,7 @@ __all__ = [
 GSI_NOISE = 1e-10
 #: tracks longer than this many frames are smoothed in overlapping windows
 #: (the GP costs O(n^3))
-GSI_WINDOW = 600
+GSI_WINDOW = 200
 
 
 def _check_number(name: str, value, lo=0.0, hi=math.inf, integer=False):
@@ -497,3 +498,176 @@ def postprocess_tracks(
     if config.gsi:
         arr = gsi_smooth_tracks(arr, config.gsi_tau)
     return (arr, mask) if return_mask else arr
+
+
+# -- streaming (the pipeline) ----------------------------------------------------------
+
+
+def _center(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:4]) / 2
+
+
+class StreamPostprocessor:
+    """Post-processing of tracks that arrive frame by frame, with a bounded look-ahead.
+
+    The pipeline streams frames, so it cannot wait for the end of a video: each
+    frame is held for ``lookahead`` frames (its image too: memory is constant,
+    ``lookahead`` frames), during which later frames can still change it:
+
+    - ``interpolate``: a track seen again after ``k <= interpolate`` missing
+      frames gets ``k`` boxes on the line between its ends in the held frames
+      (score 0, ``det_index`` -1): real frame labels, so they get poses too;
+    - ``min_length`` / ``min_score``: a track's boxes are released only once it
+      has ``min_length`` boxes and a mean score >= ``min_score`` (a track
+      accepted once stays accepted; boxes released before are dropped);
+    - ``gsi``: each released box is the GP posterior mean (as
+      :func:`gsi_smooth_tracks`) of the track's boxes within ``lookahead``
+      frames on both sides (a windowed GSI);
+    - ``link``: online, greedy version of :func:`link_tracklets`: when a new
+      track id appears, it takes the id of the track that ended at most
+      ``link_max_gap`` frames before whose constant-velocity prediction (from
+      its last two boxes) is nearest, within ``link_max_distance + 0.02 * gap``
+      box heights and a height ratio below 1.5 (the offline linker, which also
+      sees the new track's later boxes, is more reliable: ``posetrack
+      postprocess --link`` on the written labels).
+
+    ``lookahead = max(interpolate + 1, min_length, ceil(2 * gsi_tau) if gsi)``;
+    0 (nothing enabled) releases every frame at once.
+
+    Usage: ``push(number, payload, tracks)`` each frame in order, then
+    ``pop_ready()`` (and ``flush()`` at the end) gives ``(number, payload,
+    tracks)`` in frame order, ``tracks`` a :class:`~fiftyone_posetrack.types.FrameTracks`.
+    """
+
+    def __init__(self, config: PostprocessConfig | dict | None = None):
+        if config is None:
+            config = PostprocessConfig()
+        elif isinstance(config, dict):
+            config = PostprocessConfig(**config)
+        self.config = config.validate()
+        c = config
+        self.lookahead = max(
+            c.interpolate + 1 if c.interpolate else 0,
+            c.min_length,
+            int(math.ceil(2 * c.gsi_tau)) if c.gsi else 0,
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        from collections import deque
+
+        self._buffer = deque()  # [number, payload, rows: dict id -> (box, score, det_index, interpolated)]
+        self._last: dict[int, tuple[int, np.ndarray, float]] = {}  # id -> (frame, box, score) last observed
+        self._count: dict[int, int] = {}
+        self._score_sum: dict[int, float] = {}
+        self._accepted: set[int] = set()
+        self._history: dict[int, list] = {}  # id -> [(frame, box)] released raw boxes (last lookahead)
+        self._velocity: dict[int, np.ndarray] = {}  # id -> center velocity (px / frame)
+        self._alias: dict[int, int] = {}  # tracker id -> linked (older) id
+
+    def push(self, number: int, payload, tracks) -> None:
+        c = self.config
+        rows = {}
+        present = {self._alias.get(int(t), int(t)) for t in tracks.track_ids}
+        for box, tid, score, det in zip(tracks.boxes, tracks.track_ids, tracks.scores, tracks.det_indices):
+            tid = int(tid)
+            if c.link and tid not in self._alias and tid not in self._last:
+                self._alias[tid] = self._link(number, np.asarray(box, dtype=np.float64), present, tid)
+                present.add(self._alias[tid])  # one new track per ended one
+            tid = self._alias.get(tid, tid)
+            if tid in rows:  # a linked id already has a box in this frame: keep the first
+                continue
+            rows[tid] = (np.asarray(box, dtype=np.float64), float(score), int(det), False)
+            if c.interpolate and tid in self._last:
+                f0, b0, _ = self._last[tid]
+                k = number - f0 - 1
+                if 1 <= k <= c.interpolate:
+                    for j in range(1, k + 1):
+                        entry = self._entry(f0 + j)
+                        if entry is not None and tid not in entry[2]:
+                            entry[2][tid] = (b0 + (rows[tid][0] - b0) * j / (k + 1), 0.0, -1, True)
+            if tid in self._last:
+                f0, b0, _ = self._last[tid]
+                self._velocity[tid] = (_center(rows[tid][0]) - _center(b0)) / max(number - f0, 1)
+            self._last[tid] = (number, rows[tid][0], float(score))
+            self._count[tid] = self._count.get(tid, 0) + 1
+            self._score_sum[tid] = self._score_sum.get(tid, 0.0) + float(score)
+            if self._count[tid] >= c.min_length and self._score_sum[tid] / self._count[tid] >= c.min_score:
+                self._accepted.add(tid)
+        self._buffer.append([number, payload, rows])
+        horizon = max(self.lookahead, c.interpolate + 1, c.link_max_gap + 1 if c.link else 0)
+        stale = [t for t, (f, _, _) in self._last.items() if number - f > horizon]
+        for t in stale:  # constant memory: forget tracks gone for longer than any step looks
+            for d in (self._last, self._count, self._score_sum, self._history, self._velocity):
+                d.pop(t, None)
+            self._accepted.discard(t)
+        if stale:
+            gone = set(stale)
+            self._alias = {k: v for k, v in self._alias.items() if v not in gone and k not in gone}
+
+    def _link(self, number: int, box: np.ndarray, present: set, tid: int) -> int:
+        """The ended track a new track continues (its id), or the new id itself."""
+        c = self.config
+        best, best_cost = tid, np.inf
+        h = box[3] - box[1]
+        for old, (f0, b0, _) in self._last.items():
+            gap = number - f0
+            if old in present or not 1 <= gap <= c.link_max_gap or h <= 0:
+                continue
+            h0 = b0[3] - b0[1]
+            if h0 <= 0 or max(h, h0) / min(h, h0) >= 1.5:
+                continue
+            pred = _center(b0) + self._velocity.get(old, np.zeros(2)) * gap
+            cost = np.linalg.norm(pred - _center(box)) / np.sqrt(h * h0) / (c.link_max_distance + 0.02 * gap)
+            if cost <= 1.0 and cost < best_cost:
+                best, best_cost = old, cost
+        return best
+
+    def _entry(self, number: int):
+        if not self._buffer:
+            return None
+        i = number - self._buffer[0][0]
+        return self._buffer[i] if 0 <= i < len(self._buffer) and self._buffer[i][0] == number else None
+
+    def pop_ready(self) -> list:
+        """The frames no later frame can change any more."""
+        out = []
+        while self._buffer and self._buffer[-1][0] - self._buffer[0][0] >= self.lookahead:
+            out.append(self._release())
+        return out
+
+    def flush(self) -> list:
+        """All held frames (end of the video)."""
+        out = []
+        while self._buffer:
+            out.append(self._release())
+        return out
+
+    def _release(self):
+        from fiftyone_posetrack.types import FrameTracks
+
+        number, payload, rows = self._buffer.popleft()
+        c = self.config
+        keep = [t for t in sorted(rows) if t in self._accepted or not (c.min_length or c.min_score)]
+        boxes = np.array([rows[t][0] for t in keep], dtype=np.float64).reshape(-1, 4)
+        if c.gsi:
+            for i, t in enumerate(keep):
+                hist = self._history.setdefault(t, [])
+                hist.append((number, rows[t][0]))
+                del hist[: max(0, len(hist) - self.lookahead - 1)]
+                future = [(e[0], e[2][t][0]) for e in self._buffer if t in e[2]]
+                pts = hist + future
+                if len(pts) >= 3:
+                    tt = np.array([p[0] for p in pts], dtype=np.float64)
+                    xywh = np.array([[b[0], b[1], b[2] - b[0], b[3] - b[1]] for _, b in pts])
+                    length = gsi_length_scale(c.gsi_tau, int(tt[-1] - tt[0] + 1))
+                    sm = _gp_smooth(tt, xywh, length)[len(hist) - 1]
+                    sm[2:] = np.maximum(sm[2:], 1e-3)
+                    boxes[i] = [sm[0], sm[1], sm[0] + sm[2], sm[1] + sm[3]]
+        tracks = FrameTracks(
+            boxes,
+            np.array(keep, dtype=np.int64),
+            np.array([rows[t][1] for t in keep], dtype=np.float64),
+            np.array([rows[t][2] for t in keep], dtype=np.int64),
+        )
+        return number, payload, tracks

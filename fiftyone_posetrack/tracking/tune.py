@@ -24,7 +24,10 @@ from fiftyone_posetrack.tracking.base import make_tracker, tracker_params
 from fiftyone_posetrack.tracking.run import check_mot_detections, embed_mot_detections, track_mot_array
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["evaluate", "grid_search", "format_table", "parse_value", "parse_grid"]
+__all__ = ["evaluate", "grid_search", "grid_search_sequences", "format_table", "parse_value", "parse_grid", "TUNE_METRICS"]
+
+#: metrics :func:`grid_search_sequences` can optimise (the first is the default)
+TUNE_METRICS = ("idf1", "hota", "mota")
 
 _MOT_CLASSES = np.arange(-1, 13)
 
@@ -143,6 +146,82 @@ def grid_search(
         res = track_mot_array(dets, make_tracker(tracker, **params), embeddings=feats)
         rows.append({"params": dict(zip(keys, values)), **evaluate(gt, res)})
     rows.sort(key=lambda r: (-_num(r["idf1"]), -_num(r["mota"])))
+    return rows
+
+
+def grid_search_sequences(
+    sequences: Mapping[str, tuple],
+    tracker: str = "bytetrack",
+    grid: Mapping[str, Sequence] | None = None,
+    base_params: Mapping | None = None,
+    postprocess: Mapping | None = None,
+    metric: str = "idf1",
+    progress: bool = True,
+) -> list[dict]:
+    """Grid search with ONE parameter set for several sequences at once.
+
+    Every combination tracks every sequence (motion only), optionally
+    post-processes the tracks (:func:`~fiftyone_posetrack.tracking.postprocess.postprocess_tracks`),
+    and is scored on all sequences together (MOTChallenge's combined metrics:
+    events summed, HOTA by TrackEval's combination).
+
+    Args:
+        sequences: ``{name: (gt, dets)}`` MOT arrays
+        tracker: tracker name
+        grid: ``{param: [values]}``; a key ``post.OPTION`` searches a
+            post-processing option instead of a tracker parameter
+        base_params: fixed tracker parameters
+        postprocess: fixed post-processing options
+        metric: what to maximise: ``"idf1"``, ``"hota"`` or ``"mota"``
+            (ties broken by the other two)
+        progress: show a progress bar
+
+    Returns:
+        one dict per combination, best first: ``{"params": {...}, "postprocess": {...},
+        "sequences": {name: metrics}, <combined metrics>}``
+    """
+    from fiftyone_posetrack.eval.mot import evaluate_mot_sequences
+    from fiftyone_posetrack.tracking.postprocess import PostprocessConfig, postprocess_tracks
+
+    if metric not in TUNE_METRICS:
+        raise BadInputError(f"metric: expected one of {TUNE_METRICS}, got {metric!r}")
+    if not sequences:
+        raise BadInputError("sequences: give at least one (gt, detections) pair")
+    grid = dict(grid or {})
+    post_keys = {k for k in grid if k.startswith("post.")}
+    valid = tracker_params(tracker)
+    unknown = sorted((set(grid) - post_keys | set(base_params or {})) - set(valid))
+    known_post = set(PostprocessConfig.__dataclass_fields__)
+    unknown += sorted(k for k in post_keys if k[5:] not in known_post)
+    if unknown:
+        raise BadInputError(
+            f"tracker {tracker!r} has no parameter(s) {unknown}; valid: {sorted(valid)} "
+            f"and post.OPTION for {sorted(known_post)}"
+        )
+    empty = [k for k, v in grid.items() if len(v) == 0]
+    if empty:
+        raise BadInputError(f"grid: no values for {empty}")
+    PostprocessConfig(**dict(postprocess or {}))  # names bad options before any work
+    data = {n: (check_mot_detections(g, f"{n} ground truth"), check_mot_detections(d, f"{n} detections"))
+            for n, (g, d) in sequences.items()}  # fmt: skip
+    keys = list(grid)
+    combos = list(itertools.product(*(grid[k] for k in keys)))
+    order = (metric,) + tuple(m for m in TUNE_METRICS if m != metric)
+    rows = []
+    for values in tqdm(combos, disable=not progress, desc="grid"):
+        chosen = dict(zip(keys, values))
+        params = dict(base_params or {}, **{k: v for k, v in chosen.items() if k not in post_keys})
+        post = dict(postprocess or {}, **{k[5:]: v for k, v in chosen.items() if k in post_keys})
+        seqs = {}
+        for name, (gt, det) in data.items():
+            res = track_mot_array(det, make_tracker(tracker, **params))
+            if post:
+                res = postprocess_tracks(res, post)
+            seqs[name] = (gt, res)
+        out = evaluate_mot_sequences(seqs)
+        overall = out.pop("OVERALL")
+        rows.append({"params": chosen, "tracker_params": params, "postprocess": post, "sequences": out, **overall})
+    rows.sort(key=lambda r: tuple(-_num(r[m]) for m in order))
     return rows
 
 

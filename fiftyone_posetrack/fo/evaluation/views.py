@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from fiftyone import ViewField as F
 
-from fiftyone_posetrack.fo.labels import read_videos
+from fiftyone_posetrack.fo.labels import matched_label_ids, read_videos
 from fiftyone_posetrack.fo.evaluation.tracking import TrackingEvaluationConfig
 from fiftyone_posetrack.types import BadInputError
 
@@ -123,12 +123,6 @@ def worst_tracks(samples, eval_key: str = "track_eval", k: int = 10):
     )[: int(k)]
     out = [TrackErrors(names[v], i, tracks[(v, i)]) for v, i in ranked]
     gt_ids = {lid for key in ranked for lid in labels[key]}
-    pred_ids = [
-        d.id
-        for video in videos
-        for dets in video.labels[pred_name]
-        for d in (dets.detections if dets is not None else [])
-        if getattr(d, f"{eval_key}_id") in gt_ids
-    ]
+    pred_ids = matched_label_ids(videos, pred_name, f"{eval_key}_id", gt_ids)
     view = samples.select_labels(ids=sorted(gt_ids) + pred_ids, fields=[gt, pred])
     return out, view
