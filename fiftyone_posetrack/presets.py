@@ -67,7 +67,7 @@ PRESETS: dict[str, dict] = {
             "reid": "osnet-x1_0-msmt17",
             "reid_flip": True,
             "reid_scales": (1.0, 0.875),
-            "pose": "hrnet-w48-coco-384x288",
+            "pose": "hrnet-w48-coco-256x192",  # heatmap averaging needs the same input size as pose2
             "pose2": "simplebaseline-r152-coco-256x192",
             "pose_smoothing": "flow",
         },

@@ -29,6 +29,7 @@ ICONS = {
     "import_videos": "video_library", "import_mot": "upload_file", "import_posetrack": "upload_file",
     "run_pose_tracking": "directions_run", "detect_persons": "person_search", "track_persons": "route",
     "estimate_poses": "accessibility_new", "smooth_poses": "auto_fix_high", "tune_tracker": "tune",
+    "postprocess_tracks": "cleaning_services",
     "evaluate_tracking": "query_stats", "evaluate_poses": "insights", "show_evaluation_failures": "report_problem",
     "show_track": "person_pin", "show_trajectories": "timeline", "export_mot": "download",
     "export_posetrack": "download", "export_coco_keypoints": "download",

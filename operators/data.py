@@ -16,6 +16,7 @@ class ImportVideos(foo.Operator):
             name="import_videos",
             label="Pose tracking: import videos",
             description="Add video files (or a directory of them) to this dataset",
+            icon="video_library",
             dynamic=False,
         )
 

@@ -78,7 +78,9 @@ class PoseTrackingPanel(foo.Panel):
 
         if ctx.dataset is None or ctx.dataset.media_type != "video":
             return []
-        return [e["key"] for e in list_pose_tracking_evaluations(ctx.dataset)]
+        evals = list_pose_tracking_evaluations(ctx.dataset)
+        # tracking runs first: the default choice is the first one
+        return [e["key"] for e in sorted(evals, key=lambda e: (e["kind"] != "tracking", e["key"]))]
 
     def _load(self, ctx, eval_key):
         from fiftyone_posetrack.fo import panel_data as pd
@@ -164,10 +166,7 @@ class PoseTrackingPanel(foo.Panel):
     def on_load(self, ctx):
         choices = self._choices(ctx)
         current = (ctx.panel.get_state("pt") or {}).get("eval_key")
-        key = current if current in choices else next(
-            (k for k in choices if ctx.dataset.get_evaluation_info(k).config.method == "posetrack_mot"),
-            choices[0] if choices else NO_EVAL,
-        )
+        key = current if current in choices else (choices[0] if choices else NO_EVAL)
         ctx.panel.set_state("eval_key", key)
         self._load(ctx, key)
 
@@ -176,7 +175,9 @@ class PoseTrackingPanel(foo.Panel):
         self.on_load(ctx)
 
     def on_change_eval(self, ctx):
-        self._load(ctx, ctx.params.get("value") or NO_EVAL)
+        value = ctx.params.get("value") or NO_EVAL
+        if value != (ctx.panel.get_state("pt") or {}).get("eval_key"):  # the dropdown may echo the current value
+            self._load(ctx, value)
 
     def on_click_error(self, ctx):
         """Opens the clicked point's video at its frame (a clip from that frame to the end)."""

@@ -190,7 +190,10 @@ def _sidebar_count(page, field) -> int:
     """The label count the modal's sidebar shows for a frame field (the labels the App loaded to draw)."""
     entry = page.locator(f"[data-cy=modal] [data-cy='sidebar-field-container-{field}']").first
     text = entry.inner_text(timeout=20_000)
-    return int(text.split()[-1].replace(",", ""))
+    try:
+        return int(text.split()[-1].replace(",", ""))
+    except ValueError:  # the count is not loaded yet
+        return -1
 
 
 def _close_modal(page) -> None:
@@ -241,7 +244,10 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
         _shot(page, tmp_path, "panel")
 
         # choose a track: only its boxes and skeletons remain
-        panel.locator("table").nth(1).locator("tbody tr").first.click()
+        tracks_table = panel.locator("table").nth(1)
+        assert "ID sw." in tracks_table.locator("thead").inner_text(), "the tracking evaluation's tracks"
+        assert tracks_table.locator("tbody tr").first.locator("td").first.inner_text().strip() == str(first["index"])
+        tracks_table.locator("tbody tr").first.click()
         _wait(lambda: session.view is not None and "FilterLabels" in repr(session.view), what="the track's view")
         assert session.view.distinct("frames.pred_detections.detections.index") == [first["index"]]
         assert session.view.distinct("frames.pred_keypoints.keypoints.index") == [first["index"]]
@@ -250,8 +256,9 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
         page.locator("[data-cy=modal]").first.wait_for(timeout=30_000)
         _wait(lambda: _sidebar_count(page, "frames.pred_detections") == first["length"], what="the track's box count")
         n_kps = dataset.count_values("frames.pred_keypoints.keypoints.index")[first["index"]]
-        assert _sidebar_count(page, "frames.pred_keypoints") == n_kps
-        assert _sidebar_count(page, "frames.gt_detections") == dataset.count("frames.gt_detections.detections")
+        _wait(lambda: _sidebar_count(page, "frames.pred_keypoints") == n_kps, what="the track's skeleton count")
+        n_gt = dataset.count("frames.gt_detections.detections")
+        _wait(lambda: _sidebar_count(page, "frames.gt_detections") == n_gt, what="ground truth untouched")
         page.mouse.move(600, 500)
         time.sleep(3)
         _shot(page, tmp_path, "track")

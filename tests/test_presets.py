@@ -36,7 +36,7 @@ def test_hie2020_is_the_seed_pipeline():
         "max_cosine_distance": 0.3, "nn_budget": 256, "max_age": 30, "n_init": 3, "max_iou_distance": 0.7,
     }  # fmt: skip
     assert (o["pose"], o["pose2"], o["pose_smoothing"], o["box_alpha"]) == (
-        "hrnet-w48-coco-384x288", "simplebaseline-r152-coco-256x192", "flow", 0.5,
+        "hrnet-w48-coco-256x192", "simplebaseline-r152-coco-256x192", "flow", 0.5,
     )  # fmt: skip
 
 

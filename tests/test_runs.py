@@ -174,6 +174,22 @@ def test_a_stage_run_is_recorded_and_its_reruns_compared(dataset):
     assert snapshot(dataset) == before
 
 
+def test_track_post_processing_is_recorded_and_its_reruns_compared(dataset):
+    from fiftyone_posetrack.fo.postprocess import postprocess_tracks_field
+
+    track_detections(dataset, "gt_detections", "trk", tracker="sort", progress=False)
+    summary = postprocess_tracks_field(dataset, "trk", "trk_post", {"interpolate": 5}, progress=False)
+    record = get_run(dataset, summary.run_key)
+    assert record["job"] == "track post-processing" and record["options"]["interpolate"] == 5
+    assert record["options"]["in_field"] == "trk" and record["status_counts"] == {"done": 1}
+    before = snapshot(dataset)
+    with pytest.raises(BadInputError, match=r"trk_post of 1 video\(s\) was written by run 'posetrack_run_2' with interpolate=5; this run has interpolate=10"):
+        postprocess_tracks_field(dataset, "trk", "trk_post", {"interpolate": 10}, progress=False)
+    assert snapshot(dataset) == before
+    again = postprocess_tracks_field(dataset, "trk", "trk_post", {"interpolate": 5}, progress=False)
+    assert again.processed == [] and again.run_key is None
+
+
 def test_labels_whose_record_was_deleted_are_not_taken_as_done(dataset):
     summary = track_detections(dataset, "gt_detections", "trk", tracker="sort", progress=False)
     dataset.delete_run(summary.run_key)

@@ -62,7 +62,7 @@ def driver(argv: list[str]) -> dict:
             out = root / f"v{i}"
             if same and i:
                 out.mkdir(parents=True)
-                os.link(paths[0], out / "video.mp4")
+                shutil.copyfile(paths[0], out / "video.mp4")  # a copy: hard links are one file to add_videos
             else:
                 render_crowd(out, people=3, frames=frames, width=320, height=192, seed=i)
             paths.append(str(out / "video.mp4"))

@@ -204,3 +204,20 @@ def test_evaluate_outputs_are_tables_without_empty_sections(ds):
     assert out["detection_per_video"]["name"] == "TableView"
     poses = _views(_resolve(ds, "evaluate_poses", {}, target="outputs", results={"kind": "posetrack"}))
     assert "PoseTrack AP" in [c["label"] for c in poses["per_video"]["columns"]]
+
+
+def test_operators_have_icons_and_are_listed_import_run_evaluate_export(ds):
+    import os
+
+    import yaml
+
+    from fiftyone_posetrack.fo.plugin import plugin_dir
+
+    with open(os.path.join(plugin_dir(), "fiftyone.yml")) as f:
+        names = yaml.safe_load(f)["operators"]
+    ops = {op.name: op for op in foo.list_operators() if op.plugin_name == PLUGIN_NAME}
+    assert all(ops[n].config.icon for n in names), [n for n in names if not ops[n].config.icon]
+    stage = {"import": 0, "run": 1, "detect": 1, "track": 1, "postprocess": 1, "estimate": 1, "smooth": 1,
+             "tune": 1, "evaluate": 2, "show": 2, "export": 3}  # fmt: skip
+    order = [stage[n.split("_")[0]] for n in names]
+    assert order == sorted(order), names

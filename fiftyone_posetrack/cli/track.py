@@ -106,16 +106,6 @@ def _tracker(args, default: str | None) -> tuple[str | None, dict]:
     return values.get("tracker", default), dict(values.get("tracker_params", {}))
 
 
-def _params(items) -> dict:
-    from fiftyone_posetrack.tracking.tune import parse_value
-
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BadInputError(f"--param {item!r}: expected KEY=VALUE")
-        params[key.strip()] = parse_value(value)
-    return params
 
 
 def _embedder(args):
@@ -181,7 +171,9 @@ def _tune(args) -> int:
     if not pairs:
         raise BadInputError("give GT.txt DET.txt, or --pair GT.txt DET.txt (repeatable)")
     tracker, base_params = _tracker(args, "bytetrack")
-    post = _params(args.postprocess)
+    from fiftyone_posetrack.pipeline.options import key_values
+
+    post = key_values(args.postprocess, "--postprocess")
     if args.frames:  # appearance: one sequence, the original grid search
         if len(pairs) > 1 or post or args.save_preset or args.metric != "idf1":
             raise BadInputError("--frames (appearance) tunes one sequence by IDF1 without post-processing or presets")

@@ -258,7 +258,8 @@ def _clear_metrics(c: dict, num_objects: int) -> dict:
         "recall": _div(c["tp"], num_objects),
         "precision": _div(c["tp"], c["tp"] + c["fp"]),
         "fp": c["fp"], "fn": c["fn"], "idsw": c["idsw"], "frag": c["frag"],
-        "mt": c["mt"], "pt": c["pt"], "ml": c["ml"], "num_matches": c["tp"],
+        "mt": c["mt"], "pt": c["pt"], "ml": c["ml"],
+        "num_matches": c["tp"] - c["idsw"],  # py-motmetrics: matches without an ID switch
     }  # fmt: skip
 
 

@@ -21,10 +21,12 @@ tracks at once, so one video's boxes (not its frames) are held in memory.
 
 from __future__ import annotations
 
+import dataclasses
+
 import fiftyone as fo
 import numpy as np
 
-from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob
+from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, check_collection
 from fiftyone_posetrack.fo.labels import check_frame_field
 from fiftyone_posetrack.fo.stages import _frame_labels, _run
 from fiftyone_posetrack.tracking.postprocess import PostprocessConfig, postprocess_tracks
@@ -91,6 +93,7 @@ def postprocess_tracks_field(
             or untracked boxes (the video then fails; labels untouched)
     """
     cfg = _config(config)
+    check_collection(samples, "track post-processing")
     check_frame_field(samples, in_field, fo.Detections)
     dataset = samples._dataset
 
@@ -112,5 +115,9 @@ def postprocess_tracks_field(
                 dets.append(d)
             yield n, {out_field: fo.Detections(detections=dets)}
 
-    job = VideoJob("track post-processing", {out_field: fo.Detections}, compute, overwrite, input_field=in_field)
+    options = {"in_field": in_field, "out_field": out_field, **dataclasses.asdict(cfg)}  # the run record's
+    job = VideoJob(
+        "track post-processing", {out_field: fo.Detections}, compute, overwrite, input_field=in_field,
+        options=options,
+    )  # fmt: skip
     return _run(samples, job, in_field, overwrite_input, **kwargs)

@@ -490,7 +490,7 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
         if o.spec.type == "bool":
             values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "dict":
-            values[name] = check_option(o, _key_values(raw, o.cli_flag), o.cli_flag)
+            values[name] = check_option(o, key_values(raw, o.cli_flag), o.cli_flag)
         elif o.spec.type == "fields":
             values[name] = check_option(o, raw, o.cli_flag)
         elif o.spec.type == "floats":
@@ -500,7 +500,7 @@ def values_from_args(args: argparse.Namespace, options: dict | None = None) -> d
     return values
 
 
-def _key_values(pairs: list[str], flag: str) -> dict:
+def key_values(pairs: list[str], flag: str) -> dict:
     """``["k=v", ...]`` -> ``{k: v}``, each value a literal where it is one (``30``, ``0.2``,
     ``true``, ``none``; :func:`fiftyone_posetrack.tracking.tune.parse_value`), else the string."""
     from fiftyone_posetrack.tracking.tune import parse_value
