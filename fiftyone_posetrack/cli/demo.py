@@ -65,21 +65,6 @@ def _demo_reid(config, args):
     return config
 
 
-def _demo_tiles(config, dataset, args):
-    """The preset's tiles, or the whole frame only (said so) for a video smaller than a tile the user
-    did not ask for (``run`` refuses tiles larger than the frames)."""
-    if not config.det_tile_size or hasattr(args, "det_tile_size"):
-        return config
-    dataset.compute_metadata()
-    sizes = zip(*dataset.values(["metadata.frame_width", "metadata.frame_height"]))
-    small = [(w, h) for w, h in sizes if w and h and max(w, h) < config.det_tile_size]
-    if not small:
-        return config
-    w, h = small[0]
-    print(f"tiles: the preset's {config.det_tile_size} px tiles are larger than the {w}x{h} video: whole frames only")
-    return config.replace(det_tile_size=0)
-
-
 def _demo(args) -> int:
     import fiftyone as fo
 
@@ -105,7 +90,6 @@ def _demo(args) -> int:
         )  # fmt: skip
         dataset = load_synth(out, args.dataset)
         print(f"synthetic crowd: {result.people} people, {result.frames} frames -> {result.video_path}")
-    config = _demo_tiles(config, dataset, args)
     print(
         f"preset {config.preset}: detector {config.detector}, pose {config.pose}, "
         f"tracker {config.tracker}, ReID {config.reid}"
