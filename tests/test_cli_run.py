@@ -52,8 +52,7 @@ def test_run_labels_a_video(video, shared_dir, capsys):
 
 def test_demo_runs_end_to_end_and_evaluates(shared_dir, tmp_path, capsys):
     args = ["demo", "--people", "3", "--frames", "10", "--width", "320", "--height", "192",
-            "--out", str(tmp_path / "demo"), "--models-dir", str(shared_dir / "models"),
-            "--det-tile-size", "0"]  # the cpu preset tiles at 640 px: larger than this small frame  # fmt: skip
+            "--out", str(tmp_path / "demo"), "--models-dir", str(shared_dir / "models")]  # the cpu preset's 640 px tiles leave this small frame untiled  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "preset cpu: " in out and "ReID osnet-x0_25-msmt17" in out  # the real ReID model by default

@@ -244,6 +244,26 @@ def test_tiles_larger_than_a_real_frame_are_refused(shared_dir, nano_path):
         tiled.detect([frame])
 
 
+def test_a_presets_tile_size_leaves_small_frames_untiled(shared_dir):
+    """The cpu preset's 640 px tiles: a 640x480 frame is detected whole (the same boxes as without
+    tiling); the same tile size given explicitly is checked against the frame."""
+    from fiftyone_posetrack.pipeline.core import build_detector
+
+    frame = cv2.imread(str(shared_dir / "data" / "mot17-frames" / "MOT17-05" / "img1" / "000001.jpg"))
+    models = str(shared_dir / "models")
+    preset = PipelineConfig(preset="cpu", models_dir=models, device="cpu", reid=None, det_score_threshold=0.3)
+    assert preset.det_tile_size == 640 and "det_tile_size" not in preset.explicit_options
+    tiled = build_detector(preset.replace(det_tile_size=preset.det_tile_size + 1))  # explicit: 641 > 640
+    with pytest.raises(BadInputError, match=r"641 px tiles are larger than the 640x480 frame"):
+        tiled.detect([frame])
+    lenient = build_detector(preset.replace(models_dir=models))  # the preset's own 640
+    assert isinstance(lenient, TiledDetector) and not lenient.strict
+    assert len(lenient.tiles(480, 640)) == 0 and len(lenient.tiles(1080, 1920)) > 1
+    plain = build_detector(preset.replace(det_tile_size=0))
+    got, want = lenient.detect([frame])[0], plain.detect([frame])[0]
+    assert len(want) > 0 and np.allclose(got.boxes, want.boxes) and np.allclose(got.scores, want.scores)
+
+
 def test_yolox_refuses_other_input_sizes(shared_dir):
     path = f"yolox-onnx:{shared_dir}/models/yolox-nano/yolox_nano.onnx"
     with pytest.raises(BadInputError, match=r"input size 640 is not possible.*fixed 416x416"):

@@ -169,6 +169,9 @@ class TiledDetector(Detector):
             larger box of another tile / the frame is dropped
         score_threshold: merged boxes scoring below it are dropped (default:
             the wrapped detector's)
+        strict: refuse frames whose longer side is shorter than ``tile_size``
+            (``False``: such frames are detected whole, untiled — what a
+            preset's tile size does on small videos)
     """
 
     def __init__(
@@ -182,6 +185,7 @@ class TiledDetector(Detector):
         border_margin: float = 2.0,
         cover_threshold: float = 0.6,
         score_threshold: float | None = None,
+        strict: bool = True,
     ):
         if not isinstance(detector, Detector):
             raise BadInputError(f"TiledDetector: expected a Detector, got {type(detector).__name__}")
@@ -199,9 +203,13 @@ class TiledDetector(Detector):
         self.full_frame = bool(full_frame)
         self.border_margin = float(border_margin)
         self.cover_threshold = float(cover_threshold)
+        self.strict = bool(strict)
 
     def tiles(self, height: int, width: int) -> np.ndarray:
-        """The ``(T, 4)`` ``[x1, y1, x2, y2]`` tiles of a frame of that size."""
+        """The ``(T, 4)`` ``[x1, y1, x2, y2]`` tiles of a frame of that size (none for a frame
+        smaller than a tile when not ``strict``)."""
+        if not self.strict and self.tile_size >= max(height, width):
+            return np.zeros((0, 4), dtype=np.int64)
         return tile_boxes(height, width, self.tile_size, self.overlap)
 
     def detect(self, frames) -> list[FrameDetections]:
