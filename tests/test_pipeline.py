@@ -174,3 +174,17 @@ def test_claims_are_exclusive_and_stale_claims_expire(dataset, config):
     dataset._sample_collection.update_one({"_id": dataset.first()._id}, {"$set": {status: "done"}})
     assert not claim_video(dataset, sid, field, time.time(), stale_after=0.01)
     assert claim_video(dataset, sid, field, time.time() + 1, overwrite=True)
+
+
+def test_the_tracker_keeps_every_box_the_detector_threshold_keeps(pipeline, config):
+    """DeepSORT's own min_score (0.3) never drops boxes above a lowered det_score_threshold;
+    a min_score given in tracker_params wins."""
+    from fiftyone_posetrack.pipeline import PoseTrackingPipeline
+
+    models = dict(detector=pipeline.detector, pose_estimator=pipeline.pose_estimator, embedder=None)
+    low = PoseTrackingPipeline(config.replace(tracker="deepsort", det_score_threshold=0.1), **models)
+    assert low.tracker.min_score == pytest.approx(0.1)
+    given = PoseTrackingPipeline(
+        config.replace(tracker="deepsort", det_score_threshold=0.1, tracker_params={"min_score": 0.5}), **models
+    )
+    assert given.tracker.min_score == pytest.approx(0.5)

@@ -205,7 +205,9 @@ class PoseTrackingPipeline:
         from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
 
         c = self.config
-        self.tracker = make_tracker(c.tracker, **c.tracker_params)
+        # the detector already drops boxes below det_score_threshold; a tracker's own min_score
+        # (DeepSORT: 0.3) must not silently drop more when the user lowered det_score_threshold
+        self.tracker = make_tracker(c.tracker, **{"min_score": c.det_score_threshold, **c.tracker_params})
         self.box_smoother = (
             FlowBoxSmoother(alpha=c.box_alpha, max_gap=c.box_max_gap, method=c.flow_method)
             if c.box_smoothing
