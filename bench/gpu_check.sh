@@ -4,7 +4,7 @@
 #
 #   bash bench/gpu_check.sh                    # on the device; results in $OUT (else ./out/gpu)
 #
-# The device call (see docs/pending/gpu.md): run(command="bash bench/gpu_check.sh",
+# The device call (see docs/gpu.md): run(command="bash bench/gpu_check.sh",
 #   carry=[".gpuwheels"], timeout_s=420)
 #
 # Environment:
