@@ -229,6 +229,9 @@ def test_fo_stage_fills_a_gap_into_a_new_field(dataset):
         np.testing.assert_allclose(got[0].bounding_box, expected, atol=1e-9)
     n_in = dataset.count("frames.tracks.detections")
     assert dataset.count("frames.post.detections") == n_in + 3
+    from fiftyone_posetrack.fo.appconfig import tracked_fields
+
+    assert "post" in tracked_fields(dataset), "the new field is coloured by track in the App"
 
 
 def test_fo_stage_refuses_bad_input_and_keeps_labels(dataset):

@@ -26,6 +26,7 @@ import dataclasses
 import fiftyone as fo
 import numpy as np
 
+from fiftyone_posetrack.fo.appconfig import apply_track_colors
 from fiftyone_posetrack.fo.jobs import RunSummary, VideoJob, check_collection
 from fiftyone_posetrack.fo.labels import check_frame_field
 from fiftyone_posetrack.fo.stages import _frame_labels, _run
@@ -120,4 +121,6 @@ def postprocess_tracks_field(
         "track post-processing", {out_field: fo.Detections}, compute, overwrite, input_field=in_field,
         options=options,
     )  # fmt: skip
-    return _run(samples, job, in_field, overwrite_input, **kwargs)
+    summary = _run(samples, job, in_field, overwrite_input, **kwargs)
+    apply_track_colors(dataset, [out_field])  # one colour per track in the App (unless the user chose)
+    return summary
