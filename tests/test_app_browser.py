@@ -219,6 +219,17 @@ def _wait(predicate, timeout=30.0, what=""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _click_until(locator, predicate, what, tries=3, timeout=20.0):
+    """Clicks until ``predicate`` holds: a click that lands while the panel re-renders is dropped."""
+    for attempt in range(tries):
+        locator.click()
+        try:
+            return _wait(predicate, timeout=timeout, what=what)
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
 def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
     from fiftyone_posetrack.fo.panel_data import track_table
 
@@ -247,8 +258,11 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
         tracks_table = panel.locator("table").nth(1)
         assert "ID sw." in tracks_table.locator("thead").inner_text(), "the tracking evaluation's tracks"
         assert tracks_table.locator("tbody tr").first.locator("td").first.inner_text().strip() == str(first["index"])
-        tracks_table.locator("tbody tr").first.click()
-        _wait(lambda: session.view is not None and "FilterLabels" in repr(session.view), what="the track's view")
+        _click_until(
+            tracks_table.locator("tbody tr").first,
+            lambda: session.view is not None and "FilterLabels" in repr(session.view),
+            what="the track's view",
+        )
         assert session.view.distinct("frames.pred_detections.detections.index") == [first["index"]]
         assert session.view.distinct("frames.pred_keypoints.keypoints.index") == [first["index"]]
         page.locator("[data-cy=looker] canvas[canvas-loaded=true]").first.wait_for(timeout=60_000)
