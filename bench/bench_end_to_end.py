@@ -57,7 +57,7 @@ VIDEO = SHARED / "data" / "video" / "one-by-one-person-detection.mp4"
 VIDEO_PEOPLE = 6
 
 #: detector score threshold per tracker: ByteTrack needs the low-score boxes for its second stage
-DET_THRESHOLD = {"deepsort": 0.3, "bytetrack": 0.1}
+DET_THRESHOLD = {"deepsort": 0.3, "bytetrack": 0.3}
 #: tracker parameters per (tracker, reid); ByteTrack's thresholds sit in RTMDet-nano's score range
 #: (its true positives score 0.3-0.7 here, the paper's 0.5 / 0.6 drop most of them). The ByteTrack +
 #: ReID values (max_age 90, appearance_thresh 0.15, proximity_thresh 0.9) were chosen on the crowd of
@@ -194,7 +194,13 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default="/tmp/posetrack-bench-e2e")
     parser.add_argument("--full", default=None, help="TRACKER/REID/SIZE/APPEARANCE: whole pipeline too")
     parser.add_argument("--video", action="store_true", help="--full's configuration on the real video")
+    parser.add_argument(
+        "--bytetrack-det", default=None,
+        help=f"ByteTrack's detector score thresholds, comma-separated (default {DET_THRESHOLD['bytetrack']}): a row each",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    byte_thresholds = [float(x) for x in args.bytetrack_det.split(",")] if args.bytetrack_det else [DET_THRESHOLD["bytetrack"]]
+    thresholds = {"deepsort": [DET_THRESHOLD["deepsort"]], "bytetrack": byte_thresholds}
     if not (MODELS / "rtmdet-nano-person").exists():
         print(f"skipped: {MODELS} is absent (the shared models folder)")
         return 0
@@ -210,7 +216,7 @@ def main(argv=None) -> int:
     reids = args.reid.split(",")
     cache_dets = {}
     for size in sizes:
-        for thr in sorted({DET_THRESHOLD[t] for t in trackers}):
+        for thr in sorted({thr for t in trackers for thr in thresholds[t]}):
             cache_dets[size, thr] = detect_all(frames, size, thr)
     header = (f"{'tracker':<10}{'reid':<10}{'size':>12} {'appear.':<7}{'IDF1':>7}{'HOTA':>7}{'MOTA':>7}"
               f"{'IDsw':>6}{'fps':>7}{'cpufps':>7}{'det s':>7}{'reid s':>7}{'trk s':>7}{'embedded':>9}  params")  # fmt: skip
@@ -220,8 +226,8 @@ def main(argv=None) -> int:
         embedder = make_reid(reid)
         for tracker_name in trackers:
             params = PARAMS[tracker_name, reid]
-            for size in sizes:
-                dets, t_det, cpu_det = cache_dets[size, DET_THRESHOLD[tracker_name]]
+            for size, det_thr in ((s, t) for s in sizes for t in thresholds[tracker_name]):
+                dets, t_det, cpu_det = cache_dets[size, det_thr]
                 modes = ["all"] if embedder is None else args.appearance.split(",")
                 if embedder is not None and args.all_sizes and size not in args.all_sizes.split(","):
                     modes = [m for m in modes if m != "all"]
@@ -230,12 +236,12 @@ def main(argv=None) -> int:
                     m = evaluate_mot_arrays(gt, pred)["OVERALL"]
                     fps = len(frames) / (t_det + t_reid + t_track)
                     cpu_fps = len(frames) / (cpu_det + cpu)
-                    row = dict(tracker=tracker_name, reid=reid, size=size, mode=mode, fps=fps, cpu_fps=cpu_fps, **m)
+                    row = dict(tracker=tracker_name, reid=reid, size=size, mode=mode, det=det_thr, fps=fps, cpu_fps=cpu_fps, **m)
                     results.append(row)
                     print(
                         f"{tracker_name:<10}{reid:<10}{size:>12} {mode:<7}{m['idf1']:7.3f}{m['hota']:7.3f}"
                         f"{m['mota']:7.3f}{m['idsw']:6d}{fps:7.1f}{cpu_fps:7.1f}{t_det:7.1f}{t_reid:7.1f}{t_track:7.1f}"
-                        f"{share:9.2f}  det>={DET_THRESHOLD[tracker_name]} {params}",
+                        f"{share:9.2f}  det>={det_thr} {params}",
                         flush=True,
                     )
     base = results[0]

@@ -13,7 +13,10 @@ does not know gives the usual unknown-model error when the preset is used,
 never at import.
 
 The ``cpu`` preset's values come from the detection and end-to-end benches
-(see :data:`CPU_TUNED`); change them there only.
+(see :data:`CPU_TUNED`); change them there only. They are also the pipeline's
+defaults (:data:`fiftyone_posetrack.pipeline.options.OPTIONS` reads them from
+here), so ``PipelineConfig()`` is ``PipelineConfig(preset="cpu")``; the other
+presets set every detection and tracking value that differs from them.
 """
 
 from __future__ import annotations
@@ -22,24 +25,25 @@ from fiftyone_posetrack.types import BadInputError
 
 __all__ = ["PRESETS", "CPU_TUNED", "preset_options", "preset_models"]
 
-#: the ``cpu`` preset's measured values (branches det / zoo set them from their benches)
-#: Detection (bench/bench_detection.py): RTMDet-nano on 640 px tiles plus the whole frame, each at
-#: the model's own 320 input, finds 66.3 % of the people of ../shared/data/mot17-frames at 70.0 %
-#: precision (the plain model: 25.8 % / 70.6 %), and generalises best to frames never used to choose
-#: it (PoseTrack18 val: 93 % / 81 %; a 960 px input gives 67 % / 73 % on MOT17 but upscales small
-#: videos into split boxes). Videos whose longer side is under 640 px need ``det_tile_size=0``.
-#: Tracking (bench/bench_end_to_end.py, 20-person crowd): ByteTrack with thresholds in nano's score
-#: range (boxes down to 0.1 for its low-score stage) and OSNet x0.25 features computed only for the
-#: boxes whose motion match is ambiguous (appearance_on_demand: ~5 % of the boxes): IDF1 0.720; the
-#: whole pipeline (pose included) 0.728 at 10.3 frames/s on 2 cores; 7 track ids for the 6 people of
-#: the real video (a 960 px input: 13).
+#: the ``cpu`` preset's measured values, also the pipeline's defaults.
+#: Detection (``python bench/bench_detection.py --score 0.3``): RTMDet-nano on 640 px tiles plus the
+#: whole frame, each at the model's own 320 input, at score >= 0.3 finds 66.3 % of the people of
+#: ../shared/data/mot17-frames at 70.0 % precision (the plain model: 25.8 % / 70.6 %), and generalises
+#: best to frames never used to choose it (PoseTrack18 val: 93 % / 81 %; a 960 px input gives 67 % /
+#: 73 % on MOT17 but upscales small videos into split boxes). Frames no larger than a tile are not tiled.
+#: Tracking (``python bench/bench_end_to_end.py --sizes tiles640@320 --reid osnet --trackers bytetrack
+#: --appearance demand --bytetrack-det 0.1,0.2,0.3``, 20-person crowd): ByteTrack with thresholds in
+#: nano's score range and OSNet x0.25 features computed only for the boxes whose motion match is
+#: ambiguous (appearance_on_demand: 5-16 % of the boxes). The detector threshold was chosen on the
+#: crowd of seed 5 (IDF1 0.654 / 0.671 / 0.676 at 0.1 / 0.2 / 0.3); on the reported crowd of seed 3
+#: it scores 0.720 / 0.736 / 0.712: 0.3 keeps the detector's precision at 0.70 for the same IDF1.
 CPU_TUNED = {
     "detector": "rtmdet-nano-person",
     "det_input_size": 0,
     "det_tile_size": 640,
     "det_tile_overlap": 0.2,
     "det_tile_merge": "nms",
-    "det_score_threshold": 0.1,
+    "det_score_threshold": 0.3,
     "reid": "osnet-x0_25-msmt17",
     "reid_flip": False,
     "pose": "movenet-lightning-int8",
@@ -58,6 +62,7 @@ PRESETS: dict[str, dict] = {
             "detector": "cascade-rcnn-x101-fpn-coco",
             "detector2": "cascade-rcnn-r101-fpn-coco",
             "fusion_weights": (1.0, 1.0),
+            "det_tile_size": 0,
             "box_smoothing": True,
             "box_alpha": 0.5,
             "tracker": "deepsort",
@@ -77,6 +82,7 @@ PRESETS: dict[str, dict] = {
         "no RTMDet-l person model is published)",
         "options": {
             "detector": "yolox-x",
+            "det_tile_size": 0,
             "pose": "rtmpose-l-body7",
             "tracker": "deepsort",
             "reid": "osnet-x1_0-msmt17",
@@ -87,22 +93,28 @@ PRESETS: dict[str, dict] = {
         "description": "RTMDet-m + RTMPose-m, DeepSORT + OSNet x0.25",
         "options": {
             "detector": "rtmdet-m-person",
+            "det_tile_size": 0,
             "pose": "rtmpose-m-body7",
             "tracker": "deepsort",
             "reid": "osnet-x0_25-msmt17",
         },
     },
     "fast": {
-        "description": "RTMDet-nano + RTMPose-t, ByteTrack (motion only)",
+        "description": "RTMDet-nano (no tiling) + RTMPose-t, ByteTrack (motion only)",
+        # bench_end_to_end.py --sizes 320 --reid none --trackers bytetrack,deepsort --bytetrack-det 0.1,0.3:
+        # IDF1 0.548 / 0.534 (seeds 5 / 3) against 0.518 / 0.491 for DeepSORT at 280 frames/s of tracking
         "options": {
             "detector": "rtmdet-nano-person",
+            "det_tile_size": 0,
             "pose": "rtmpose-t-body7",
             "tracker": "bytetrack",
+            "tracker_params": {"track_thresh": 0.4, "new_track_thresh": 0.45, "max_age": 90},
             "reid": None,
         },
     },
     "cpu": {
-        "description": "what runs well offline on a few CPU cores with the models of the shared models folder",
+        "description": "the defaults: what runs best offline on 2 CPU cores (RTMDet-nano on 640 px tiles, "
+        "ByteTrack + OSNet x0.25 on ambiguous boxes, MoveNet)",
         "options": CPU_TUNED,
     },
 }

@@ -26,6 +26,7 @@ import fiftyone as fo
 
 from fiftyone_posetrack.fo.dataset import load_synth
 from fiftyone_posetrack.fo.plugin import install_plugin
+from fiftyone_posetrack.pipeline.options import OPTIONS
 from fiftyone_posetrack.synth import render_crowd
 
 CHROMIUM = os.environ.get("POSETRACK_CHROMIUM", "/usr/bin/chromium")
@@ -102,7 +103,7 @@ def test_run_pose_tracking_from_the_operator_browser(playwright, app, tmp_path):
         page.get_by_text("Tracked person boxes and skeletons for every frame").wait_for(timeout=20_000)
         assert page.locator("input[value='rtmdet-nano-person']").count() == 1, "form defaults from PipelineConfig"
 
-        reid = page.locator("input[role=combobox][value='mobilenet']")  # motion-only tracking: faster
+        reid = page.locator(f"input[role=combobox][value='{OPTIONS['reid'].default}']")  # motion only: faster
         reid.fill("none")
         page.get_by_role("option", name="none").first.click()
 

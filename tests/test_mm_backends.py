@@ -130,8 +130,8 @@ def test_whole_pipeline_with_openmmlab_models_on_cpu(shared_dir, tmp_path):
     crowd = render_crowd(tmp_path / "c", people=2, frames=4, width=320, height=192, seed=0)
     config = PipelineConfig(
         detector=f"mmdet:{RTMDET}", detector2="rtmdet-nano-person", models_dir=str(shared_dir / "models"),
-        pose=f"mmpose:{HRNET}", pose2=f"mmpose:{SIMPLEBASELINE}", reid=None, device="cpu",
-        tracker_params={"n_init": 1},
+        pose=f"mmpose:{HRNET}", pose2=f"mmpose:{SIMPLEBASELINE}", reid=None, device="cpu", det_tile_size=0,
+        tracker="deepsort", tracker_params={"n_init": 1},
     )  # fmt: skip
     pipeline = PoseTrackingPipeline(config)
     assert type(pipeline.detector.detectors[0]).__name__ == "MMDetDetector"

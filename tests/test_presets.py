@@ -53,12 +53,42 @@ def test_a_preset_gives_its_values_or_names_the_model_the_zoo_lacks(name):
     assert config.explicit_options == {"preset"}
 
 
+def test_the_defaults_are_the_measured_cpu_preset():
+    """``PipelineConfig()`` is the ``cpu`` preset in every value (the bench-chosen defaults);
+    the other presets do not inherit its tiles."""
+    default, cpu = PipelineConfig().to_dict(), PipelineConfig(preset="cpu").to_dict()
+    assert [k for k in default if default[k] != cpu[k]] == ["preset"]
+    assert config_from_args(build_parser().parse_args(["run", "x.mp4"])) == PipelineConfig()
+    assert default["det_tile_size"] > 0 and default["reid"] in MODELS and default["tracker"] == "bytetrack"
+    for name in PRESETS:
+        if name != "cpu" and _usable(name):
+            assert PipelineConfig(preset=name).det_tile_size == 0, name
+
+
+def test_another_tracker_does_not_inherit_the_default_trackers_parameters():
+    default_params = OPTIONS["tracker_params"].default
+    assert default_params and PipelineConfig().tracker_params == default_params
+    for config in (
+        PipelineConfig(tracker="deepsort"),
+        PipelineConfig().replace(tracker="sort"),
+        PipelineConfig(preset="balanced"),  # DeepSORT, no parameters of its own
+        PipelineConfig(preset="cpu", tracker="ocsort"),
+    ):
+        assert config.tracker_params == {}, config.tracker
+    assert PipelineConfig(tracker="deepsort").replace(tracker="bytetrack").tracker_params == default_params
+    # parameters given explicitly stay, and are checked against the new tracker
+    assert PipelineConfig(tracker_params={"max_age": 5}).replace(tracker="sort").tracker_params == {"max_age": 5}
+    with pytest.raises(BadInputError, match=r"unknown parameter\(s\) \['track_thresh'\] of tracker 'deepsort'"):
+        PipelineConfig(tracker_params={"track_thresh": 0.4}).replace(tracker="deepsort")
+
+
 def test_explicit_options_override_the_preset():
     config = PipelineConfig(preset="cpu", tracker="bytetrack", batch_size=2)
     assert (config.tracker, config.batch_size, config.reid) == ("bytetrack", 2, preset_options("cpu")["reid"])
     assert PipelineConfig.from_preset("cpu", tracker="bytetrack", batch_size=2) == config
     # an explicit value equal to the option's default still wins over the preset
-    assert PipelineConfig(preset="cpu", reid="mobilenet").reid == "mobilenet" == OPTIONS["reid"].default
+    assert preset_options("fast")["reid"] != OPTIONS["reid"].default
+    assert PipelineConfig(preset="fast", reid=OPTIONS["reid"].default).reid == OPTIONS["reid"].default
     # replace keeps explicit values explicit, and a new preset applies to the rest
     again = config.replace(preset=None)
     assert (again.tracker, again.batch_size, again.reid) == ("bytetrack", 2, OPTIONS["reid"].default)

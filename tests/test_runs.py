@@ -34,6 +34,7 @@ from fiftyone_posetrack.fo.runs import (
 from fiftyone_posetrack.fo.stages import track_detections
 from fiftyone_posetrack.models import MODELS
 from fiftyone_posetrack.pipeline import PipelineConfig
+from fiftyone_posetrack.pipeline.options import OPTIONS
 from fiftyone_posetrack.synth import render_crowd
 from fiftyone_posetrack.types import BadInputError
 from test_bad_input import snapshot
@@ -80,7 +81,7 @@ def test_a_pipeline_run_is_recorded_with_config_models_versions_and_outcome(data
     assert record["fields"] == ["pred_detections", "pred_keypoints"]
     assert record["status_field"] == "pred_detections_status"
     assert record["options"] == json.loads(json.dumps(config.to_dict()))
-    assert "batch_size" not in record["label_options"] and record["label_options"]["tracker"] == "deepsort"
+    assert "batch_size" not in record["label_options"] and record["label_options"]["tracker"] == "bytetrack"
     detector = record["models"]["detector"]
     path = os.path.join(models, "rtmdet-nano-person", MODELS["rtmdet-nano-person"].main_file)
     assert detector["spec"] == "rtmdet-nano-person" and detector["files"][0]["path"] == os.path.abspath(path)
@@ -108,20 +109,20 @@ def test_same_configuration_is_already_done_runtime_options_aside(dataset, model
 
 
 def test_rerun_with_another_configuration_is_refused_through_the_cli(dataset, models, capsys):
-    """Reproduction 3: ``posetrack run --dataset d`` then ``--detector yolox-nano --tracker bytetrack``."""
+    """Reproduction 3: ``posetrack run --dataset d`` then ``--detector yolox-nano --tracker deepsort``."""
     assert main(cli_args(dataset, models)) == 0
     assert "1 video(s) processed" in capsys.readouterr().out
     before = snapshot(dataset)
-    assert main(cli_args(dataset, models, "--detector", "yolox-nano", "--tracker", "bytetrack")) == 2
+    assert main(cli_args(dataset, models, "--detector", "yolox-nano", "--tracker", "deepsort")) == 2
     err = capsys.readouterr().err
     assert (
         "pred_detections of 1 video(s) was written by run 'posetrack_run_1' with detector='rtmdet-nano-person', "
-        "tracker='deepsort'; this run has detector='yolox-nano', tracker='bytetrack'; pass overwrite=True "
-        "(--overwrite) to recompute"
+        f"tracker='bytetrack', tracker_params={OPTIONS['tracker_params'].default!r}; this run has "
+        "detector='yolox-nano', tracker='deepsort', tracker_params={}; pass overwrite=True (--overwrite) to recompute"
     ) in err, err
     assert snapshot(dataset) == before and dataset.list_runs() == ["posetrack_run_1"]
 
-    assert main(cli_args(dataset, models, "--detector", "yolox-nano", "--tracker", "bytetrack", "--overwrite")) == 0
+    assert main(cli_args(dataset, models, "--detector", "yolox-nano", "--tracker", "deepsort", "--overwrite")) == 0
     out = capsys.readouterr().out
     assert "1 video(s) processed, 0 already done" in out and "posetrack_run_2" in out
     assert dataset.first()["pred_detections_run"] == "posetrack_run_2"
@@ -136,7 +137,7 @@ def test_rerun_with_another_configuration_is_refused_through_the_cli(dataset, mo
     # posetrack runs DATASET KEY: the whole record as JSON
     assert main(["runs", dataset.name, "posetrack_run_2"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["key"] == "posetrack_run_2" and record["options"]["tracker"] == "bytetrack"
+    assert record["key"] == "posetrack_run_2" and record["options"]["tracker"] == "deepsort"
     assert record["models"]["detector"]["files"][0]["sha256"] == file_sha256(record["models"]["detector"]["files"][0]["path"])
     assert main(["runs", dataset.name, "posetrack_run_9"]) == 2
     assert "has no posetrack run 'posetrack_run_9'" in capsys.readouterr().err
@@ -156,10 +157,10 @@ def test_rerun_with_another_configuration_through_the_operator(dataset, models, 
     assert result["run_record"]["job"] == "pose tracking" and result["run_record"]["status_counts"] == {"done": 1}
     assert result["run_record"]["models"]["detector"] == "rtmdet-nano-person"
     before = snapshot(dataset, ignore=("pred_detections_worker",))
-    with pytest.raises(ExecutionError, match=r"written by run 'posetrack_run_1' with tracker='deepsort'; this run has tracker='bytetrack'"):
-        execute(tracker="bytetrack")
+    with pytest.raises(ExecutionError, match=r"written by run 'posetrack_run_1' with tracker='bytetrack', tracker_params=\{.*\}; this run has tracker='deepsort', tracker_params=\{\}"):
+        execute(tracker="deepsort")
     assert snapshot(dataset, ignore=("pred_detections_worker",)) == before
-    result = execute(tracker="bytetrack", overwrite=True).result
+    result = execute(tracker="deepsort", overwrite=True).result
     assert result["run_key"] == "posetrack_run_2" and result["processed"] == 1
 
 

@@ -262,6 +262,10 @@ def test_a_presets_tile_size_leaves_small_frames_untiled(shared_dir):
     plain = build_detector(preset.replace(det_tile_size=0))
     got, want = lenient.detect([frame])[0], plain.detect([frame])[0]
     assert len(want) > 0 and np.allclose(got.boxes, want.boxes) and np.allclose(got.scores, want.scores)
+    # the defaults are the cpu preset: their tile size is lenient too
+    default = build_detector(PipelineConfig(models_dir=models, device="cpu", reid=None))
+    assert isinstance(default, TiledDetector) and default.tile_size == 640 and not default.strict
+    assert np.allclose(default.detect([frame])[0].boxes, want.boxes)
 
 
 def test_yolox_refuses_other_input_sizes(shared_dir):

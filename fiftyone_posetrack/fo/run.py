@@ -71,7 +71,7 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
 
 def check_tile_size(samples, config: PipelineConfig) -> None:
     """Refuses, before anything is written, tiles larger than a video's frames (a tile size
-    given explicitly; a preset's tile size leaves smaller videos untiled)."""
+    given explicitly; the default's or a preset's tile size leaves smaller videos untiled)."""
     if not config.det_tile_size or samples.media_type != "video" or "det_tile_size" not in config.explicit_options:
         return
     from fiftyone_posetrack.detection.tiling import tile_boxes

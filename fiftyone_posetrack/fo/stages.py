@@ -105,7 +105,7 @@ def track_detections(
     samples,
     in_field: str,
     out_field: str = "pred_detections",
-    tracker: str = "deepsort",
+    tracker: str | None = None,
     tracker_params: dict | None = None,
     embedder=None,
     box_smoother=None,
@@ -120,8 +120,10 @@ def track_detections(
         samples: a video collection
         in_field: a frame field of ``fo.Detections`` (e.g. from another detector)
         out_field: the output field (a new one unless ``overwrite_input``)
-        tracker: ``"deepsort"``, ``"bytetrack"`` or ``"sort"``
-        tracker_params: the tracker's keyword arguments
+        tracker: a tracker name (``"bytetrack"``, ``"deepsort"``, ``"ocsort"``, ``"sort"``);
+            None: the pipeline's default tracker (``PipelineConfig().tracker``)
+        tracker_params: the tracker's keyword arguments; None: the pipeline's
+            default parameters with the default tracker, else the tracker's own
         embedder: a ReID embedder (``embed(frame, boxes)``) for appearance
             matching; None tracks by motion only (and reads no frames unless
             ``box_smoother`` is given)
@@ -137,6 +139,12 @@ def track_detections(
 
     check_collection(samples, "tracking")
     check_frame_field(samples, in_field, fo.Detections)
+    if tracker is None:
+        from fiftyone_posetrack.pipeline.options import OPTIONS
+
+        tracker = OPTIONS["tracker"].default
+        if tracker_params is None:
+            tracker_params = OPTIONS["tracker_params"].default_value()
     make_tracker(tracker, **(tracker_params or {}))  # refuse bad names / params up front
     needs_frames = embedder is not None or box_smoother is not None
     dataset = samples._dataset

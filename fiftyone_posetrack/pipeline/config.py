@@ -44,14 +44,14 @@ class _ConfigMethods:
 
             preset = check_option(OPTIONS["preset"], preset, "config.preset")
             preset_values = dict(preset_options(preset))
-            if "tracker" in given and self.tracker != preset_values.get("tracker"):
-                preset_values.pop("tracker_params", None)  # they are the preset tracker's parameters
         else:
             preset_values = {}
         for name, option in OPTIONS.items():
             if name in given:
                 continue
             setattr(self, name, preset_values[name] if name in preset_values else option.default_value())
+        if "tracker_params" not in given and self.tracker != _params_tracker(preset_values):
+            self.tracker_params = {}  # they were another tracker's parameters: this tracker's own defaults apply
         object.__setattr__(self, "_given", frozenset(given))
         self.validate()
 
@@ -109,18 +109,23 @@ class _ConfigMethods:
     def replace(self, **changes):
         """A copy with some values changed (validated).
 
-        The explicitly given options stay explicit; changing ``preset``
-        re-applies the new preset to the others.
+        The explicitly given options stay explicit and the changed ones
+        become explicit; the others are resolved again from the preset and
+        the defaults (changing ``preset`` re-applies the new preset; changing
+        ``tracker`` drops the unset parameters of the old tracker).
         """
         unknown = sorted(set(changes) - set(OPTIONS))
         if unknown:
             raise BadInputError(f"unknown config key(s) {unknown}; valid keys: {sorted(OPTIONS)}")
-        if "preset" in changes:  # the new preset applies to the options not given explicitly
-            values = {name: getattr(self, name) for name in self._given}
-            return type(self)(**dict(values, **changes))
-        out = type(self)(**dict({name: getattr(self, name) for name in OPTIONS}, **changes))
-        object.__setattr__(out, "_given", self._given | frozenset(changes))
-        return out
+        values = {name: getattr(self, name) for name in self._given}
+        return type(self)(**dict(values, **changes))
+
+
+def _params_tracker(preset_values: dict) -> str:
+    """The tracker whose parameters an unset ``tracker_params`` takes (the preset's, else the default's)."""
+    if "tracker_params" in preset_values:
+        return preset_values.get("tracker", OPTIONS["tracker"].default)
+    return OPTIONS["tracker"].default
 
 
 def _is_mmpose(model: str) -> bool:

@@ -123,7 +123,7 @@ def build_detector(config: PipelineConfig):
         ]
         detector = FusedDetector(members, weights=list(c.fusion_weights), score_threshold=c.det_score_threshold, batch_size=c.batch_size)
     if c.det_tile_size:
-        # a tile size the user gave is checked against every frame; a preset's only tiles frames larger than it
+        # a tile size the user gave is checked against every frame; the default's / a preset's only tiles frames larger than it
         strict = "det_tile_size" in c.explicit_options
         detector = TiledDetector(detector, c.det_tile_size, c.det_tile_overlap, c.det_tile_merge, strict=strict)
     return detector

