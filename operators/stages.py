@@ -41,11 +41,12 @@ from ._common import (
 )
 
 def _config(**values):
-    """A :class:`PipelineConfig`; its errors name the parameter."""
+    """A :class:`PipelineConfig` from a submitted form's values (fields left at their defaults
+    count as not given, see :func:`form_values`); its errors name the parameter."""
     from fiftyone_posetrack.pipeline.config import PipelineConfig
 
     try:
-        return PipelineConfig(**values)
+        return PipelineConfig(**form_values(values))
     except BadInputError as e:
         raise BadInputError(re.sub(r"^config\.(\w+)", r"parameter '\1'", str(e))) from None
 
@@ -306,7 +307,7 @@ class RunPoseTracking(_Stage):
         from fiftyone_posetrack.pipeline.core import PoseTrackingPipeline
 
         p = Params(ctx)
-        config = _config(**form_values(p.options(OPTIONS)))
+        config = _config(**p.options(OPTIONS))
         view = target_view(ctx)
         pipeline = []  # built on the first pass, after the parallel runs are queued
 

@@ -117,7 +117,14 @@ def test_run_form_fields_left_at_their_defaults_take_the_preset():
     submitted = {name: o.default_value() for name, o in OPTIONS.items()} | {"preset": "cpu", "batch_size": 2}
     config = PipelineConfig(**form_values(submitted))
     assert config.batch_size == 2 and config.reid == preset_options("cpu")["reid"]
-    assert form_values({"batch_size": 8, "tracker": "deepsort"}) == {"batch_size": 8, "tracker": "deepsort"}
+    # without a preset too, a field left at its default is not given: the default's tiles stay lenient
+    # and a tracker chosen in the form does not receive the default tracker's parameters
+    defaults = {name: o.default_value() for name, o in OPTIONS.items()}
+    assert form_values(defaults | {"preset": None, "batch_size": 8 + 1}) == {"preset": None, "batch_size": 9}
+    plain = PipelineConfig(**form_values(defaults | {"preset": None}))
+    assert plain == PipelineConfig() and "det_tile_size" not in plain.explicit_options
+    other = PipelineConfig(**form_values(defaults | {"preset": None, "tracker": "deepsort"}))
+    assert other.tracker == "deepsort" and other.tracker_params == {}
 
 
 def test_presets_command_lists_models_and_offline_state(shared_dir, capsys, monkeypatch):

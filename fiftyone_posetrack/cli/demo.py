@@ -1,9 +1,10 @@
 """``posetrack demo``: a synthetic crowd with exact ground truth, the whole pipeline, the metrics explained.
 
-The demo runs the ``cpu`` preset, the best configuration available offline on a
-CPU (the models of ``POSETRACK_MODELS_DIR`` / the cache): RTMDet-nano, DeepSORT
-with the real OSNet x0.25 MSMT17 ReID model, MoveNet, flow smoothing; options
-given on the command line override it. Pose metrics are
+The demo runs the ``cpu`` preset (the pipeline's defaults), the best
+configuration available offline on a CPU (the models of ``POSETRACK_MODELS_DIR`` /
+the cache): RTMDet-nano on 640 px tiles, ByteTrack with the real OSNet x0.25
+MSMT17 ReID model on ambiguous boxes, MoveNet, flow smoothing; options given on
+the command line override it. Pose metrics are
 computed the way the PoseTrack challenge does for submissions: joints scoring
 below ``--joint-threshold`` are dropped before poseval counts them.
 """

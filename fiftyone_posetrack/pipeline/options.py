@@ -558,12 +558,11 @@ def values_from_params(params: dict, names=None, rename: dict | None = None) -> 
 def form_values(values: dict) -> dict:
     """The explicit options of a submitted form (every field holds a value).
 
-    With a ``preset``, a field left at its option's default is taken as "not
-    given", so the preset's value applies; a field changed from it overrides
-    the preset. Without a preset the values are returned unchanged.
+    A field left at its option's default is taken as "not given", as an unset
+    CLI flag is: a preset's value applies to it, a default tile size tiles only
+    frames larger than the tile, and the default ``tracker_params`` give way to
+    another tracker's own. A field changed from its default is explicit.
     """
-    if not values.get("preset"):
-        return values
     return {k: v for k, v in values.items() if k == "preset" or v != OPTIONS[k].default_value()}
 
 
