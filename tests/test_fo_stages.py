@@ -58,6 +58,16 @@ def test_tracking_ground_truth_boxes_recovers_identities(dataset):
     assert m["idf1"] > 0.8 and m["mota"] > 0.8, m
     assert dataset.distinct("frames.boxes.detections.index") == [], "input untouched"
 
+    # no tracker named: the pipeline's default tracker with its default parameters (recorded)
+    from fiftyone_posetrack.fo.runs import get_run
+    from fiftyone_posetrack.pipeline.options import OPTIONS
+
+    summary = track_detections(dataset, "boxes", "tracked_default", progress=False)
+    options = get_run(dataset, summary.run_key)["options"]
+    assert options["tracker"] == OPTIONS["tracker"].default
+    assert options["tracker_params"] == OPTIONS["tracker_params"].default
+    assert dataset.count("frames.tracked_default.detections") > 0
+
 
 def test_inputs_are_checked_and_never_overwritten_silently(dataset):
     with pytest.raises(BadInputError, match="does not exist"):
