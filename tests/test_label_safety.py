@@ -279,3 +279,22 @@ def _video_docs(dataset, sample_id):
     oid = ObjectId(sample_id)
     frames = dataset._frame_collection.find({"_sample_id": oid}).sort("frame_number", 1)
     return clean(dataset._sample_collection.find_one({"_id": oid})), [clean(d) for d in frames]
+
+
+def test_staged_labels_of_a_deleted_dataset_are_pruned_by_the_next_job(dataset, crowds):
+    """A run killed mid-video leaves its staged labels; once its dataset is deleted, the next job of any
+    dataset drops them, and never the staged labels of a dataset that still exists."""
+    from fiftyone_posetrack.fo.staging import StagedVideo
+
+    staging = dataset._frame_collection.database["posetrack_staging"]
+    doomed = load_synth(crowds[0].out_dir, f"doomed-{dataset.name}"[:60], overwrite=True)
+    label = {"boxes": {1: fo.Detections(detections=[fo.Detection(label="person", bounding_box=[0.1, 0.1, 0.2, 0.5])])}}
+    for ds in (doomed, dataset):  # as a run SIGKILLed after a flush leaves them: written, never committed
+        StagedVideo(ds, ds.first().id, {"boxes": fo.Detections}, "boxes_status").write(label)
+    live_sample, doomed_sample = ObjectId(dataset.first().id), ObjectId(doomed.first().id)
+    assert staging.count_documents({"sample": doomed_sample}) == 1
+    doomed.delete()
+
+    tracked(dataset, "trk")  # any job
+    assert staging.count_documents({"sample": doomed_sample}) == 0, "the deleted dataset's staged labels remain"
+    assert staging.count_documents({"sample": live_sample, "status_field": "boxes_status"}) == 1, "a live run's labels were dropped"

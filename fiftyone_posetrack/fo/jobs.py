@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo import runs as fruns
 from fiftyone_posetrack.fo.geometry import check_video_file
-from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video
+from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video, prune_staging
 from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -459,6 +459,7 @@ def run_video_jobs(
             if not dataset.has_sample_field(name):
                 dataset.add_sample_field(name, cls)
         declare_fields(dataset, job.outputs)
+        prune_staging(dataset)  # what killed runs of since deleted datasets left aside
         record = fruns.begin_run(samples, config)
         summary.run_key = record.key
         report = _Progress(progress_callback, sum(n or 0 for n in counts))

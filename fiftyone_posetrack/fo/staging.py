@@ -11,7 +11,9 @@ video's earlier labels are untouched, so an interrupted ``overwrite`` run keeps
 the complete labels of the run before it.
 
 Staged documents of a run that died are removed when their video is claimed
-again (:func:`discard_video`).
+again (:func:`discard_video`); those of a deleted dataset, by the next job of any
+dataset (:func:`prune_staging`). Each staged document names its dataset's frame
+collection (``frames``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pymongo import UpdateOne
 
 from fiftyone_posetrack.fo.labels import frame_ids
 
-__all__ = ["STAGING_COLLECTION", "StagedVideo", "declare_fields", "discard_video"]
+__all__ = ["STAGING_COLLECTION", "StagedVideo", "declare_fields", "discard_video", "prune_staging"]
 
 #: the collection of staged labels in FiftyOne's database
 STAGING_COLLECTION = "posetrack_staging"
@@ -39,8 +41,23 @@ def _staging(dataset):
     if id(coll.database.client) not in _INDEXED:
         coll.create_index([("frame", 1), ("token", 1)])
         coll.create_index([("sample", 1), ("status_field", 1)])
+        coll.create_index([("frames", 1)])
         _INDEXED.add(id(coll.database.client))
     return coll
+
+
+def prune_staging(dataset) -> int:
+    """Drops the staged labels of datasets that no longer exist (their frame collection is gone).
+
+    Staged labels of existing datasets are never touched (a run of theirs may be
+    writing them). Returns the number of documents dropped.
+    """
+    coll = _staging(dataset)
+    staged_in = [name for name in coll.distinct("frames") if name]
+    gone = sorted(set(staged_in) - set(coll.database.list_collection_names()))
+    if not gone:
+        return 0
+    return coll.delete_many({"frames": {"$in": gone}}).deleted_count
 
 
 def discard_video(dataset, sample_id: str, status_field: str) -> None:
@@ -74,11 +91,11 @@ class StagedVideo:
         for name, per_frame in labels.items():
             for n, label in per_frame.items():
                 updates.setdefault(int(n), {})[name] = None if label is None else label.to_dict()
-        sample = ObjectId(self.sample_id)
+        sample, frames = ObjectId(self.sample_id), self.dataset._frame_collection_name
         ops = [
             UpdateOne(
                 {"frame": ObjectId(ids[n]), "token": self.token},
-                {"$set": {**values, "sample": sample, "status_field": self.status_field}},
+                {"$set": {**values, "sample": sample, "status_field": self.status_field, "frames": frames}},
                 upsert=True,
             )
             for n, values in updates.items()
