@@ -86,6 +86,7 @@ PRESETS: dict[str, dict] = {
             "pose": "rtmpose-l-body7",
             "tracker": "deepsort",
             "reid": "osnet-x1_0-msmt17",
+            "reid_flip": True,
             "pose_smoothing": "flow",
         },
     },
@@ -97,6 +98,7 @@ PRESETS: dict[str, dict] = {
             "pose": "rtmpose-m-body7",
             "tracker": "deepsort",
             "reid": "osnet-x0_25-msmt17",
+            "reid_flip": True,
         },
     },
     "fast": {
