@@ -218,3 +218,30 @@ def test_export_posetrack_ground_truth_through_the_operator(dataset, seqs, tmp_p
                 np.testing.assert_allclose(b.head_boxes, a.head_boxes, atol=1e-6)
             else:
                 assert b.scores is not None and b.head_boxes is None
+
+
+def test_imports_are_recorded_as_runs_that_jobs_do_not_overwrite(dataset, seqs, tmp_path, capsys):
+    """An import's record names its source, fields and videos; a job refuses its fields by naming it."""
+    from fiftyone_posetrack.cli import main
+    from fiftyone_posetrack.fo.runs import get_run, list_runs
+    from fiftyone_posetrack.fo.stages import track_detections
+
+    root, synth = seqs
+    out = io.import_mot_sequences(dataset, root, det_field="public", videos_dir=tmp_path / "enc")
+    record = get_run(dataset, out["run_key"])
+    assert record["job"] == "MOT import" and record["fields"] == ["gt_detections", "public"]
+    assert record["options"]["root"] == str(root) and record["status_field"] is None
+    assert record["videos"] == {i: {"status": "done", "frames": FRAMES, "seconds": 0.0} for i in out["sample_ids"]}
+    pt = io.import_posetrack(dataset, synth.posetrack_path, ignore_field=None)  # onto SYN-01
+    record = get_run(dataset, pt["run_key"])
+    assert record["job"] == "PoseTrack import" and record["fields"] == ["gt_keypoints", "gt_detections"]
+    assert record["options"]["path"] == str(synth.posetrack_path) and list(record["videos"]) == pt["sample_ids"]
+
+    dataset.persistent = True  # the CLI reads it by name
+    assert main(["runs", dataset.name]) == 0
+    assert out["run_key"] in capsys.readouterr().out and list_runs(dataset.name)[0] == out["run_key"]
+
+    before = dataset.values("frames.gt_detections")
+    with pytest.raises(BadInputError, match=rf"run '{pt['run_key']}' \(PoseTrack import\) wrote them"):  # the latest
+        track_detections(dataset, "public", "gt_detections", tracker="sort", progress=False)
+    assert dataset.values("frames.gt_detections") == before

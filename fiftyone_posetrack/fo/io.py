@@ -310,7 +310,9 @@ def import_mot_sequences(
         default_fps: frame rate of image sequences without ``frameRate``
 
     Returns:
-        ``{"sequences": [names], "sample_ids": [ids], "gt_boxes": n, "det_boxes": n}``
+        ``{"sequences": [names], "sample_ids": [ids], "gt_boxes": n, "det_boxes": n, "run_key": key}``:
+        the import is recorded as a run (``posetrack runs DATASET``,
+        :func:`fiftyone_posetrack.fo.runs.record_import`); None when no labels were written
 
     Raises:
         FileNotFoundError, BadInputError: naming the bad folder or file
@@ -344,12 +346,26 @@ def import_mot_sequences(
             out["det_boxes"] += _write_untracked(sample, seq.det, det_field)
         out["sequences"].append(seq.name)
         out["sample_ids"].append(sample_id)
+    written = [f for f, n in ((gt_field, out["gt_boxes"]), (det_field, out["det_boxes"])) if f and n]
+    options = {"root": os.path.abspath(os.fspath(root)), "gt_field": gt_field, "det_field": det_field,
+               "videos_dir": os.path.abspath(videos_dir), "default_fps": default_fps}  # fmt: skip
+    out["run_key"] = _record(dataset, "MOT import", written, options, out["sample_ids"])
     if dataset.default_skeleton is None:
         from fiftyone_posetrack.skeleton import fiftyone_skeleton
 
         dataset.default_skeleton = fiftyone_skeleton()
         dataset.save()
     return out
+
+
+def _record(dataset, job_name: str, fields: list[str], options: dict, sample_ids: list[str]) -> str | None:
+    """Records the import as a run (the videos' frame counts from their metadata)."""
+    from fiftyone_posetrack.fo.runs import record_import
+
+    if not sample_ids:
+        return None
+    ids, counts = dataset.select(sample_ids).values(["id", "metadata.total_frame_count"])
+    return record_import(dataset, job_name, fields, options, {i: n or 0 for i, n in zip(ids, counts)})
 
 
 # --------------------------------------------------------------------------- PoseTrack import
@@ -448,7 +464,8 @@ def import_posetrack(
         label: the label of the imported people
 
     Returns:
-        ``{"videos": [names], "sample_ids": [ids], "poses": n}``
+        ``{"videos": [names], "sample_ids": [ids], "poses": n, "run_key": key}``: the
+        import is recorded as a run (see :func:`import_mot_sequences`)
     """
     files = _find_json(os.fspath(path))
     videos = [(f, v) for f in files for v in read_posetrack_videos(f)]
@@ -490,6 +507,12 @@ def import_posetrack(
         out["videos"].append(video.name)
         out["sample_ids"].append(sample.id)
         out["poses"] += poses
+    written = [f for f in (keypoints_field, detections_field, ignore_field) if f and dataset.has_frame_field(f)]
+    options = {"path": os.path.abspath(os.fspath(path)), "keypoints_field": keypoints_field,
+               "detections_field": detections_field, "ignore_field": ignore_field,
+               "image_root": os.path.abspath(os.fspath(image_root)) if image_root else None,
+               "videos_dir": os.path.abspath(videos_dir), "fps": fps, "label": label}  # fmt: skip
+    out["run_key"] = _record(dataset, "PoseTrack import", written, options, out["sample_ids"])
     if dataset.default_skeleton is None:
         from fiftyone_posetrack.skeleton import fiftyone_skeleton
 

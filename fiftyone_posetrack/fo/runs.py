@@ -396,6 +396,32 @@ def begin_run(samples, config: dict) -> RunRecord:
     return record
 
 
+def record_import(samples, job_name: str, fields: list[str], options: Mapping, videos: Mapping[str, int]) -> str | None:
+    """Records an import that wrote ``fields`` (e.g. ground truth from MOT or PoseTrack files).
+
+    The record has no status field: imported labels are never a job's own, so
+    jobs still refuse to write over them unless ``overwrite_fields`` names them
+    (and their message names this record).
+
+    Args:
+        samples: the dataset (or view) imported into
+        job_name: e.g. ``"MOT import"``
+        fields: the frame fields written
+        options: the import's arguments (paths absolute)
+        videos: ``{sample id: frames}`` of the videos that got labels
+
+    Returns:
+        the run key, or None when nothing was written
+    """
+    if not fields or not videos:
+        return None
+    record = begin_run(samples, new_config(job_name, list(fields), None, options, {}))
+    for sample_id, frames in videos.items():
+        record.videos[sample_id] = {"status": "done", "frames": int(frames), "seconds": 0.0}
+    record.finish({})
+    return record.key
+
+
 # --------------------------------------------------------------------------- reading records
 
 
