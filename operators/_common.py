@@ -163,6 +163,8 @@ def grouped_option_inputs(inputs, ctx, names):
             option_input(inputs, name)
             if name == "preset":
                 _preset_notice(inputs, (ctx.params or {}).get("preset"))
+            elif name == "tracker_params":
+                _tracker_params_notice(inputs, ctx.params or {})
 
 
 def _preset_notice(inputs, preset):
@@ -175,6 +177,26 @@ def _preset_notice(inputs, preset):
     inputs.view(
         "preset_values",
         types.Notice(label=f"{preset} sets {values}. Fields you change from their defaults override it."),
+    )
+
+
+def _tracker_params_notice(inputs, params):
+    """Says, under the tracker parameters, that the default ones are the default tracker's only."""
+    tracker_option, params_option = OPTIONS["tracker"], OPTIONS["tracker_params"]
+    tracker = params.get("tracker") or tracker_option.default
+    text = params.get("tracker_params")
+    try:
+        given = json.loads(text) if isinstance(text, str) and text.strip() else text
+    except json.JSONDecodeError:
+        return  # the field's own check names the error
+    if tracker == tracker_option.default or given not in (None, params_option.default_value()):
+        return
+    inputs.view(
+        "tracker_params_note",
+        types.Notice(
+            label=f"These default parameters are {tracker_option.default}'s: {tracker} runs with its own defaults "
+            "unless you change them."
+        ),
     )
 
 

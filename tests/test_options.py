@@ -273,3 +273,30 @@ def test_run_form_says_what_the_chosen_preset_sets(fo_home):
     assert keys.index("preset_values") == keys.index("preset") + 1
     text = form.type.properties["preset_values"].view.label
     assert text.startswith("cpu sets ") and f"reid={preset_options('cpu')['reid']!r}" in text
+
+
+def test_run_form_says_the_default_tracker_parameters_are_the_default_trackers(fo_home):
+    import json
+
+    import fiftyone as fo
+    from fiftyone.operators.executor import ExecutionContext
+
+    from operators.stages import RunPoseTracking
+
+    ds = fo.Dataset()
+    ds.media_type = "video"
+    default_json = json.dumps(OPTIONS["tracker_params"].default)
+
+    def props(params):
+        return RunPoseTracking().resolve_input(ExecutionContext({"dataset_name": ds.name, "params": params})).type.properties
+
+    try:
+        chosen = props({"tracker": "deepsort", "tracker_params": default_json})
+        default_tracker = props({"tracker": OPTIONS["tracker"].default, "tracker_params": default_json})
+        edited = props({"tracker": "deepsort", "tracker_params": '{"max_age": 12}'})
+    finally:
+        ds.delete()
+    keys = list(chosen)
+    assert keys.index("tracker_params_note") == keys.index("tracker_params") + 1
+    assert chosen["tracker_params_note"].view.label.startswith(f"These default parameters are {OPTIONS['tracker'].default}'s: deepsort")
+    assert "tracker_params_note" not in default_tracker and "tracker_params_note" not in edited
