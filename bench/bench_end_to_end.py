@@ -253,29 +253,29 @@ def main(argv=None) -> int:
     print(f"best IDF1: {best['tracker']}/{best['reid']}/{best['size']}/{best['mode']} {best['idf1']:.3f} at "
           f"{best['fps']:.1f} frames/s ({best['cpu_fps']:.1f} frames per CPU-second)")
     if args.full:
-        full(args.full, frames, gt, seq)
+        full(args.full, thresholds[args.full.split("/")[0]][0], frames, gt, seq)
     if args.video and args.full:
-        video(args.full)
+        video(args.full, thresholds[args.full.split("/")[0]][0])
     return 0
 
 
-def pipeline_config(spec: str):
+def pipeline_config(spec: str, det_threshold: float):
     from fiftyone_posetrack.pipeline import PipelineConfig
 
     tracker_name, reid, size, mode = spec.split("/")
     params = dict(PARAMS[tracker_name, reid], appearance_on_demand=mode == "demand")
     input_size, tile = parse_size(size)
     return PipelineConfig(
-        detector=DETECTOR, det_input_size=input_size, det_tile_size=tile, det_score_threshold=DET_THRESHOLD[tracker_name],
+        detector=DETECTOR, det_input_size=input_size, det_tile_size=tile, det_score_threshold=det_threshold,
         tracker=tracker_name, tracker_params=params, reid=None, device="cpu",
         pose="movenet-lightning-int8", models_dir=str(MODELS),
     ), reid  # fmt: skip
 
 
-def full(spec: str, frames, gt, seq) -> None:
+def full(spec: str, det_threshold: float, frames, gt, seq) -> None:
     from fiftyone_posetrack.pipeline import PoseTrackingPipeline
 
-    config, reid = pipeline_config(spec)
+    config, reid = pipeline_config(spec, det_threshold)
     pipeline = PoseTrackingPipeline(config, embedder=make_reid(reid))
     rows = []
     start = time.perf_counter()
@@ -287,15 +287,15 @@ def full(spec: str, frames, gt, seq) -> None:
     m = evaluate_mot_arrays(gt, np.asarray(rows).reshape(-1, 9))["OVERALL"]
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(pipeline.timings.items()))
     print(
-        f"\nwhole pipeline {spec} (flow box smoothing, MoveNet pose, flow pose smoothing): IDF1 {m['idf1']:.3f} "
+        f"\nwhole pipeline {spec}, boxes >= {det_threshold} (flow box smoothing, MoveNet pose, flow pose smoothing): IDF1 {m['idf1']:.3f} "
         f"HOTA {m['hota']:.3f} MOTA {m['mota']:.3f} IDsw {m['idsw']}, {len(frames) / elapsed:.1f} frames/s ({stages})"
     )
 
 
-def video(spec: str) -> None:
+def video(spec: str, det_threshold: float) -> None:
     from fiftyone_posetrack.pipeline import PoseTrackingPipeline
 
-    config, reid = pipeline_config(spec)
+    config, reid = pipeline_config(spec, det_threshold)
     pipeline = PoseTrackingPipeline(config, embedder=make_reid(reid))
     ids, frames_with, n = set(), {}, 0
     start = time.perf_counter()
@@ -308,7 +308,7 @@ def video(spec: str) -> None:
     elapsed = time.perf_counter() - start
     lengths = sorted(frames_with.values(), reverse=True)
     print(
-        f"\nreal video {VIDEO.name} ({n} frames) with {spec}: {len(ids)} track ids for {VIDEO_PEOPLE} people "
+        f"\nreal video {VIDEO.name} ({n} frames) with {spec}, boxes >= {det_threshold}: {len(ids)} track ids for {VIDEO_PEOPLE} people "
         f"who walk through (counted by eye); frames per id: {lengths}; {n / elapsed:.1f} frames/s"
     )
 

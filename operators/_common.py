@@ -129,12 +129,16 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
     elif o.spec.type in ("int", "float"):
         bounds = {k: v for k, v in (("min", o.spec.lo), ("max", o.spec.hi)) if v is not None}
         getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
-    elif o.spec.type in ("floats", "fields"):
-        inputs.str(key, default=", ".join(str(v) for v in default), **common)
-    elif o.spec.type == "dict":
-        inputs.str(key, default=json.dumps(default), **common)
     else:
-        inputs.str(key, default=default, **common)
+        inputs.str(key, default=form_text(o, default), **common)
+
+
+def form_text(option, value):
+    """``value`` as the form's text box of ``option`` holds it (lists ``"1.0, 0.875"``, dicts as JSON);
+    other values as they are. :func:`~fiftyone_posetrack.pipeline.options.values_from_params` parses it back."""
+    if option.spec.type in ("floats", "fields"):
+        return ", ".join(str(v) for v in value)
+    return json.dumps(value) if option.spec.type == "dict" else value
 
 
 #: the option groups a grouped form shows behind its "advanced" switch
@@ -184,10 +188,9 @@ def _tracker_params_notice(inputs, params):
     """Says, under the tracker parameters, that the default ones are the default tracker's only."""
     tracker_option, params_option = OPTIONS["tracker"], OPTIONS["tracker_params"]
     tracker = params.get("tracker") or tracker_option.default
-    text = params.get("tracker_params")
     try:
-        given = json.loads(text) if isinstance(text, str) and text.strip() else text
-    except json.JSONDecodeError:
+        given = values_from_params(params, ["tracker_params"]).get("tracker_params")
+    except BadInputError:
         return  # the field's own check names the error
     if tracker == tracker_option.default or given not in (None, params_option.default_value()):
         return

@@ -144,21 +144,15 @@ def test_rerun_with_another_configuration_is_refused_through_the_cli(dataset, mo
     assert main(["runs", "no-such-dataset-xyz"]) == 2
 
 
-def form_text(option):
-    """An option's default as the run form holds it (lists and dicts are text fields)."""
-    value = option.default_value()
-    if option.spec.type in ("floats", "fields"):
-        return ", ".join(str(v) for v in value)
-    return json.dumps(value) if option.spec.type == "dict" else value
-
-
 def test_rerun_with_another_configuration_through_the_operator(dataset, models, fo_home):
     install_plugin(fo.config.plugins_dir)
 
     def execute(**params):
         # as the App submits the form: every field holds a value, most of them the defaults (the
         # default 640 px tiles on this smaller video, the default tracker's parameters with another tracker)
-        base = {name: form_text(o) for name, o in OPTIONS.items() if o.default is not None}
+        from operators._common import form_text
+
+        base = {name: form_text(o, o.default_value()) for name, o in OPTIONS.items() if o.default is not None}
         base.update(reid="none", models_dir=models)
         ctx = {"dataset": dataset.name, "params": {**base, **params}, "request_delegation": False}
         return foo.execute_operator(f"{PLUGIN_NAME}/run_pose_tracking", ctx=ctx)
