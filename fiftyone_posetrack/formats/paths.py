@@ -11,7 +11,10 @@ reach outside the folder it is meant for (``name=../../../somewhere/evil``).
 - :func:`inside` joins a relative path from a file onto its base folder and
   refuses the result unless it stays inside (absolute paths, ``..`` and
   symlinks that lead out are refused): for paths that are read;
-- :func:`video_name` is how exports and evaluations name a video.
+- :func:`video_name` is how exports and evaluations name a video;
+- :func:`check_input_path` refuses, with a clear message, an input path that
+  cannot name the file or folder expected (a NUL byte, a folder where a file
+  is expected).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["safe_name", "inside", "video_name", "unique_names"]
+__all__ = ["safe_name", "inside", "video_name", "unique_names", "check_input_path"]
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 #: the longest file-name component most file systems allow (bytes); room is left for an extension
@@ -100,3 +103,29 @@ def unique_names(names: list[str], reserved: tuple[str, ...] = ("OVERALL",)) -> 
         seen.add(name)
         out.append(name)
     return out
+
+
+def check_input_path(path: str | os.PathLike, what: str, kind: str = "file") -> str:
+    """``path`` as a string, refused unless it names an existing file (``kind="file"``) or folder (``"dir"``).
+
+    Args:
+        path: the path given (a string, bytes or path-like)
+        what: what it should be, for the message (e.g. ``"MOT file"``)
+        kind: ``"file"`` or ``"dir"``
+
+    Raises:
+        BadInputError: for a path holding a NUL byte (no file system can name
+            it; Python's own error would be ``embedded null byte``), or that is
+            a folder where a file is expected (or the reverse)
+        FileNotFoundError: for a path that does not exist
+    """
+    text = os.fsdecode(os.fspath(path))
+    if "\x00" in text:
+        raise BadInputError(f"{what}: {text!r} contains a NUL byte (\\x00), which no file or folder name can hold")
+    if not os.path.exists(text):
+        raise FileNotFoundError(f"{what} not found: {text}")
+    if kind == "file" and os.path.isdir(text):
+        raise BadInputError(f"{what}: {text} is a folder, expected a file")
+    if kind == "dir" and not os.path.isdir(text):
+        raise BadInputError(f"{what}: {text} is a file, expected a folder")
+    return text

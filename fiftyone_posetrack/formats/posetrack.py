@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fiftyone_posetrack.formats.mot import MAX_FRAME, MAX_ID
 from fiftyone_posetrack.skeleton import COCO_EDGES, COCO_KEYPOINTS
 from fiftyone_posetrack.types import BadInputError
 
@@ -51,6 +52,8 @@ POSETRACK_KEYPOINTS: tuple[str, ...] = (
 )  # fmt: skip
 
 _FRAME_ID_BASE = 10_000_000_000
+#: the largest frame width / height in pixels a file may state
+_MAX_SIZE = 100_000
 
 
 @dataclass
@@ -159,13 +162,17 @@ def read_posetrack_videos(path: str | os.PathLike) -> list[PoseTrackVideo]:
         FileNotFoundError: if ``path`` does not exist
         BadInputError: naming the file and the offending item
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"PoseTrack file not found: {path}")
+    from fiftyone_posetrack.formats.paths import check_input_path
+
+    path = check_input_path(path, "PoseTrack file", kind="file")
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise BadInputError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    except json.JSONDecodeError as e:
         raise BadInputError(f"{path}: not a JSON file ({e})") from None
     if not isinstance(data, dict):
         raise BadInputError(
@@ -224,7 +231,7 @@ def read_posetrack_videos(path: str | os.PathLike) -> list[PoseTrackVideo]:
     videos = []
     for key, imgs in groups.items():
         frames = []
-        indices = _frame_indices(imgs)
+        indices = _frame_indices(imgs, path)
         for pos, img in enumerate(imgs):
             frames.append(
                 _read_frame(img, indices[pos], by_image[img["id"]], num_kp, has_scores, has_head, path)
@@ -234,17 +241,16 @@ def read_posetrack_videos(path: str | os.PathLike) -> list[PoseTrackVideo]:
         if len(set(seen)) != len(seen):
             raise BadInputError(f"{path}: video {key!r} lists the same frame index twice")
         first = imgs[0]
-        nframes = first.get("nframes")
         videos.append(
             PoseTrackVideo(
                 name=_video_name(first, key),
-                width=_opt_int(first.get("width")),
-                height=_opt_int(first.get("height")),
+                width=_opt_int(first, "width", path, 1, _MAX_SIZE),
+                height=_opt_int(first, "height", path, 1, _MAX_SIZE),
                 frames=frames,
                 keypoint_names=tuple(names),
                 skeleton=list(skeleton),
                 vid_id=None if first.get("vid_id") is None else str(first["vid_id"]),
-                nframes=_opt_int(nframes),
+                nframes=_opt_int(first, "nframes", path, 0, MAX_FRAME),
             )
         )
     return videos
@@ -289,8 +295,13 @@ def _video_name(img: dict, key: str) -> str:
     return folder or key or "video"
 
 
-def _frame_indices(imgs: list[dict]) -> list[int]:
+def _frame_indices(imgs: list[dict], path: str) -> list[int]:
     if all(isinstance(img.get("frame_index"), int) for img in imgs):
+        for img in imgs:
+            if not 0 <= img["frame_index"] < MAX_FRAME:
+                raise BadInputError(
+                    f"{path}: image {img['id']!r} has frame_index {img['frame_index']}, expected 0 to {MAX_FRAME - 1}"
+                )
         return [img["frame_index"] for img in imgs]
     vid = imgs[0].get("vid_id")
     try:
@@ -313,18 +324,16 @@ def _read_frame(img, index, anns, num_kp, has_scores, has_head, path) -> PoseTra
     track_ids = np.zeros(n, dtype=np.int64)
     for j, ann in enumerate(anns):
         where = f"{path}: annotation id {ann.get('id', '?')}"
-        try:
-            kps[j] = np.asarray(ann["keypoints"], dtype=np.float64).reshape(num_kp, 3)
-        except (TypeError, ValueError):
-            raise BadInputError(f"{where}: 'keypoints' must be numbers") from None
+        kps[j] = _numbers(ann["keypoints"], where, "keypoints").reshape(num_kp, 3)
         track = ann.get("track_id")
         if (
-            isinstance(track, bool)
-            or not isinstance(track, (int, float))
+            not _is_number(track)
             or not math.isfinite(track)
             or track != int(track)
         ):
             raise BadInputError(f"{where}: needs an integer 'track_id', got {track!r}")
+        if abs(track) > MAX_ID:
+            raise BadInputError(f"{where}: 'track_id' {track!r} is beyond the largest track id, 2**53 - 1")
         track_ids[j] = int(track)
         bbox = ann.get("bbox")
         if bbox:
@@ -340,9 +349,18 @@ def _read_frame(img, index, anns, num_kp, has_scores, has_head, path) -> PoseTra
             sc = ann["scores"]
             if not isinstance(sc, list) or len(sc) != num_kp:
                 raise BadInputError(f"{where}: 'scores' must hold {num_kp} numbers, got {_describe(sc)}")
-            scores[j] = np.asarray(sc, dtype=np.float64)
+            scores[j] = _numbers(sc, where, "scores")
+            if not np.isfinite(scores[j]).all():
+                raise BadInputError(f"{where}: 'scores' hold NaN or inf: {_describe(sc)}")
     if not np.isfinite(kps).all():
         raise BadInputError(f"{path}: image {img['id']} has NaN or inf keypoints")
+    flags = kps[..., 2]
+    if ((flags < 0) | (flags > 2)).any():
+        j = int(np.flatnonzero(((flags < 0) | (flags > 2)).any(axis=1))[0])
+        raise BadInputError(
+            f"{path}: annotation id {anns[j].get('id', '?')}: keypoint visibility flags must be 0, 1 or 2 "
+            f"(or a score in [0, 1]), got {flags[j][(flags[j] < 0) | (flags[j] > 2)][0]:g}"
+        )
     return PoseTrackFrame(
         frame_index=int(index),
         file_name=str(img["file_name"]),
@@ -358,11 +376,25 @@ def _read_frame(img, index, anns, num_kp, has_scores, has_head, path) -> PoseTra
     )
 
 
-def _xywh(values, where: str, key: str) -> np.ndarray:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(values, where: str, key: str) -> np.ndarray:
+    """A JSON list of numbers as float64; strings (``"0.9"``), booleans and nested lists are refused."""
+    if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        bad = next((v for v in values if not _is_number(v)), values) if isinstance(values, list) else values
+        raise BadInputError(f"{where}: '{key}' must be a list of numbers, got {_describe(bad)}")
     try:
-        box = np.asarray(values, dtype=np.float64).reshape(4)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{where}: '{key}' must be [x, y, w, h], got {_describe(values)}") from None
+        return np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise BadInputError(f"{where}: '{key}' holds a number beyond float64") from None
+
+
+def _xywh(values, where: str, key: str) -> np.ndarray:
+    box = _numbers(values, where, key)
+    if box.shape != (4,):
+        raise BadInputError(f"{where}: '{key}' must be [x, y, w, h], got {_describe(values)}")
     if not np.isfinite(box).all() or box[2] < 0 or box[3] < 0:
         raise BadInputError(f"{where}: '{key}' {values!r} is not a finite [x, y, w, h] with w, h >= 0")
     return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]])
@@ -380,16 +412,22 @@ def _ignore_regions(img: dict, path: str) -> list[np.ndarray]:
             raise BadInputError(
                 f"{path}: image {img['id']} ignore region {r}: x and y lists differ in length"
             )
-        try:
-            poly = np.stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)], axis=1)
-            regions.append(poly.reshape(-1, 2))
-        except (TypeError, ValueError):
-            raise BadInputError(f"{path}: image {img['id']} ignore region {r} is not numeric") from None
+        where = f"{path}: image {img['id']} ignore region {r}"
+        poly = np.stack([_numbers(x, where, "ignore_regions_x"), _numbers(y, where, "ignore_regions_y")], axis=1)
+        if not np.isfinite(poly).all():
+            raise BadInputError(f"{where}: NaN or inf coordinates")
+        regions.append(poly.reshape(-1, 2))
     return regions
 
 
-def _opt_int(value) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _opt_int(img: dict, key: str, path: str, lo: int, hi: int) -> int | None:
+    """``img[key]`` as an int in ``[lo, hi]``, None when absent or null; anything else is refused."""
+    value = img.get(key)
+    if value is None:
+        return None
+    if not _is_number(value) or not math.isfinite(value) or value != int(value) or not lo <= value <= hi:
+        raise BadInputError(f"{path}: image {img.get('id')!r} has {key} {value!r}, expected an integer {lo} to {hi}")
+    return int(value)
 
 
 def _describe(value) -> str:
