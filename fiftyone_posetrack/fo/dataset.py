@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import fiftyone as fo
 import numpy as np
@@ -35,7 +35,6 @@ from fiftyone_posetrack.fo.posetrack import posetrack_frame_labels
 from fiftyone_posetrack.formats.posetrack import PoseTrackVideo
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.types import BadInputError
-from fiftyone_posetrack.video import probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +52,13 @@ __all__ = [
     "ensure_metadata",
     "import_mot_ground_truth",
     "import_posetrack_keypoints",
+    "check_import_fields",
+    "mot_detections",
+    "check_mot_rows",
+    "forget_run_status",
+    "posetrack_labels",
+    "posetrack_field_types",
+    "apply_posetrack_labels",
     "posetrack_frame_labels",
     "write_posetrack_labels",
     "load_synth",
@@ -70,13 +76,15 @@ def find_videos(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
 
     Raises:
         FileNotFoundError: for a path that does not exist
-        BadInputError: when no video file is found
+        BadInputError: when no video file is found, or a path holds a NUL byte
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = [os.fspath(p) for p in paths]
+    paths = [os.fsdecode(os.fspath(p)) for p in paths]
     found = []
     for path in paths:
+        if "\x00" in path:
+            raise BadInputError(f"video path {path!r} contains a NUL byte (\\x00), which no file or folder name can hold")
         if os.path.isdir(path):
             found.extend(_walk_videos(path))
         elif os.path.isfile(path):
@@ -188,28 +196,58 @@ def add_videos(
 
     Videos already in the dataset (the same file, by any path: a symlink to a
     sample's file is that sample) are not added again.
-    Every new video is probed first, so an unreadable file is refused before
-    the dataset is changed.
+    The metadata of every new video is computed before any sample is added
+    (:func:`~fiftyone_posetrack.fo.geometry.video_metadata`: decodable, not a
+    still image under a video name, constant frame rate, header frame count =
+    frames in the file), so one bad file refuses the whole call and the
+    dataset is left as it was; the samples are added with that metadata.
 
     Returns:
         the ids of the samples for ``paths``, in order (existing and new)
 
     Raises:
-        FileNotFoundError, BadInputError: naming the bad file
+        FileNotFoundError, BadInputError: naming every bad file
     """
     files = find_videos(paths)
-    for path in files:
-        probe_video(path)  # refuse corrupt input before touching the dataset
     existing = dict(zip(*dataset.values(["filepath", "id"]))) if len(dataset) else {}
     by_file = {_file_key(p): p for p in existing if os.path.exists(p)}
     # a file already in the dataset under another path (a symlink, a hard link) is that sample
     files = [by_file.get(_file_key(p), p) for p in files]
-    new = [fo.Sample(filepath=p) for p in dict.fromkeys(files) if p not in existing]
+    new = [p for p in dict.fromkeys(files) if p not in existing]
+    metadata, bad = {}, []
+    for path in new:  # refuse bad input before touching the dataset
+        try:
+            metadata[path] = _new_metadata(path)
+        except (BadInputError, FileNotFoundError) as e:
+            bad.append(str(e))
+    if bad:
+        raise BadInputError(f"cannot add {len(bad)} of {len(new)} new video(s), none was added: " + " | ".join(bad))
     if new:
-        dataset.add_samples(new, progress=False)
-        ensure_metadata(dataset.select([s.id for s in new]))
+        samples = [fo.Sample(filepath=p, metadata=metadata[p]) for p in new]
+        try:
+            dataset.add_samples(samples, progress=False)
+        except BaseException:
+            added = [s.id for s in samples if s.id is not None]
+            if added:
+                dataset.delete_samples(added)
+            raise
     ids = dict(zip(*dataset.values(["filepath", "id"])))
     return [ids[p] for p in files]
+
+
+def _new_metadata(path: str) -> fo.VideoMetadata:
+    """The metadata a new sample of ``path`` gets (what :func:`ensure_metadata` computes)."""
+    import shutil
+
+    from fiftyone_posetrack.fo.geometry import video_metadata
+
+    base = None
+    if shutil.which("ffprobe"):
+        try:
+            base = fo.VideoMetadata.build_for(path)
+        except Exception:  # noqa: BLE001 - ffprobe's view is optional (mime type, duration); ours decides
+            base = None
+    return video_metadata(path, base=base)
 
 
 def _file_key(path: str) -> tuple[int, int]:
@@ -224,29 +262,128 @@ def _frame_size(sample: fo.Sample) -> tuple[int, int]:
     return int(md.frame_width), int(md.frame_height)
 
 
-def import_mot_ground_truth(
-    sample: fo.Sample, gt_path: str | os.PathLike, field: str = "gt_detections", label: str = "person"
-) -> int:
-    """Imports a MOT ``gt.txt`` as frame-level ``fo.Detections`` with ``index`` = track id.
+def check_import_fields(dataset: fo.Dataset, fields: Mapping[str, type], overwrite_fields=(), what="import") -> list[str]:
+    """The label-safety check of imports: refuses to write over a run's labels unless named.
 
-    Every MOT column is kept: ``visibility`` (-1 = unknown), ``mot_conf`` (0 marks
-    a box MOTChallenge does not evaluate) and ``mot_class`` (1 pedestrian, -1
-    unknown, 2/7/8/12 distractors, others non-persons), so that evaluation in
-    FiftyOne equals evaluation of the file. Rows that are not evaluated as
-    persons (another class, or ``mot_conf`` 0) also get ``ignore=True``, for
-    filtering in the App.
+    A frame field that a pose-tracking run or a stage wrote (a run record of
+    this package with a status field lists it, or samples carry its
+    ``<field>_status``) and that holds labels is refused unless
+    ``overwrite_fields`` names it: importing ground truth into
+    ``pred_detections`` would replace the predictions while their status
+    stays ``done``. Fields written by imports, or by no recorded run, may be
+    imported into again (re-importing ground truth). A field that exists with
+    another label type is always refused.
+
+    Args:
+        dataset: the video dataset
+        fields: ``{frame field: label class}`` the import writes
+        overwrite_fields: fields the caller allows to be replaced
+        what: the import, for the message
 
     Returns:
-        the number of boxes imported
+        the status fields of the runs whose labels the import replaces (named
+        in ``overwrite_fields``); their videos are no longer ``done`` once
+        imported into (see :func:`forget_run_status`)
+
+    Raises:
+        BadInputError: naming the field, the run that wrote it, and the way out
     """
-    data = mot.read_mot(gt_path)
-    width, height = _frame_size(sample)
-    n_frames = sample.metadata.total_frame_count
+    from fiftyone_posetrack.fo import runs as fruns
+
+    schema = dataset.get_frame_field_schema() or {}
+    sample_schema = dataset.get_field_schema()
+    overwrite_fields = tuple(overwrite_fields or ())
+    replaced = []
+    for name, cls in fields.items():
+        have = schema.get(name)
+        if have is not None and getattr(have, "document_type", None) is not cls:
+            kind = getattr(have, "document_type", None) or type(have)
+            raise BadInputError(
+                f"{what}: frame field {name!r} exists with type {kind.__name__}, not {cls.__name__}; "
+                "choose another field"
+            )
+        if have is None or dataset._frame_collection.find_one({name: {"$ne": None}}, {"_id": 1}) is None:
+            continue
+        jobs = {k: c for k, c in fruns.writers_of_field(dataset, name).items() if c.get("status_field")}
+        status = {c["status_field"] for c in jobs.values()}
+        own = f"{name}_status"
+        if own in sample_schema and dataset._sample_collection.find_one({own: {"$ne": None}}, {"_id": 1}):
+            status.add(own)
+        if not status:
+            continue
+        if name in overwrite_fields:
+            replaced.extend(sorted(status - set(replaced)))
+            continue
+        by = (
+            f"run {sorted(jobs)[-1]!r} ({jobs[sorted(jobs)[-1]].get('job')}) wrote them"
+            if jobs
+            else f"a run wrote them (samples carry {own!r})"
+        )
+        raise BadInputError(
+            f"{what}: frame field {name!r} holds labels that {by}; importing would replace them while "
+            f"their status stays 'done'; import into another field (e.g. 'gt_detections' / 'gt_keypoints'), "
+            f"or pass overwrite_fields=[{name!r}] (--overwrite-field {name}) to replace them"
+        )
+    return replaced
+
+
+def forget_run_status(dataset: fo.Dataset, sample_ids: list[str], status_fields: list[str]) -> None:
+    """Clears the status, claim and run of ``status_fields`` on videos whose labels an import replaced."""
+    from fiftyone_posetrack.fo.runs import run_field
+
+    if not sample_ids or not status_fields:
+        return
+    schema = dataset.get_field_schema()
+    unset = {}
+    for status in status_fields:
+        first = status[: -len("_status")] if status.endswith("_status") else status
+        for name in (status, f"{first}_claimed_at", run_field(status)):
+            if name in schema:
+                unset[name] = ""
+    if unset:
+        from bson import ObjectId
+
+        dataset._sample_collection.update_many({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, {"$unset": unset})
+        dataset.reload()
+
+
+def check_mot_rows(data: np.ndarray, width: int, height: int, n_frames: int | None, source: str) -> None:
+    """Refuses MOT rows that do not fit a video of ``width`` x ``height`` pixels and ``n_frames`` frames.
+
+    Every frame must be a frame of the video and every box must overlap the
+    frame (boxes partly outside are normal in MOT files; a box entirely
+    outside is a broken file or one made for another video).
+
+    Raises:
+        BadInputError: naming ``source``, the frame, the id and the box
+    """
     if len(data) and n_frames and data[:, mot.FRAME].max() > n_frames:
         raise BadInputError(
-            f"{gt_path}: has frame {int(data[:, mot.FRAME].max())} but the video "
-            f"{sample.filepath} has {n_frames} frames"
+            f"{source}: has frame {int(data[:, mot.FRAME].max())} but the video has {n_frames} frames"
         )
+    x, y, w, h = (data[:, c] for c in (mot.X, mot.Y, mot.W, mot.H))
+    outside = (x > width) | (y > height) | (x + w < 0) | (y + h < 0)
+    if outside.any():
+        r = data[int(np.flatnonzero(outside)[0])]
+        raise BadInputError(
+            f"{source}: the box of id {int(r[mot.ID])} at frame {int(r[mot.FRAME])} "
+            f"([x, y, w, h] = [{r[mot.X]:g}, {r[mot.Y]:g}, {r[mot.W]:g}, {r[mot.H]:g}] pixels) lies entirely "
+            f"outside the {width}x{height} video" + (f" (and {int(outside.sum()) - 1} more)" if outside.sum() > 1 else "")
+        )
+
+
+def mot_detections(
+    data: np.ndarray, width: int, height: int, n_frames: int | None, source: str, label: str = "person"
+) -> dict[int, fo.Detections]:
+    """MOT ground-truth rows as ``{frame: fo.Detections}`` for a video of ``width`` x ``height`` pixels.
+
+    Validates before anything is written: every frame must be a frame of the
+    video (``<= n_frames``) and every box must overlap the frame.
+
+    Raises:
+        BadInputError: naming ``source``, the frame, the id and the box
+    """
+    check_mot_rows(data, width, height, n_frames, source)
     scale = np.array([width, height, width, height], dtype=np.float64)
     per_frame = {}
     for frame, rows in mot.split_frames(data).items():
@@ -265,8 +402,107 @@ def import_mot_ground_truth(
                 for box, r in zip(rel, rows)
             ]
         )
-    write_frame_labels(sample._dataset, {field: {sample.id: per_frame}})
+    return per_frame
+
+
+def import_mot_ground_truth(
+    sample: fo.Sample,
+    gt_path: str | os.PathLike,
+    field: str = "gt_detections",
+    label: str = "person",
+    overwrite_fields=(),
+) -> int:
+    """Imports a MOT ``gt.txt`` as frame-level ``fo.Detections`` with ``index`` = track id.
+
+    Every MOT column is kept: ``visibility`` (-1 = unknown), ``mot_conf`` (0 marks
+    a box MOTChallenge does not evaluate) and ``mot_class`` (1 pedestrian, -1
+    unknown, 2/7/8/12 distractors, others non-persons), so that evaluation in
+    FiftyOne equals evaluation of the file. Rows that are not evaluated as
+    persons (another class, or ``mot_conf`` 0) also get ``ignore=True``, for
+    filtering in the App.
+
+    The whole file is read and checked (:func:`~fiftyone_posetrack.formats.mot.read_mot`,
+    :func:`mot_detections`, :func:`check_import_fields`) before anything is
+    written: a refused file leaves the sample as it was.
+
+    Args:
+        sample: the video sample (with metadata)
+        gt_path: the ``gt.txt``
+        field: the frame field
+        label: the label of the boxes
+        overwrite_fields: fields that may be replaced although a run wrote
+            them (see :func:`check_import_fields`)
+
+    Returns:
+        the number of boxes imported
+    """
+    width, height = _frame_size(sample)
+    n_frames = sample.metadata.total_frame_count
+    data = mot.read_mot(gt_path)
+    per_frame = mot_detections(data, width, height, n_frames, f"{os.fspath(gt_path)} (video {sample.filepath})", label)
+    dataset = sample._dataset
+    replaced = check_import_fields(dataset, {field: fo.Detections}, overwrite_fields, "MOT import")
+    write_frame_labels(dataset, {field: {sample.id: per_frame}})
+    forget_run_status(dataset, [sample.id], replaced)
     return len(data)
+
+
+def posetrack_labels(
+    video: PoseTrackVideo,
+    width: int,
+    height: int,
+    n_frames: int | None,
+    source: str | os.PathLike,
+    keypoints_field: str = "gt_keypoints",
+    detections_field: str | None = None,
+    regions_field: str | None = IGNORE_REGIONS_FIELD,
+    label: str = "person",
+) -> tuple[dict[str, dict[int, fo.Label]], fo.KeypointSkeleton | None]:
+    """A PoseTrack18 video's labels for a video of ``width`` x ``height`` pixels and ``n_frames`` frames, unwritten.
+
+    Returns:
+        ``({field: {frame: label}}, skeleton)``: the labels of
+        :func:`posetrack_frame_labels` per field, and the field's skeleton when
+        the joints or edges are not COCO-17's (else None)
+
+    Raises:
+        BadInputError: if the file has more frames than the video
+    """
+    from fiftyone_posetrack.skeleton import COCO_EDGES, COCO_KEYPOINTS
+
+    last = max((fr.frame_index + 1 for fr in video.frames), default=0)
+    if n_frames and last > n_frames:
+        raise BadInputError(f"{source}: has frame {last} but the video has {n_frames} frames")
+    kp_frames, det_frames, region_frames = posetrack_frame_labels(video, width, height, label)
+    skeleton = None
+    if tuple(video.keypoint_names) != tuple(COCO_KEYPOINTS) or [tuple(e) for e in video.skeleton] != [
+        tuple(e) for e in COCO_EDGES
+    ]:
+        skeleton = fo.KeypointSkeleton(labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton])
+    fields = {keypoints_field: kp_frames}
+    if detections_field:
+        fields[detections_field] = det_frames
+    if regions_field and region_frames:
+        fields[regions_field] = region_frames
+    return fields, skeleton
+
+
+#: the label class of each PoseTrack field kind
+POSETRACK_FIELD_TYPES = {"keypoints": fo.Keypoints, "detections": fo.Detections, "regions": fo.Polylines}
+
+
+def posetrack_field_types(keypoints_field, detections_field=None, regions_field=None) -> dict[str, type]:
+    """``{field: label class}`` of the fields a PoseTrack import writes (for :func:`check_import_fields`)."""
+    kinds = (("keypoints", keypoints_field), ("detections", detections_field), ("regions", regions_field))
+    return {f: POSETRACK_FIELD_TYPES[k] for k, f in kinds if f}
+
+
+def apply_posetrack_labels(dataset, sample_id: str, labels: dict, skeleton, keypoints_field: str) -> None:
+    """Writes labels from :func:`posetrack_labels` onto a sample (and the field's skeleton)."""
+    if skeleton is not None:
+        dataset.skeletons = dict(dataset.skeletons, **{keypoints_field: skeleton})
+        dataset.save()
+    write_frame_labels(dataset, {f: {sample_id: frames} for f, frames in labels.items()})
 
 
 def write_posetrack_labels(
@@ -277,12 +513,15 @@ def write_posetrack_labels(
     detections_field: str | None = None,
     regions_field: str | None = IGNORE_REGIONS_FIELD,
     label: str = "person",
+    overwrite_fields=(),
 ) -> int:
     """Writes a PoseTrack18 video's annotations onto a video sample.
 
     The labels are those of :func:`posetrack_frame_labels`. Joint names or
     edges other than COCO-17's are stored as the field's skeleton
     (``dataset.skeletons[keypoints_field]``), never silently reordered.
+    Everything is checked (:func:`posetrack_labels`, :func:`check_import_fields`)
+    before anything is written.
 
     Args:
         sample: the video sample (with metadata)
@@ -292,34 +531,26 @@ def write_posetrack_labels(
         detections_field: the frame field for the boxes, or None
         regions_field: the frame field (``fo.Polylines``) for ignore regions, or None
         label: the label of the people
+        overwrite_fields: fields that may be replaced although a run wrote them
 
     Returns:
         the number of poses written
 
     Raises:
-        BadInputError: if the file has more frames than the video
+        BadInputError: if the file has more frames than the video, or a field is refused
     """
-    from fiftyone_posetrack.skeleton import COCO_EDGES, COCO_KEYPOINTS
-
     width, height = _frame_size(sample)
-    n_frames = sample.metadata.total_frame_count
-    last = max((fr.frame_index + 1 for fr in video.frames), default=0)
-    if n_frames and last > n_frames:
-        raise BadInputError(f"{source}: has frame {last} but the video {sample.filepath} has {n_frames} frames")
-    kp_frames, det_frames, region_frames = posetrack_frame_labels(video, width, height, label)
+    labels, skeleton = posetrack_labels(
+        video, width, height, sample.metadata.total_frame_count, f"{os.fspath(source)} (video {sample.filepath})",
+        keypoints_field, detections_field, regions_field, label,
+    )  # fmt: skip
     dataset = sample._dataset
-    if tuple(video.keypoint_names) != tuple(COCO_KEYPOINTS) or [tuple(e) for e in video.skeleton] != [
-        tuple(e) for e in COCO_EDGES
-    ]:
-        skeleton = fo.KeypointSkeleton(labels=list(video.keypoint_names), edges=[list(e) for e in video.skeleton])
-        dataset.skeletons = dict(dataset.skeletons, **{keypoints_field: skeleton})
-        dataset.save()
-    fields = {keypoints_field: {sample.id: kp_frames}}
-    if detections_field:
-        fields[detections_field] = {sample.id: det_frames}
-    if regions_field and region_frames:
-        fields[regions_field] = {sample.id: region_frames}
-    write_frame_labels(dataset, fields)
+    replaced = check_import_fields(
+        dataset, posetrack_field_types(keypoints_field, detections_field, regions_field), overwrite_fields,
+        "PoseTrack import",
+    )  # fmt: skip
+    apply_posetrack_labels(dataset, sample.id, labels, skeleton, keypoints_field)
+    forget_run_status(dataset, [sample.id], replaced)
     return sum(len(fr.track_ids) for fr in video.frames if fr.is_labeled)
 
 
@@ -329,6 +560,7 @@ def import_posetrack_keypoints(
     field: str = "gt_keypoints",
     label: str = "person",
     regions_field: str | None = IGNORE_REGIONS_FIELD,
+    overwrite_fields=(),
 ) -> int:
     """Imports a PoseTrack18 JSON of one video as frame-level ``fo.Keypoints`` with ``index`` = track id.
 
@@ -346,7 +578,7 @@ def import_posetrack_keypoints(
     from fiftyone_posetrack.formats.posetrack import read_posetrack_json
 
     video = read_posetrack_json(json_path)
-    return write_posetrack_labels(sample, video, json_path, field, None, regions_field, label)
+    return write_posetrack_labels(sample, video, json_path, field, None, regions_field, label, overwrite_fields)
 
 
 def load_synth(synth_dir: str | os.PathLike, dataset_name: str, overwrite: bool = False) -> fo.Dataset:

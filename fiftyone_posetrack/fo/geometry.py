@@ -28,6 +28,17 @@ file was replaced or edited since). A file whose bytes changed but whose
 frame size and count did not (re-encoded, remuxed) is processed with a
 warning naming the change: the labels' normalisation is still right, and
 decoding checks every frame.
+
+:func:`video_metadata` (hence every video added by
+:func:`~fiftyone_posetrack.fo.dataset.add_videos` and every metadata
+:func:`~fiftyone_posetrack.fo.dataset.ensure_metadata` computes) refuses files
+whose frames cannot be numbered the way FiftyOne numbers them: a still image
+under a video name (a JPEG named ``.mp4``), and videos of variable frame rate
+or whose header's frame count is not the number of frames they hold (frame
+``n`` is shown by the App at time ``(n - 1) / fps``; with a variable rate the
+labels would drift from the frames, and the count in the header, which
+recomputing the metadata reads again, disagrees with decoding). The message
+gives the ffmpeg command that re-encodes the file at a constant frame rate.
 """
 
 from __future__ import annotations
@@ -35,9 +46,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 import fiftyone as fo
+import numpy as np
 
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.video import probe_video
@@ -52,6 +67,7 @@ __all__ = [
     "video_metadata",
     "metadata_problems",
     "check_video_file",
+    "check_frame_timing",
 ]
 
 #: bytes hashed at each end of a file for its fingerprint
@@ -106,19 +122,120 @@ def video_metadata(path: str | os.PathLike, base: fo.VideoMetadata | None = None
         FileNotFoundError, BadInputError: for a missing or undecodable file
     """
     info = probe_video(path)
+    _refuse_still_image(path)
+    check_frame_timing(path, info.frame_count, info.fps)
     md = fo.VideoMetadata(
         size_bytes=os.path.getsize(path),
         mime_type=(base.mime_type if base is not None and base.mime_type else None) or _mime(path),
         frame_width=info.width,
         frame_height=info.height,
-        frame_rate=(base.frame_rate if base is not None and base.frame_rate else None) or info.fps,
+        frame_rate=(base.frame_rate if base is not None and (base.frame_rate or 0) > 0 else None) or info.fps,
         total_frame_count=info.frame_count,
-        duration=(base.duration if base is not None and base.duration else None) or info.duration,
+        duration=(base.duration if base is not None and (base.duration or 0) > 0 else None) or info.duration,
         encoding_str=(base.encoding_str if base is not None and base.encoding_str else None) or info.codec,
     )
     md.rotation = int(info.rotation)
     md.fingerprint = file_fingerprint(path)
     return md
+
+
+#: leading bytes of still-image files that video containers never start with
+_IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"BM", "a BMP image"),
+)
+
+
+def _refuse_still_image(path: str | os.PathLike) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    kind = next((k for magic, k in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if kind is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        kind = "a WebP image"
+    if kind is not None:
+        raise BadInputError(
+            f"{os.fspath(path)} is {kind}, not a video (whatever its name says); add a video file, "
+            "or encode image sequences with fiftyone_posetrack.fo.io.encode_images"
+        )
+
+
+def _packet_times(path: str) -> list[float] | None:
+    """The presentation times (seconds) of the video stream's packets, by ffprobe (demuxing only); None without ffprobe."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None
+    cmd = [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time",
+           "-of", "csv=p=0", path]  # fmt: skip
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    times = []
+    for line in out.splitlines():
+        fields = [f for f in line.strip().split(",") if f and f != "N/A"]
+        if not fields:
+            continue
+        try:
+            times.append(float(fields[0]))
+        except ValueError:
+            return None
+    return times
+
+
+def _reencode_hint(path: str, fps: float) -> str:
+    stem = os.path.splitext(path)[0]
+    rate = f"{fps:g}" if fps > 0 else "30"
+    return (
+        f"re-encode it at a constant frame rate and add that file instead: ffmpeg -i {shlex.quote(path)} "
+        f"-vf fps={rate} -c:v libx264 -pix_fmt yuv420p {shlex.quote(stem + '-cfr.mp4')}"
+    )
+
+
+def check_frame_timing(path: str | os.PathLike, frame_count: int, fps: float) -> None:
+    """Refuses a video of variable frame rate, or whose header's frame count is not its number of frames.
+
+    The packets' timestamps (ffprobe, demuxing only: fast) must lie on a
+    constant-rate grid to within half a frame interval, and their number
+    must equal ``frame_count`` (the header's count, what the metadata
+    records); without ffprobe the frames are counted by decoding.
+
+    Args:
+        path: the video file
+        frame_count: the frame count the metadata would record
+        fps: the frame rate the metadata would record
+
+    Raises:
+        BadInputError: naming the problem and the ffmpeg command that re-encodes the file
+    """
+    path = os.fspath(path)
+    times = _packet_times(path)
+    if times is None or len(times) < 2:
+        count = probe_video(path, exact=True).frame_count if times is None else len(times)
+        times = None
+    else:
+        count = len(times)
+    if times is not None:
+        t = np.sort(np.asarray(times))
+        step = float(np.median(np.diff(t)))
+        if step > 0:
+            off = np.abs((t - t[0]) / step - np.arange(len(t)))
+            worst = int(np.argmax(off))
+            if off[worst] > 0.5:
+                raise BadInputError(
+                    f"{path}: variable frame rate (frame {worst + 1} is shown at {t[worst] - t[0]:.3f} s, "
+                    f"{off[worst]:.1f} frames away from a constant {1 / step:.3g} fps; the header says "
+                    f"{frame_count} frames at {fps:g} fps, the file holds {count}): FiftyOne numbers frames "
+                    "at a constant rate, so labels would not line up with the frames, and recomputing the "
+                    f"metadata does not change that; {_reencode_hint(path, fps or 1 / step)}"
+                )
+    if count != frame_count:
+        raise BadInputError(
+            f"{path}: the header says {frame_count} frames but the file holds {count}, so frames cannot be "
+            f"numbered reliably (recomputing the metadata reads the same header); {_reencode_hint(path, fps)}"
+        )
 
 
 def _mime(path) -> str:

@@ -40,9 +40,15 @@ import numpy as np
 
 from fiftyone_posetrack.fo.dataset import (
     IGNORE_REGIONS_FIELD,
+    forget_run_status,
     add_videos,
-    import_mot_ground_truth,
-    write_posetrack_labels,
+    _frame_size,
+    apply_posetrack_labels,
+    check_import_fields,
+    check_mot_rows,
+    mot_detections,
+    posetrack_field_types,
+    posetrack_labels,
 )
 from fiftyone_posetrack.fo.labels import (
     RawLabel,
@@ -265,20 +271,82 @@ def _ensure_sample_field(dataset: fo.Dataset, name: str, ftype, **kwargs) -> Non
         dataset.add_sample_field(name, ftype, **kwargs)
 
 
-def _write_untracked(sample: fo.Sample, det_path: str, det_field: str) -> int:
-    data = mot.read_mot(det_path)
-    w, h = sample.metadata.frame_width, sample.metadata.frame_height
-    per_frame = {
+def _det_labels(data: np.ndarray, width: int, height: int, n_frames: int, source: str) -> dict[int, fo.Detections]:
+    """Public detections (``det.txt`` rows) as untracked ``{frame: fo.Detections}`` with ``confidence``."""
+    check_mot_rows(data, width, height, n_frames, source)
+    return {
         f: boxes_to_detections(
             np.column_stack([r[:, mot.X : mot.Y + 1], r[:, mot.X : mot.Y + 1] + r[:, mot.W : mot.H + 1]]),
             r[:, mot.CONF],
-            w,
-            h,
+            width,
+            height,
         )
         for f, r in mot.split_frames(data).items()
     }
-    write_frame_labels(sample._dataset, {det_field: {sample.id: per_frame}})
-    return len(data)
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    """``(width, height)`` of the video :func:`encode_images` makes from images of this size (odd sizes padded)."""
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise BadInputError(f"cannot read image {path}")
+    h, w = img.shape[:2]
+    return w + w % 2, h + h % 2
+
+
+def _geometry(video: str | None, images: list[str], where: str) -> tuple[int, int, int]:
+    """``(width, height, frames)`` of a sequence's video, before it is added (or encoded)."""
+    from fiftyone_posetrack.fo.geometry import video_metadata
+
+    if video is not None:
+        md = video_metadata(video)
+        return int(md.frame_width), int(md.frame_height), int(md.total_frame_count)
+    if not images:
+        raise BadInputError(f"{where}: the image folder holds no images ({', '.join(_IMAGE_EXTS)})")
+    return (*_image_size(images[0]), len(images))
+
+
+def _check_encoded(path: str, size: tuple[int, int], where: str) -> None:
+    from fiftyone_posetrack.video import probe_video
+
+    info = probe_video(path)
+    if (info.width, info.height) != size:
+        raise BadInputError(
+            f"{where}: the encoded video {path} is {info.width}x{info.height}, its first image {size[0]}x{size[1]}"
+        )
+
+
+class _Added:
+    """Deletes the samples an import added when the import fails after adding them."""
+
+    def __init__(self, dataset: fo.Dataset):
+        self.dataset = dataset
+        self.before = set(dataset.values("id")) if len(dataset) else set()
+        self.created_field = not dataset.has_sample_field(SEQUENCE_FIELD)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is None:
+            return False
+        try:
+            new = [i for i in (self.dataset.values("id") if len(self.dataset) else []) if i not in self.before]
+            if new:
+                self.dataset.delete_samples(new)
+            if self.created_field and self.dataset.has_sample_field(SEQUENCE_FIELD):
+                self.dataset.delete_sample_field(SEQUENCE_FIELD)
+        except Exception:  # noqa: BLE001 - the import's own error is the one to report
+            logger.exception("could not remove the samples of a failed import")
+        return False
+
+
+def _add_all(dataset: fo.Dataset, videos: list[str]) -> list[str]:
+    """Adds the videos (all checked before any is added) and returns their sample ids, in order."""
+    add_videos(dataset, videos)
+    return [add_videos(dataset, [v])[0] for v in videos]
 
 
 def import_mot_sequences(
@@ -288,12 +356,21 @@ def import_mot_sequences(
     det_field: str | None = None,
     videos_dir: str | os.PathLike | None = None,
     default_fps: float = 30.0,
+    overwrite_fields=(),
 ) -> dict:
     """Imports MOTChallenge sequences as video samples with their ground truth.
 
     Each sequence becomes one sample (``sequence`` = its name): its
     ``video.mp4``, or its images encoded once to ``<videos_dir>/<name>.mp4``.
     Importing again adds no duplicate samples and reuses encoded videos.
+
+    All or nothing: every file of every sequence is read and checked (the
+    MOT files by :func:`~fiftyone_posetrack.formats.mot.read_mot`, frames
+    within the video and boxes overlapping it, the videos by
+    :func:`~fiftyone_posetrack.fo.geometry.video_metadata`, the fields by
+    :func:`~fiftyone_posetrack.fo.dataset.check_import_fields`) before the
+    dataset is changed, so a refused import adds no sample, label, field or
+    run record.
 
     Args:
         dataset: a video dataset
@@ -308,6 +385,8 @@ def import_mot_sequences(
         videos_dir: where encoded videos go (default:
             ``<fo.config.default_dataset_dir>/posetrack-videos/<dataset name>``)
         default_fps: frame rate of image sequences without ``frameRate``
+        overwrite_fields: frame fields that may be replaced although a run
+            (pose tracking, a stage) wrote them; without it such fields are refused
 
     Returns:
         ``{"sequences": [names], "sample_ids": [ids], "gt_boxes": n, "det_boxes": n, "run_key": key}``:
@@ -317,39 +396,63 @@ def import_mot_sequences(
     Raises:
         FileNotFoundError, BadInputError: naming the bad folder or file
     """
+    from fiftyone_posetrack.formats.paths import check_input_path
+
+    root = check_input_path(root, "MOT sequences folder", kind="dir")
     sequences = find_mot_sequences(root)
     names = [s.name for s in sequences]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise BadInputError(f"{root}: several sequences are named {dupes}; import them separately")
+    if gt_field and gt_field == det_field:
+        raise BadInputError(f"gt_field and det_field are both {gt_field!r}; give them different fields")
     videos_dir = os.fspath(videos_dir) if videos_dir else _default_videos_dir(dataset)
-    for seq in sequences:  # refuse bad input before changing the dataset
+    plans = []
+    for seq in sequences:  # read and check everything before changing the dataset
         if seq.video is None and seq.length is not None and seq.length != len(seq.images):
             raise BadInputError(
                 f"{seq.path}: seqinfo.ini says seqLength={seq.length} but the image folder has "
                 f"{len(seq.images)} images"
             )
-        for path in (seq.gt, seq.det):
-            if path:
-                mot.read_mot(path)
-    _ensure_sample_field(dataset, SEQUENCE_FIELD, fo.StringField)
-    out = {"sequences": [], "sample_ids": [], "gt_boxes": 0, "det_boxes": 0}
-    for seq in sequences:
-        video = seq.video or _encoded_video(seq.name, seq.images, seq.fps or default_fps, videos_dir)
-        (sample_id,) = add_videos(dataset, [video])
-        sample = dataset[sample_id]
-        sample[SEQUENCE_FIELD] = seq.name
-        sample.save()
+        width, height, n_frames = _geometry(seq.video, seq.images, seq.path)
+        where = f"(sequence {seq.name}, {width}x{height}, {n_frames} frames)"
+        labels = {}
         if gt_field and seq.gt:
-            out["gt_boxes"] += import_mot_ground_truth(sample, seq.gt, gt_field)
+            data = mot.read_mot(seq.gt, max_frame=n_frames)
+            labels[gt_field] = (mot_detections(data, width, height, n_frames, f"{seq.gt} {where}"), len(data))
         if det_field and seq.det:
-            out["det_boxes"] += _write_untracked(sample, seq.det, det_field)
-        out["sequences"].append(seq.name)
-        out["sample_ids"].append(sample_id)
-    written = [f for f, n in ((gt_field, out["gt_boxes"]), (det_field, out["det_boxes"])) if f and n]
-    options = {"root": os.path.abspath(os.fspath(root)), "gt_field": gt_field, "det_field": det_field,
-               "videos_dir": os.path.abspath(videos_dir), "default_fps": default_fps}  # fmt: skip
-    out["run_key"] = _record(dataset, "MOT import", written, options, out["sample_ids"])
+            data = mot.read_mot(seq.det, max_frame=n_frames, unique_ids=False)
+            labels[det_field] = (_det_labels(data, width, height, n_frames, f"{seq.det} {where}"), len(data))
+        plans.append((seq, (width, height), labels))
+    fields = {f: fo.Detections for f in (gt_field, det_field) if f}
+    replaced = check_import_fields(dataset, fields, overwrite_fields, "MOT import")
+    videos = []
+    for seq, size, _ in plans:  # files only: the dataset is not touched yet
+        video = seq.video or _encoded_video(seq.name, seq.images, seq.fps or default_fps, videos_dir)
+        if seq.video is None:
+            _check_encoded(video, size, seq.path)
+        videos.append(video)
+    out = {"sequences": [], "sample_ids": [], "gt_boxes": 0, "det_boxes": 0}
+    with _Added(dataset):
+        sample_ids = _add_all(dataset, videos)
+        _ensure_sample_field(dataset, SEQUENCE_FIELD, fo.StringField)
+        for (seq, _, labels), sample_id in zip(plans, sample_ids):
+            sample = dataset[sample_id]
+            sample[SEQUENCE_FIELD] = seq.name
+            sample.save()
+            write_frame_labels(dataset, {f: {sample_id: per_frame} for f, (per_frame, _) in labels.items()})
+            if gt_field in labels:
+                out["gt_boxes"] += labels[gt_field][1]
+            if det_field in labels:
+                out["det_boxes"] += labels[det_field][1]
+            out["sequences"].append(seq.name)
+            out["sample_ids"].append(sample_id)
+        written = [f for f, n in ((gt_field, out["gt_boxes"]), (det_field, out["det_boxes"])) if f and n]
+        options = {"root": os.path.abspath(root), "gt_field": gt_field, "det_field": det_field,
+                   "videos_dir": os.path.abspath(videos_dir), "default_fps": default_fps,
+                   "overwrite_fields": list(overwrite_fields or ())}  # fmt: skip
+        out["run_key"] = _record(dataset, "MOT import", written, options, out["sample_ids"])
+    forget_run_status(dataset, out["sample_ids"], replaced)
     if dataset.default_skeleton is None:
         from fiftyone_posetrack.skeleton import fiftyone_skeleton
 
@@ -429,6 +532,7 @@ def import_posetrack(
     videos_dir: str | os.PathLike | None = None,
     fps: float = 25.0,
     label: str = "person",
+    overwrite_fields=(),
 ) -> dict:
     """Imports PoseTrack18 annotations as frame labels of video samples.
 
@@ -462,6 +566,11 @@ def import_posetrack(
         videos_dir: where encoded videos go (default as :func:`import_mot_sequences`)
         fps: the frame rate of encoded videos (PoseTrack does not state one)
         label: the label of the imported people
+        overwrite_fields: frame fields that may be replaced although a run
+            (pose tracking, a stage) wrote them; without it such fields are refused
+
+    All or nothing, as :func:`import_mot_sequences`: every file, video and
+    field is checked before the dataset is changed.
 
     Returns:
         ``{"videos": [names], "sample_ids": [ids], "poses": n, "run_key": key}``: the
@@ -473,9 +582,12 @@ def import_posetrack(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise BadInputError(f"{path}: several files hold the videos {dupes}")
+    given = [f for f in (keypoints_field, detections_field, ignore_field) if f]
+    if len(set(given)) != len(given):
+        raise BadInputError(f"keypoints_field, detections_field and ignore_field must differ, got {given}")
     videos_dir = os.fspath(videos_dir) if videos_dir else _default_videos_dir(dataset)
     targets = []
-    for file, video in videos:  # resolve every video before changing the dataset
+    for file, video in videos:  # resolve and check every video before changing the dataset
         sample = _find_sample(dataset, video.name)
         images = None
         if sample is None:
@@ -485,34 +597,51 @@ def import_posetrack(
                     "or file name); add the video first or pass image_root to encode it from its images"
                 )
             images = _video_images(video, os.fspath(image_root))
-        targets.append((file, video, sample, images))
-    _ensure_sample_field(dataset, SEQUENCE_FIELD, fo.StringField)
-    out = {"videos": [], "sample_ids": [], "poses": 0}
-    for file, video, sample, images in targets:
+            (width, height), n_frames, target = _image_size(images[0]), len(images), "its images"
+        else:
+            width, height = _frame_size(sample)
+            n_frames, target = sample.metadata.total_frame_count, sample.filepath
+        labels, skeleton = posetrack_labels(
+            video, width, height, n_frames, f"{file} (video {target})",
+            keypoints_field, detections_field, ignore_field, label,
+        )  # fmt: skip
+        targets.append((video, sample, images, (width, height), labels, skeleton))
+    replaced = check_import_fields(
+        dataset, posetrack_field_types(keypoints_field, detections_field, ignore_field), overwrite_fields,
+        "PoseTrack import",
+    )  # fmt: skip
+    encoded = {}
+    for video, sample, images, size, _, _ in targets:  # files only: the dataset is not touched yet
         if sample is None:
-            (sid,) = add_videos(dataset, [_encoded_video(video.name, images, fps, videos_dir)])
-            sample = dataset[sid]
-        poses = write_posetrack_labels(
-            sample, video, file, keypoints_field, detections_field, ignore_field, label
-        )
-        by_index = sorted(video.frames, key=lambda f: f.frame_index)
-        sample[SEQUENCE_FIELD] = video.name
-        sample[POSETRACK_INFO_FIELD] = {
-            "vid_id": video.vid_id,
-            "file_names": {str(fr.frame_index + 1): fr.file_name for fr in by_index},
-            "labeled": [fr.frame_index + 1 for fr in by_index if fr.is_labeled],
-            "nframes": video.nframes,
-        }
-        sample.save()
-        out["videos"].append(video.name)
-        out["sample_ids"].append(sample.id)
-        out["poses"] += poses
-    written = [f for f in (keypoints_field, detections_field, ignore_field) if f and dataset.has_frame_field(f)]
-    options = {"path": os.path.abspath(os.fspath(path)), "keypoints_field": keypoints_field,
-               "detections_field": detections_field, "ignore_field": ignore_field,
-               "image_root": os.path.abspath(os.fspath(image_root)) if image_root else None,
-               "videos_dir": os.path.abspath(videos_dir), "fps": fps, "label": label}  # fmt: skip
-    out["run_key"] = _record(dataset, "PoseTrack import", written, options, out["sample_ids"])
+            encoded[video.name] = _encoded_video(video.name, images, fps, videos_dir)
+            _check_encoded(encoded[video.name], size, f"PoseTrack video {video.name!r}")
+    out = {"videos": [], "sample_ids": [], "poses": 0}
+    with _Added(dataset):
+        new_ids = dict(zip(encoded, _add_all(dataset, list(encoded.values())))) if encoded else {}
+        _ensure_sample_field(dataset, SEQUENCE_FIELD, fo.StringField)
+        for video, sample, _, _, labels, skeleton in targets:
+            sample = dataset[new_ids[video.name]] if sample is None else sample
+            apply_posetrack_labels(dataset, sample.id, labels, skeleton, keypoints_field)
+            by_index = sorted(video.frames, key=lambda f: f.frame_index)
+            sample[SEQUENCE_FIELD] = video.name
+            sample[POSETRACK_INFO_FIELD] = {
+                "vid_id": video.vid_id,
+                "file_names": {str(fr.frame_index + 1): fr.file_name for fr in by_index},
+                "labeled": [fr.frame_index + 1 for fr in by_index if fr.is_labeled],
+                "nframes": video.nframes,
+            }
+            sample.save()
+            out["videos"].append(video.name)
+            out["sample_ids"].append(sample.id)
+            out["poses"] += sum(len(fr.track_ids) for fr in video.frames if fr.is_labeled)
+        written = [f for f in given if dataset.has_frame_field(f)]
+        options = {"path": os.path.abspath(os.fspath(path)), "keypoints_field": keypoints_field,
+                   "detections_field": detections_field, "ignore_field": ignore_field,
+                   "image_root": os.path.abspath(os.fspath(image_root)) if image_root else None,
+                   "videos_dir": os.path.abspath(videos_dir), "fps": fps, "label": label,
+                   "overwrite_fields": list(overwrite_fields or ())}  # fmt: skip
+        out["run_key"] = _record(dataset, "PoseTrack import", written, options, out["sample_ids"])
+    forget_run_status(dataset, out["sample_ids"], replaced)
     if dataset.default_skeleton is None:
         from fiftyone_posetrack.skeleton import fiftyone_skeleton
 

@@ -123,7 +123,7 @@ def check_input_path(path: str | os.PathLike, what: str, kind: str = "file") -> 
     if "\x00" in text:
         raise BadInputError(f"{what}: {text!r} contains a NUL byte (\\x00), which no file or folder name can hold")
     if not os.path.exists(text):
-        raise FileNotFoundError(f"{what} not found: {text}")
+        raise FileNotFoundError(f"{what} not found (no such {'directory' if kind == 'dir' else 'file'}): {text}")
     if kind == "file" and os.path.isdir(text):
         raise BadInputError(f"{what}: {text} is a folder, expected a file")
     if kind == "dir" and not os.path.isdir(text):
