@@ -10,7 +10,13 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ._common import Params, field_choice, form, operator_config, show_in_app
+from ._common import Params, field_choice, form, operator_config, option_input, show_in_app
+
+#: the import forms' text for ``overwrite_fields`` (the option's own help is about jobs)
+IMPORT_OVERWRITE_HELP = (
+    "frame fields that may be replaced although a run (pose tracking, a stage) wrote them; "
+    "without it an import into such a field is refused"
+)
 
 
 #: what every path field of these forms says about relative paths (see ``Params.path``)
@@ -55,6 +61,7 @@ class ImportMOT(foo.Operator):
             required=False,
         )  # fmt: skip
         inputs.float("default_fps", min=0.1, default=30.0, required=False, label="Frame rate when seqinfo.ini has none")
+        option_input(inputs, "overwrite_fields", description=IMPORT_OVERWRITE_HELP)
         return form(inputs, "Import MOTChallenge sequences")
 
     def execute(self, ctx):
@@ -68,6 +75,7 @@ class ImportMOT(foo.Operator):
             det_field=p.str("det_field") or None,
             videos_dir=p.path("videos_dir", required=False),
             default_fps=p.float("default_fps", 30.0, lo=0.1),
+            overwrite_fields=p.option("overwrite_fields"),
         )
         show_in_app(ctx, ctx.dataset.select(out["sample_ids"]))
         return {
@@ -117,6 +125,7 @@ class ImportPoseTrack(foo.Operator):
         )  # fmt: skip
         _path_input(inputs, "videos_dir", "Folder for encoded videos", "<folder>/<video>.mp4", required=False)
         inputs.float("fps", min=0.1, default=25.0, required=False, label="Frame rate of encoded videos")
+        option_input(inputs, "overwrite_fields", description=IMPORT_OVERWRITE_HELP)
         return form(inputs, "Import PoseTrack annotations")
 
     def execute(self, ctx):
@@ -132,6 +141,7 @@ class ImportPoseTrack(foo.Operator):
             image_root=p.path("image_root", required=False),
             videos_dir=p.path("videos_dir", required=False),
             fps=p.float("fps", 25.0, lo=0.1),
+            overwrite_fields=p.option("overwrite_fields"),
         )
         show_in_app(ctx, ctx.dataset.select(out["sample_ids"]))
         return {"num_videos": len(out["videos"]), "videos": out["videos"], "poses": out["poses"]}

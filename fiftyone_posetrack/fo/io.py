@@ -475,6 +475,9 @@ def _record(dataset, job_name: str, fields: list[str], options: dict, sample_ids
 
 
 def _find_json(path: str) -> list[str]:
+    from fiftyone_posetrack.formats.paths import check_input_path
+
+    path = check_input_path(path, "PoseTrack file or folder", kind="any")
     if os.path.isdir(path):
         files = sorted(
             os.path.join(root, n) for root, _, names in os.walk(path) for n in names if n.lower().endswith(".json")

@@ -111,7 +111,7 @@ def check_input_path(path: str | os.PathLike, what: str, kind: str = "file") -> 
     Args:
         path: the path given (a string, bytes or path-like)
         what: what it should be, for the message (e.g. ``"MOT file"``)
-        kind: ``"file"`` or ``"dir"``
+        kind: ``"file"``, ``"dir"`` or ``"any"``
 
     Raises:
         BadInputError: for a path holding a NUL byte (no file system can name
