@@ -322,3 +322,35 @@ def test_variable_frame_rate_is_refused_with_advice_that_helps(empty, tmp_path):
     (sid,) = add_videos(empty, [fixed])
     md = empty[sid].metadata
     assert md.frame_rate == pytest.approx(30) and md.total_frame_count == 80, "the advised command makes it addable"
+
+
+# --------------------------------------------------------------------------- the operators
+
+
+def test_import_operator_refuses_a_run_field_unless_named(own_dataset, crowds, fo_home):
+    """The import operators take ``overwrite_fields`` (the option's one declaration) and refuse without it."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionError
+
+    from fiftyone_posetrack.fo.plugin import PLUGIN_NAME, install_plugin
+
+    install_plugin(fo.config.plugins_dir)
+    dataset = own_dataset
+    dataset.persistent = True
+    before = state(dataset)
+    params = {"path": str(crowds[0].out_dir), "gt_field": "pred_detections", "det_field": ""}
+
+    def execute(params):
+        ctx = {"dataset": dataset.name, "params": params, "request_delegation": False}
+        return foo.execute_operator(f"{PLUGIN_NAME}/import_mot", ctx=ctx)
+
+    with pytest.raises(ExecutionError, match=r"frame field 'pred_detections' holds labels that run"):
+        execute(params)
+    assert state(dataset) == before
+    done = execute(dict(params, overwrite_fields="pred_detections"))
+    assert done.error is None, done.error
+    assert done.result["sequences"] == ["c0"] and done.result["gt_boxes"] == len(crowds[0].mot)
+    first = dataset.select(dataset.first().id)
+    boxes = first.values("frames.gt_detections.detections.bounding_box")
+    assert first.values("frames.pred_detections.detections.bounding_box") == boxes
+    assert first.values("pred_detections_status") == [None]
