@@ -102,7 +102,10 @@ def _postprocess(args) -> int:
     from fiftyone_posetrack.formats.mot import read_mot, write_mot
     from fiftyone_posetrack.tracking.postprocess import postprocess_tracks
 
+    from fiftyone_posetrack.atomic import check_output_path
+
     src, dst = args.inputs
+    check_output_path(dst, "OUT.txt")  # before the work; the file is written whole or not at all
     res = read_mot(src)
     out, interp = postprocess_tracks(res, options, num_frames=args.num_frames, return_mask=True)
     write_mot(dst, out)
