@@ -148,12 +148,14 @@ def gt_field_choice(inputs, ctx, name, cls, label, default, pred_name):
     prop = inputs.enum(name, choices, default=default, required=True, label=label, view=view)
     chosen = ctx.params.get(name, default)
     if not candidates:
-        written = ", ".join(f"{f} (run {', '.join(k)})" for f, k in predicted.items()) or "none"
+        written = [f"{f} (written by run {', '.join(k)})" for f, k in predicted.items()]
+        if pred in choices and pred not in predicted:
+            written.append(f"{pred} (the predictions chosen above)")
         prop.invalid = True
         prop.error_message = (
-            f"no ground truth: this dataset has no {cls.__name__} field that a run did not write "
-            f"(predictions: {written}); import ground truth first (Pose tracking: import MOT / PoseTrack "
-            "ground truth, or fiftyone_posetrack.fo.io.import_mot_sequences / import_posetrack)"
+            f"no ground truth: every {cls.__name__} field of this dataset holds predictions: "
+            f"{', '.join(written) or 'none'}; import ground truth first (Pose tracking: import MOT / "
+            "PoseTrack ground truth, or fiftyone_posetrack.fo.io.import_mot_sequences / import_posetrack)"
         )
         inputs.view(f"{name}_missing", types.Error(label="No ground truth", description=prop.error_message))
     elif chosen is not None and chosen == pred:

@@ -378,7 +378,7 @@ def test_dataset_deleted_mid_run_is_an_error(crowd, shared_dir, tmp_path):
     from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset
     from fiftyone_posetrack.synth import render_crowd
 
-    long = render_crowd(tmp_path / "long", people=3, frames=400, width=160, height=96, seed=4)
+    long = render_crowd(tmp_path / "long", people=3, frames=240, width=160, height=96, seed=4)
     name = "outputs-deleted-mid-run"
     ds = get_or_create_dataset(name)
     add_videos(ds, [long.video_path])
@@ -403,3 +403,104 @@ def test_dataset_deleted_mid_run_is_an_error(crowd, shared_dir, tmp_path):
             fo.delete_dataset(name)
     assert proc.returncode == 2, (proc.returncode, stderr[-3000:])
     assert "Traceback" not in stderr and f"posetrack: error: dataset {name!r} was deleted" in stderr, stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- case 8: evaluating a field against itself
+
+
+def _scored_copy(dataset, src: str, dst: str, confidence: float) -> None:
+    """``dst``: the boxes of ``src`` (same ids / index) as new labels with ``confidence`` and no MOT attributes."""
+    values = [
+        [
+            None if dets is None else fo.Detections(detections=[
+                fo.Detection(label="person", bounding_box=d.bounding_box, index=d.index, confidence=confidence)
+                for d in dets.detections
+            ])
+            for dets in video
+        ]
+        for video in dataset.values(f"frames.{src}")
+    ]  # fmt: skip
+    dataset.set_values(f"frames.{dst}", values)
+
+
+def test_evaluating_a_field_against_itself_is_refused_before_writing(dataset):
+    from fiftyone_posetrack.fo.evaluation import evaluate_person_detection, evaluate_poses, evaluate_tracking
+
+    _scored_copy(dataset, "gt_detections", "pred_detections", 0.93)
+    before = snapshot(dataset)
+    calls = (
+        lambda: evaluate_tracking(dataset, "pred_detections", "pred_detections", eval_key="self_track"),
+        lambda: evaluate_person_detection(dataset, "pred_detections", "frames.pred_detections", eval_key="self_det"),
+        lambda: evaluate_poses(dataset, "gt_keypoints", "gt_keypoints", eval_key="self_pose"),
+    )
+    for call in calls:
+        with pytest.raises(BadInputError, match=r"gt_field and pred_field are both frames\.\w+: a field cannot be evaluated against itself"):
+            call()
+    dataset.reload()
+    assert snapshot(dataset) == before, "the refused evaluation wrote marks"
+    assert dataset.list_evaluations() == []
+
+
+def test_ground_truth_without_labels_is_refused(dataset):
+    from fiftyone_posetrack.fo.evaluation import evaluate_poses, evaluate_tracking
+
+    _scored_copy(dataset, "gt_detections", "pred_detections", 0.93)
+    dataset.add_frame_field("empty_boxes", fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    dataset.add_frame_field("empty_kps", fo.EmbeddedDocumentField, embedded_doc_type=fo.Keypoints)
+    frames = dataset.first().frames
+    frames[1]["empty_boxes"] = fo.Detections()
+    frames[1]["empty_kps"] = fo.Keypoints()
+    dataset.first().save()
+    before = snapshot(dataset)
+    with pytest.raises(BadInputError, match=r"frames\.empty_boxes holds no Detection .*frames\.pred_detections"):
+        evaluate_tracking(dataset, "pred_detections", "empty_boxes", eval_key="t")
+    with pytest.raises(BadInputError, match=r"frames\.empty_kps holds no Keypoint"):
+        evaluate_poses(dataset, "gt_keypoints", "empty_kps", eval_key="p")
+    assert snapshot(dataset) == before and dataset.list_evaluations() == []
+
+
+def test_ground_truth_with_scores_is_read_as_ground_truth(dataset):
+    """The cause of case 8: a ground-truth box's score was read as MOTChallenge's "consider" flag,
+    and scores below 1 truncate to 0 (not considered): such ground truth read as empty."""
+    from fiftyone_posetrack.fo.evaluation import evaluate_tracking
+
+    _scored_copy(dataset, "gt_detections", "pred_detections", 0.93)
+    _scored_copy(dataset, "gt_detections", "gt_scored", 0.8)  # e.g. annotations with a confidence
+    m = evaluate_tracking(dataset, "pred_detections", "gt_scored", eval_key=None).metrics()
+    ref = evaluate_tracking(dataset, "pred_detections", "gt_detections", eval_key=None).metrics()
+    people = len({d.index for f in dataset.first().frames.values() for d in (f.gt_detections or fo.Detections()).detections})
+    assert m["num_gt_ids"] == ref["num_gt_ids"] == people > 0
+    assert m["mota"] == ref["mota"] == 1.0 and m["fp"] == 0 and m["fn"] == 0
+
+
+def _gt_form(dataset, operator_cls, params=None):
+    from fiftyone.operators.executor import ExecutionContext
+
+    form = operator_cls().resolve_input(ExecutionContext({"dataset_name": dataset.name, "params": params or {}}))
+    return form.type.properties
+
+
+def test_evaluate_forms_never_default_the_ground_truth_to_predictions(dataset):
+    sys.path.insert(0, str(REPO))
+    from operators.evaluation import EvaluatePoses, EvaluateTracking
+
+    from fiftyone_posetrack.fo.runs import begin_run, new_config
+
+    _scored_copy(dataset, "gt_detections", "a_tracked", 0.93)  # sorts before every other field
+    begin_run(dataset, new_config("pose tracking", ["a_tracked"], "a_tracked_status", {}, {}))
+    _scored_copy(dataset, "gt_detections", "z_truth", 1.0)  # a field no run wrote
+    dataset.delete_frame_field("gt_detections")
+    props = _gt_form(dataset, EvaluateTracking, {"pred_field": "a_tracked"})
+    assert props["gt_field"].default == "z_truth"
+    assert not getattr(props["gt_field"], "invalid", False)
+
+    dataset.delete_frame_field("z_truth")  # only predictions left: no default, and the form says why
+    props = _gt_form(dataset, EvaluateTracking, {"pred_field": "a_tracked"})
+    assert props["gt_field"].default is None and props["gt_field"].invalid
+    assert "no ground truth" in props["gt_field"].error_message and "a_tracked" in props["gt_field"].error_message
+    assert "import ground truth" in props["gt_field"].error_message
+    props = _gt_form(dataset, EvaluateTracking, {"pred_field": "a_tracked", "gt_field": "a_tracked"})
+    assert props["gt_field"].invalid  # chosen by hand: refused in the form too
+
+    props = _gt_form(dataset, EvaluatePoses, {"pred_field": "gt_keypoints"})  # the only Keypoints field
+    assert props["gt_field"].default is None and props["gt_field"].invalid
