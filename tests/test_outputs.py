@@ -328,14 +328,6 @@ def test_eval_mot_through_head_prints_one_byte(mot_files):
     assert proc.stdout == "{" and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
-def test_eval_of_a_file_against_itself_is_refused(mot_files, tmp_path):
-    gt, res = mot_files
-    assert_error(cli("eval-mot", "--pair", res, res), 2, "against itself")
-    coco = tmp_path / "gt.json"
-    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
-    assert_error(cli("eval-kpts", coco, coco), 2, "against itself")
-
-
 def test_nul_byte_in_an_output_path_is_named(dataset, tmp_path):
     from fiftyone_posetrack.atomic import atomic_write
     from fiftyone_posetrack.fo.evaluation import export_coco_keypoints

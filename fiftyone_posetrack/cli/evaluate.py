@@ -84,20 +84,6 @@ def _print(result, output: str | None = None) -> int:
     return 0
 
 
-def _not_itself(gt: str, res: str, what: str) -> None:
-    """Refuses ground truth that is the result file itself (it would score perfectly, or as
-    empty ground truth where the file's scores read as MOTChallenge's "consider" flag)."""
-    try:
-        same = os.path.samefile(gt, res)
-    except OSError:  # a missing file: its reader names it
-        return
-    if same:
-        raise BadInputError(
-            f"{what}: the ground truth and the results are the same file {res}; a result cannot be "
-            "evaluated against itself: give the ground-truth file"
-        )
-
-
 def _check_output(path: str | None) -> None:
     """Refuses an unusable ``--output`` before the (possibly long) evaluation."""
     if path:
@@ -112,8 +98,6 @@ def _eval_mot(args) -> int:
     if not 0.0 < args.iou <= 1.0:
         raise BadInputError(f"--iou: expected a value in (0, 1], got {args.iou}")
     _check_output(args.output)
-    for gt, res in args.pair:
-        _not_itself(gt, res, "--pair")
     return _print(evaluate_mot_files([tuple(p) for p in args.pair], iou_threshold=args.iou), args.output)
 
 
@@ -129,7 +113,6 @@ def _load_json(path: str, what: str):
 
 def _eval_kpts(args) -> int:
     _check_output(args.output)
-    _not_itself(args.gt, args.dt, "GT DT")
     if args.kind == "posetrack":
         from fiftyone_posetrack.eval.posetrack import evaluate_posetrack_files
 
