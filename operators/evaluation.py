@@ -17,7 +17,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_posetrack.types import BadInputError
 
-from ._common import Params, field_choice, form, operator_config, show_in_app, target_view, worker_id
+from ._common import Params, field_choice, form, frame_fields, operator_config, show_in_app, target_view, worker_id
 
 TRACKING_VIEWS = ["id_switch_frames", "worst_tracks", "fp_patches", "fn_patches", "none"]
 SHOW_LABELS = {
@@ -112,6 +112,63 @@ def replace_warning(inputs, ctx, key: str | None, name: str = "replace_warning")
     return True
 
 
+def predicted_fields(dataset, fields) -> dict[str, list[str]]:
+    """``{field: [run keys]}`` of the ``fields`` that a labelling job of this package wrote.
+
+    A job's record has a status field (:func:`fiftyone_posetrack.fo.runs.writers_of_field`);
+    imports of ground truth are recorded too, without one, and do not count.
+    """
+    from fiftyone_posetrack.fo.runs import writers_of_field
+
+    out = {}
+    for field in fields:
+        keys = [k for k, c in writers_of_field(dataset, field).items() if c.get("status_field")]
+        if keys:
+            out[field] = keys
+    return out
+
+
+def gt_field_choice(inputs, ctx, name, cls, label, default, pred_name):
+    """The ground-truth dropdown: never defaults to a field a run predicted, nor to the chosen predictions.
+
+    The choices are every frame field of ``cls`` (a user may evaluate against
+    any field); the default is ``default`` or else the first field that no
+    labelling run wrote and that is not the prediction field chosen. When there
+    is none, the form says that there is no ground truth and what to do.
+    """
+    choices = frame_fields(ctx, cls)
+    predicted = predicted_fields(ctx.dataset, choices) if choices else {}
+    pred = ctx.params.get(pred_name)
+    candidates = [c for c in choices if c not in predicted and c != pred]
+    if default not in candidates:
+        default = candidates[0] if candidates else None
+    view = types.DropdownView(label=label, description="a field of ground-truth labels (imported or annotated)")
+    for c in choices:
+        view.add_choice(c, label=c + (" (predictions)" if c in predicted else ""))
+    prop = inputs.enum(name, choices, default=default, required=True, label=label, view=view)
+    chosen = ctx.params.get(name, default)
+    if not candidates:
+        written = [f"{f} (written by run {', '.join(k)})" for f, k in predicted.items()]
+        if pred in choices and pred not in predicted:
+            written.append(f"{pred} (the predictions chosen above)")
+        prop.invalid = True
+        prop.error_message = (
+            f"no ground truth: every {cls.__name__} field of this dataset holds predictions: "
+            f"{', '.join(written) or 'none'}; import ground truth first (Pose tracking: import MOT / "
+            "PoseTrack ground truth, or fiftyone_posetrack.fo.io.import_mot_sequences / import_posetrack)"
+        )
+        inputs.view(f"{name}_missing", types.Error(label="No ground truth", description=prop.error_message))
+    elif chosen is not None and chosen == pred:
+        prop.invalid = True
+        prop.error_message = f"{chosen} is also the prediction field: choose the ground-truth field"
+    elif chosen in predicted:
+        inputs.view(f"{name}_predicted", types.Warning(
+            label=f"{chosen} holds predictions",
+            description=f"run {', '.join(predicted[chosen])} wrote it; the metrics compare two predictions",
+        ))  # fmt: skip
+    return prop
+
+
 class EvaluateTracking(foo.Operator):
     """MOTA, IDF1, HOTA, ID switches of tracked boxes; tp/fp/fn/ID-switch marks on every box."""
 
@@ -129,7 +186,7 @@ class EvaluateTracking(foo.Operator):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Evaluate")
         field_choice(inputs, ctx, "pred_field", fo.Detections, "Tracked boxes", "run pose tracking first", default="pred_detections")
-        field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes", "import ground truth first", default="gt_detections")
+        gt_field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes", "gt_detections", "pred_field")
         inputs.str("eval_key", default="track_eval", required=True, label="Evaluation key")
         replace_warning(inputs, ctx, ctx.params.get("eval_key", "track_eval"))
         inputs.float("iou_threshold", min=0.01, max=1, default=0.5, required=False, label="IoU threshold")
@@ -226,7 +283,7 @@ class EvaluatePoses(foo.Operator):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Evaluate")
         field_choice(inputs, ctx, "pred_field", fo.Keypoints, "Predicted keypoints", "run pose tracking first", default="pred_keypoints")
-        field_choice(inputs, ctx, "gt_field", fo.Keypoints, "Ground-truth keypoints", "import ground truth first", default="gt_keypoints")
+        gt_field_choice(inputs, ctx, "gt_field", fo.Keypoints, "Ground-truth keypoints", "gt_keypoints", "pred_field")
         inputs.str("eval_key", default="pose_eval", required=True, label="Evaluation key")
         replace_warning(inputs, ctx, ctx.params.get("eval_key", "pose_eval"))
         inputs.enum("kind", POSE_KINDS, default="coco", required=False, label="Benchmark", view=types.DropdownView())

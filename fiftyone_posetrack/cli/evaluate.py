@@ -1,6 +1,9 @@
 """``posetrack eval-mot`` and ``posetrack eval-kpts``: metrics of result files, as JSON.
 
-Undefined values (NaN, infinities) print as ``null``.
+Undefined values (NaN, infinities) print as ``null``. With ``--output FILE``
+the JSON is also written to FILE (whole or not at all), before it is printed:
+a closed standard output (``| head -c1``, ``>&-``) then loses nothing, and
+the command exits 141 to say that printing failed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def register(subparsers) -> None:
         help="a ground-truth file and the tracker's result file (repeatable)",
     )  # fmt: skip
     mot.add_argument("--iou", type=float, default=0.5, help="match IoU threshold (default: %(default)s)")
+    _output_arg(mot)
     mot.set_defaults(func=_eval_mot)
 
     kpts = subparsers.add_parser(
@@ -44,7 +48,15 @@ def register(subparsers) -> None:
         "--skip-last-frame", action="store_true",
         help="posetrack: leave each video's last frame out of MOTA, as poseval does",
     )  # fmt: skip
+    _output_arg(kpts)
     kpts.set_defaults(func=_eval_kpts)
+
+
+def _output_arg(parser) -> None:
+    parser.add_argument(
+        "--output", "-o", metavar="FILE.json",
+        help="also write the JSON to this file (written before printing; replaced whole or not at all)",
+    )  # fmt: skip
 
 
 def _clean(value):
@@ -60,9 +72,24 @@ def _clean(value):
     return value
 
 
-def _print(result) -> int:
-    print(json.dumps(_clean(result), indent=2))
+def _print(result, output: str | None = None) -> int:
+    """Writes the JSON to ``output`` (when given) and then prints it."""
+    text = json.dumps(_clean(result), indent=2)
+    if output:
+        from fiftyone_posetrack.atomic import atomic_write
+
+        with atomic_write(output, what="--output") as f:
+            f.write(text + "\n")
+    print(text)
     return 0
+
+
+def _check_output(path: str | None) -> None:
+    """Refuses an unusable ``--output`` before the (possibly long) evaluation."""
+    if path:
+        from fiftyone_posetrack.atomic import check_output_path
+
+        check_output_path(path, "--output")
 
 
 def _eval_mot(args) -> int:
@@ -70,7 +97,8 @@ def _eval_mot(args) -> int:
 
     if not 0.0 < args.iou <= 1.0:
         raise BadInputError(f"--iou: expected a value in (0, 1], got {args.iou}")
-    return _print(evaluate_mot_files([tuple(p) for p in args.pair], iou_threshold=args.iou))
+    _check_output(args.output)
+    return _print(evaluate_mot_files([tuple(p) for p in args.pair], iou_threshold=args.iou), args.output)
 
 
 def _load_json(path: str, what: str):
@@ -84,14 +112,16 @@ def _load_json(path: str, what: str):
 
 
 def _eval_kpts(args) -> int:
+    _check_output(args.output)
     if args.kind == "posetrack":
         from fiftyone_posetrack.eval.posetrack import evaluate_posetrack_files
 
-        return _print(evaluate_posetrack_files(args.gt, args.dt, skip_last_frame=args.skip_last_frame))
+        result = evaluate_posetrack_files(args.gt, args.dt, skip_last_frame=args.skip_last_frame)
+        return _print(result, args.output)
     from fiftyone_posetrack.eval.keypoints import keypoint_ap
 
     gt = _load_json(args.gt, "ground-truth")
     dt = _load_json(args.dt, "results")
     if isinstance(dt, dict) and "annotations" in dt:
         dt = dt["annotations"]  # a COCO-style file of predictions
-    return _print(keypoint_ap(gt, dt, kind=args.kind))
+    return _print(keypoint_ap(gt, dt, kind=args.kind), args.output)

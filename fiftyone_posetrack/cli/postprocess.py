@@ -91,10 +91,13 @@ def _postprocess(args) -> int:
         if args.dataset not in fo.list_datasets():
             raise BadInputError(f"dataset {args.dataset!r} not found")
         out_field = args.out_field or f"{args.in_field}_post"
-        summary = postprocess_tracks_field(
-            fo.load_dataset(args.dataset), args.in_field, out_field, options,
-            overwrite=args.overwrite, overwrite_input=args.overwrite_input, raise_on_error=True,
-        )  # fmt: skip
+        from fiftyone_posetrack.cli.run import dataset_kept
+
+        with dataset_kept(args.dataset):
+            summary = postprocess_tracks_field(
+                fo.load_dataset(args.dataset), args.in_field, out_field, options,
+                overwrite=args.overwrite, overwrite_input=args.overwrite_input, raise_on_error=True,
+            )  # fmt: skip
         print(f"{summary} -> {args.dataset}.frames.{out_field}")
         return 0
     if len(args.inputs) != 2:
@@ -102,7 +105,10 @@ def _postprocess(args) -> int:
     from fiftyone_posetrack.formats.mot import read_mot, write_mot
     from fiftyone_posetrack.tracking.postprocess import postprocess_tracks
 
+    from fiftyone_posetrack.atomic import check_output_path
+
     src, dst = args.inputs
+    check_output_path(dst, "OUT.txt")  # before the work; the file is written whole or not at all
     res = read_mot(src)
     out, interp = postprocess_tracks(res, options, num_frames=args.num_frames, return_mask=True)
     write_mot(dst, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 
@@ -42,6 +43,29 @@ def job_options_from_args(args) -> dict:
     return {k: o.default for k, o in options.items()} | values_from_args(args, options)
 
 
+@contextlib.contextmanager
+def dataset_kept(name: str):
+    """Turns any failure of a command on dataset ``name`` into a :class:`BadInputError` saying so when
+    the dataset was deleted meanwhile (by another process, the App): FiftyOne then fails on whatever
+    it writes next (``ValueError: Failed to update document``, a missing collection, ...)."""
+    try:
+        yield
+    except Exception as e:
+        import fiftyone as fo
+
+        try:
+            gone = not fo.dataset_exists(name)
+        except Exception:  # noqa: BLE001 - the database itself is gone: the original error says so
+            gone = False
+        if gone:
+            raise BadInputError(
+                f"dataset {name!r} was deleted while the command was working on it ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else ''}); its labels are gone with it: "
+                "import the videos again and rerun"
+            ) from None
+        raise
+
+
 def register(subparsers) -> None:
     run = subparsers.add_parser(
         "run",
@@ -74,7 +98,8 @@ def _run(args) -> int:
         if not fo.dataset_exists(name):
             raise BadInputError(f"no dataset named {name!r}; existing: {fo.list_datasets()}")
         view = dataset = fo.load_dataset(name)
-    summary = run(view, config, **job)
+    with dataset_kept(name):
+        summary = run(view, config, **job)
     print(
         f"dataset {dataset.name!r}: {len(summary.processed)} video(s) processed, "
         f"{len(summary.skipped)} already done, {summary.frames} frames"

@@ -127,6 +127,9 @@ def _track_mot(args) -> int:
     from fiftyone_posetrack.tracking.presets import DEFAULT_TRACKER_PRESET, load_tracker_preset
     from fiftyone_posetrack.tracking.run import track_mot_array
 
+    from fiftyone_posetrack.atomic import check_output_path
+
+    check_output_path(args.out, "OUT.txt")  # before the work; the file is written whole or not at all
     name, params = _tracker(args, None)
     if name and args.tracker_preset:
         raise BadInputError("give --tracker or --tracker-preset, not both")
@@ -171,6 +174,10 @@ def _tune(args) -> int:
     if not pairs:
         raise BadInputError("give GT.txt DET.txt, or --pair GT.txt DET.txt (repeatable)")
     tracker, base_params = _tracker(args, "bytetrack")
+    if args.save_preset:
+        from fiftyone_posetrack.atomic import check_output_path
+
+        check_output_path(args.save_preset, "--save-preset")  # before the search
     from fiftyone_posetrack.pipeline.options import key_values
 
     post = key_values(args.postprocess, "--postprocess")

@@ -684,7 +684,24 @@ def _video_samples(samples, what: str) -> list[fo.Sample]:
     return out
 
 
+def _out_dir(out_dir) -> str:
+    """The export folder as a ``str``; refused when it cannot be one (a NUL byte, an existing file)."""
+    try:
+        out_dir = os.fspath(out_dir)
+    except TypeError:
+        raise BadInputError(f"out_dir: expected a folder path, got {out_dir!r}") from None
+    if not out_dir or "\x00" in out_dir:
+        raise BadInputError(f"out_dir: {out_dir!r} is not a usable folder path (empty, or a NUL byte)")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadInputError(f"out_dir: {out_dir} exists and is not a folder")
+    return out_dir
+
+
 def _targets(paths: list[str], overwrite: bool) -> list[str]:
+    from fiftyone_posetrack.atomic import check_output_path
+
+    for p in paths:
+        check_output_path(p, "export path")  # e.g. a folder where the file would go
     existing = [p for p in paths if os.path.exists(p)]
     if existing and not overwrite:
         raise BadInputError(f"{existing[0]} exists ({len(existing)} file(s) would be replaced); pass overwrite=True")
@@ -710,32 +727,40 @@ def export_mot(
             results ``<out_dir>/<name>.txt`` (the challenge's submission layout)
         overwrite: replace existing files
 
+    The files are written under temporary names and moved into place
+    together once all are written (:class:`fiftyone_posetrack.atomic.Staged`):
+    a failure (a full disk, a bad label) leaves no file behind and existing
+    files as they were.
+
     Returns:
         the written ``.txt`` paths, in sample order
     """
     from fiftyone_posetrack.synth.writer import write_seqinfo
 
+    from fiftyone_posetrack.atomic import Staged
+
     check_frame_field(samples, field, fo.Detections, "field")
     videos = _video_samples(samples, "MOT export")
-    out_dir = os.fspath(out_dir)
+    out_dir = _out_dir(out_dir)
     names = [video_name(s) for s in videos]
     layout = (lambda n: os.path.join(n, "gt", "gt.txt")) if gt else (lambda n: n + ".txt")
     paths = _targets([inside(out_dir, layout(n), "export path") for n in names], overwrite)
-    for sample, name, path in zip(videos, names, paths):
-        rows = sample_to_mot(sample, field)
-        if gt:
-            rows[:, mot.CONF] = 1.0
-        mot.write_mot(path, rows, gt=gt)
-        if gt:
-            md = sample.metadata
-            write_seqinfo(
-                os.path.join(out_dir, name, "seqinfo.ini"),
-                name,
-                md.total_frame_count,
-                md.frame_rate or 30.0,
-                md.frame_width,
-                md.frame_height,
-            )
+    with Staged() as stage:  # every file moved into place once all are written, or none
+        for sample, name, path in zip(videos, names, paths):
+            rows = sample_to_mot(sample, field)
+            if gt:
+                rows[:, mot.CONF] = 1.0
+            mot.write_mot(stage.path(path), rows, gt=gt)
+            if gt:
+                md = sample.metadata
+                write_seqinfo(
+                    stage.path(os.path.join(out_dir, name, "seqinfo.ini")),
+                    name,
+                    md.total_frame_count,
+                    md.frame_rate or 30.0,
+                    md.frame_width,
+                    md.frame_height,
+                )
     return paths
 
 
@@ -786,6 +811,10 @@ def export_posetrack(
         ignore_field: an ``fo.Polylines`` frame field of ignore regions to
             write (ground truth)
 
+    The files are written under temporary names and moved into place
+    together once all are written: a failure leaves no file behind and
+    existing files as they were.
+
     Returns:
         the written paths, in sample order
     """
@@ -798,15 +827,18 @@ def export_posetrack(
     names_in = keypoint_names(samples, keypoints_field)
     names_out = POSETRACK_KEYPOINTS if posetrack_joints else names_in
     order = np.array([names_in.index(n) if n in names_in else -1 for n in names_out])
-    out_dir = os.fspath(out_dir)
+    out_dir = _out_dir(out_dir)
     names = [video_name(s) for s in videos]
     paths = _targets([inside(out_dir, n + ".json", "export path") for n in names], overwrite)
     has_info = samples.has_sample_field(POSETRACK_INFO_FIELD)
     fields = (keypoints_field, detections_field, ignore_field)
-    for sample, name, path in zip(videos, names, paths):
-        info = (sample[POSETRACK_INFO_FIELD] if has_info else None) or {}
-        video = _posetrack_video(sample, name, fields, len(names_in), order, names_out, info, gt)
-        write_posetrack_json(path, video)
+    from fiftyone_posetrack.atomic import Staged
+
+    with Staged() as stage:  # every file moved into place once all are written, or none
+        for sample, name, path in zip(videos, names, paths):
+            info = (sample[POSETRACK_INFO_FIELD] if has_info else None) or {}
+            video = _posetrack_video(sample, name, fields, len(names_in), order, names_out, info, gt)
+            write_posetrack_json(stage.path(path), video)
     return paths
 
 

@@ -264,7 +264,7 @@ def check_frame_field(samples, name: str, cls: type, param: str | None = None) -
         )
 
 
-def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndarray:
+def frames_to_mot(frame_numbers, detections, width: int, height: int, gt: bool = False) -> np.ndarray:
     """Converts one video's per-frame ``fo.Detections`` into a MOT array.
 
     Args:
@@ -279,7 +279,9 @@ def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndar
         ``index`` (-1 when unset); ``conf`` and ``class`` are the MOT values
         kept by :func:`fiftyone_posetrack.fo.dataset.import_mot_ground_truth`
         (attributes ``mot_conf`` / ``mot_class``) when present, else the
-        confidence and class 1, or -2 (ignore) for ``ignore=True``
+        confidence and class 1, or -2 (ignore) for ``ignore=True``. With
+        ``gt=True`` (ground truth) ``conf`` is MOTChallenge's *consider* flag:
+        ``mot_conf`` when imported, else 1 -- never the label's confidence
     """
     rows = []
     for number, dets in zip(frame_numbers, detections):
@@ -295,7 +297,12 @@ def frames_to_mot(frame_numbers, detections, width: int, height: int) -> np.ndar
         block[:, 1] = index
         block[:, 2:4] = boxes[:, :2]
         block[:, 4:6] = boxes[:, 2:] - boxes[:, :2]
-        block[:, 6] = [s if c is None else float(c) for s, c in zip(scores, conf)]
+        # In ground truth, column 6 is the "consider" flag and the evaluation keeps rows with
+        # trunc(conf) != 0: a detector score (0.93) there would drop the row. Reading a
+        # predictions field as ground truth did exactly that -- every box dropped, num_gt_ids 0,
+        # FP = every prediction, MOTA -inf (issue 21, case 8) -- so gt rows get 1 unless imported.
+        default = 1.0 if gt else None
+        block[:, 6] = [(s if default is None else default) if c is None else float(c) for s, c in zip(scores, conf)]
         block[:, 7] = [(-2 if i else 1) if c is None else int(c) for i, c in zip(ign, cls)]
         block[:, 8] = [-1.0 if v is None else float(v) for v in vis]
         rows.append(block)

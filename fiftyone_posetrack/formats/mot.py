@@ -180,7 +180,9 @@ def write_mot(path: str | os.PathLike, data: np.ndarray, gt: bool = False) -> No
     """Writes an ``(N, >=6)`` MOT array, sorted by frame then id.
 
     Args:
-        path: the output ``.txt`` file; its folder is created
+        path: the output ``.txt`` file; its folder is created. The file is
+            written under a temporary name and renamed into place
+            (:func:`fiftyone_posetrack.atomic.atomic_write`)
         data: rows ``frame, id, x, y, w, h[, conf, class, visibility]``
         gt: write the MOT16+ ground-truth dialect (``conf, class, visibility``)
             rather than the results dialect (``conf, -1, -1, -1``)
@@ -195,8 +197,9 @@ def write_mot(path: str | os.PathLike, data: np.ndarray, gt: bool = False) -> No
         full[:, VIS] = 1.0
     order = np.lexsort((full[:, ID], full[:, FRAME]))
     full = full[order]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    from fiftyone_posetrack.atomic import atomic_write
+
+    with atomic_write(path, what="MOT file") as f:  # whole or not at all (a full disk leaves no partial file)
         for r in full:
             head = f"{int(r[FRAME])},{int(r[ID])},{r[X]:.10g},{r[Y]:.10g},{r[W]:.10g},{r[H]:.10g}"
             if gt:

@@ -512,9 +512,9 @@ def write_posetrack_json(path: str | os.PathLike, video: PoseTrackVideo) -> None
             "skeleton": [[int(a) + 1, int(b) + 1] for a, b in video.skeleton],
         }
     ]
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    from fiftyone_posetrack.atomic import atomic_write
+
+    with atomic_write(path, what="PoseTrack file") as f:  # whole or not at all
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
 
 

@@ -74,8 +74,14 @@ class MoveNetTFLite(PoseEstimator):
         if threads is None:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
             threads = max(1, min(4, cores or 1))
-        self.interpreter = Interpreter(model_path=path, num_threads=int(threads))
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter = Interpreter(model_path=path, num_threads=int(threads))
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:  # LiteRT: "The model is not a valid Flatbuffer buffer"
+            raise BadInputError(
+                f"MoveNet TFLite model {path!r} ({os.path.getsize(path)} bytes) cannot be loaded: {e}; the file "
+                f"is damaged or truncated: delete it to download it again, or get a complete copy from {SOURCE}"
+            ) from None
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         shape = tuple(int(v) for v in inp["shape"])

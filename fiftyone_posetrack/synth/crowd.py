@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fiftyone_posetrack.atomic import Staged
 from fiftyone_posetrack.formats.mot import write_mot
 from fiftyone_posetrack.formats.posetrack import PoseTrackFrame, PoseTrackVideo, write_posetrack_json
 from fiftyone_posetrack.skeleton import COCO_EDGES, COCO_KEYPOINTS, NUM_KEYPOINTS
@@ -197,34 +198,41 @@ def render_crowd(
         FileNotFoundError: if no ffmpeg is available
     """
     check_params(people, frames, width, height, fps)
-    prepare_out_dir(out_dir, overwrite)
+    stale = prepare_out_dir(out_dir, overwrite)
     scene = random_scene(int(people), int(frames), int(width), int(height), int(seed), float(fps))
-    return render_scene(scene, out_dir, save_images=save_images, progress=progress)
+    result = render_scene(scene, out_dir, save_images=save_images, progress=progress)
+    written = {os.path.join(result.image_dir, f"{i + 1:06d}.jpg") for i in range(result.frames)} if save_images else set()
+    for path in stale:  # the previous frames, once the new outputs are in place
+        if path not in written:
+            os.remove(path)
+    return result
 
 
-def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:
-    """Creates ``out_dir``; refuses a non-empty one unless ``overwrite``.
+def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> list[str]:
+    """Checks ``out_dir``: refuses a non-empty one unless ``overwrite``.
 
-    With ``overwrite`` only this module's own outputs are removed.
+    Nothing is removed here: the outputs are replaced as they are written, all
+    together (a failed render leaves the previous ones as they were).
+
+    Returns:
+        with ``overwrite``, the frame images of a previous render
+        (``img1/NNNNNN.jpg``), to remove once the new outputs are in place
     """
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BadInputError(f"output folder {out_dir} exists and is not a folder")
+    stale = []
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise BadInputError(
                 f"output folder {out_dir} exists and is not empty; "
                 "choose another folder or pass --overwrite (overwrite=True)"
             )
-        for name in (VIDEO_NAME, GT_NAME, POSETRACK_NAME, SEQINFO_NAME):
-            path = os.path.join(out_dir, name)
-            if os.path.isfile(path):
-                os.remove(path)
         images = os.path.join(out_dir, IMAGE_DIR)  # literal names: out_dir may hold "[" (no glob)
         for name in os.listdir(images) if os.path.isdir(images) else []:
             if len(name) == 10 and name[:6].isdigit() and name.endswith(".jpg"):
-                os.remove(os.path.join(images, name))
-    os.makedirs(out_dir, exist_ok=True)
+                stale.append(os.path.join(images, name))
+    return stale
 
 
 def render_scene(
@@ -235,9 +243,12 @@ def render_scene(
     progress: bool = False,
 ) -> SynthResult:
     """Renders ``scene`` into ``out_dir`` (see :func:`render_crowd` for the files)."""
+    with Staged() as stage:  # every file is moved into place at the end, or none
+        return _render(scene, os.fspath(out_dir), stage, save_images, progress)
+
+
+def _render(scene: Scene, out_dir: str, stage: Staged, save_images: bool, progress: bool) -> SynthResult:
     started = time.perf_counter()
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
     cam, num_frames, num_people = scene.camera, scene.frames, len(scene.walkers)
     boxes = np.full((num_frames, num_people, 4), np.nan)
     visibility = np.full((num_frames, num_people), np.nan)
@@ -247,18 +258,18 @@ def render_scene(
 
     video_path = os.path.join(out_dir, VIDEO_NAME)
     image_dir = os.path.join(out_dir, IMAGE_DIR) if save_images else None
-    if image_dir:
-        os.makedirs(image_dir, exist_ok=True)
     render_seconds = 0.0
     frames_iter = iter_frames(scene)
-    with H264Writer(video_path, cam.width, cam.height, scene.fps) as writer:
+    with H264Writer(stage.path(video_path, "video"), cam.width, cam.height, scene.fps) as writer:
         for _ in tqdm(range(num_frames), desc="synth", unit="frame", disable=not progress):
             tick = time.perf_counter()
             rendered = next(frames_iter)
             render_seconds += time.perf_counter() - tick
             writer.write(rendered.image)
             if image_dir:
-                cv2.imwrite(os.path.join(image_dir, f"{rendered.index + 1:06d}.jpg"), rendered.image)
+                image = os.path.join(image_dir, f"{rendered.index + 1:06d}.jpg")
+                if not cv2.imwrite(stage.path(image, "frame image"), rendered.image):
+                    raise OSError(f"cannot write the frame image {image}")
             tr, t = rendered.truth, rendered.index
             col = tr.track_ids - 1
             boxes[t, col] = tr.boxes
@@ -269,13 +280,13 @@ def render_scene(
 
     mot = _mot_rows(boxes, visibility)
     gt_path = os.path.join(out_dir, GT_NAME)
-    write_mot(gt_path, mot, gt=True)
+    write_mot(stage.path(gt_path, "ground truth"), mot, gt=True)
     name = os.path.basename(os.path.abspath(out_dir))
     seqinfo_path = os.path.join(out_dir, SEQINFO_NAME)
-    write_seqinfo(seqinfo_path, name, num_frames, scene.fps, cam.width, cam.height, IMAGE_DIR, ".jpg")
+    write_seqinfo(stage.path(seqinfo_path), name, num_frames, scene.fps, cam.width, cam.height, IMAGE_DIR, ".jpg")
     posetrack_path = os.path.join(out_dir, POSETRACK_NAME)
     video = posetrack_video(name, cam.width, cam.height, boxes, keypoints, flags, head_boxes)
-    write_posetrack_json(posetrack_path, video)
+    write_posetrack_json(stage.path(posetrack_path, "PoseTrack ground truth"), video)
     return SynthResult(
         out_dir=out_dir,
         video_path=video_path,

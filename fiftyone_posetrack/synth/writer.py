@@ -3,7 +3,9 @@
 OpenCV's own writers cannot produce H.264 on many systems (and ``mp4v`` does not
 play in browsers), so frames are streamed as raw BGR bytes to an ``ffmpeg``
 process that encodes ``libx264`` / ``yuv420p`` -- one frame at a time, never
-the whole video in memory.
+the whole video in memory. Every file appears whole or not at all
+(:mod:`fiftyone_posetrack.atomic`): ffmpeg writes a temporary file that is
+renamed onto the target only when it finished without error.
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ import subprocess
 
 import numpy as np
 
+from fiftyone_posetrack.atomic import Staged, atomic_write
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.video import find_ffmpeg
+
+
+class EncodingError(OSError, RuntimeError):
+    """ffmpeg failed or stopped while writing a video (a full disk, a bad option); nothing was written.
+
+    An ``OSError`` (the CLI reports it as a file it could not write) and, as before, a ``RuntimeError``.
+    """
 
 
 class H264Writer:
@@ -27,7 +37,9 @@ class H264Writer:
                 writer.write(frame)
 
     Args:
-        path: the output ``.mp4``
+        path: the output ``.mp4``; written under a temporary name in its
+            folder and renamed into place by :meth:`close` (an existing file
+            is replaced only then; a failure leaves it as it was)
         width, height: frame size in pixels; both must be even (yuv420p)
         fps: frames per second
         crf: x264 constant rate factor (lower = better quality)
@@ -52,16 +64,24 @@ class H264Writer:
         self.path = os.fspath(path)
         self.width, self.height = int(width), int(height)
         self.frames = 0
+        self._stage = Staged()
+        self._tmp = self._stage.path(self.path, "video file")
         cmd = [
             find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
             "-framerate", f"{float(fps):g}", "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", preset,
-            "-crf", str(int(crf)), "-movflags", "+faststart", self.path,
+            "-crf", str(int(crf)), "-movflags", "+faststart", self._tmp,
         ]  # fmt: skip
-        self._stderr_path = self.path + ".ffmpeg.log"
-        self._stderr = open(self._stderr_path, "wb")
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
+        self._stderr_path = self._tmp + ".ffmpeg.log"
+        try:
+            self._stderr = open(self._stderr_path, "wb")
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
+        except BaseException:
+            self._stage.discard()
+            if os.path.exists(self._stderr_path):
+                os.remove(self._stderr_path)
+            raise
 
     def write(self, frame: np.ndarray) -> None:
         """Appends one ``(height, width, 3)`` uint8 BGR frame."""
@@ -74,15 +94,23 @@ class H264Writer:
             self._proc.stdin.write(np.ascontiguousarray(frame).data)
         except BrokenPipeError:
             self._finish()
-            raise RuntimeError(f"ffmpeg stopped while writing {self.path}: {self._log()}") from None
+            self._stage.discard()
+            raise EncodingError(f"ffmpeg stopped while writing {self.path}: {self._log()}") from None
         self.frames += 1
 
     def close(self) -> None:
-        """Finishes the file; raises RuntimeError if ffmpeg failed."""
+        """Finishes the file and moves it into place.
+
+        Raises:
+            EncodingError: (an ``OSError``) if ffmpeg failed, e.g. on a full
+                disk; the temporary file is removed and the target untouched
+        """
         code = self._finish()
         if code != 0:
-            raise RuntimeError(f"ffmpeg failed (exit {code}) writing {self.path}: {self._log()}")
+            self._stage.discard()
+            raise EncodingError(f"ffmpeg failed (exit {code}) writing {self.path}: {self._log()}")
         os.remove(self._stderr_path)
+        self._stage.commit()
 
     def _finish(self) -> int:
         if self._proc.stdin and not self._proc.stdin.closed:
@@ -113,6 +141,7 @@ class H264Writer:
         else:
             self._proc.kill()
             self._finish()
+            self._stage.discard()
             if os.path.exists(self._stderr_path):
                 os.remove(self._stderr_path)
 
@@ -139,5 +168,5 @@ def write_seqinfo(
         f"imHeight={int(height)}\n"
         f"imExt={im_ext}\n"
     )
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_write(path, what="seqinfo.ini") as f:
         f.write(text)

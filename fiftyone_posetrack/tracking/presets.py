@@ -81,6 +81,8 @@ def load_tracker_preset(name_or_path: str) -> dict:
 def save_tracker_preset(path, tracker: str, params: dict, postprocess: dict | None = None, **extra) -> dict:
     """Writes a preset JSON file (validated first); returns the preset."""
     preset = check_preset({"tracker": tracker, "params": params, "postprocess": postprocess or {}, **extra})
-    with open(path, "w") as f:
+    from fiftyone_posetrack.atomic import atomic_write
+
+    with atomic_write(path, what="tracker preset") as f:  # whole or not at all
         json.dump(preset, f, indent=2, default=float)
     return preset

@@ -42,6 +42,7 @@ __all__ = [
     "RawLabel",
     "VideoLabels",
     "check_eval_key_fields",
+    "check_ground_truth",
     "frame_path",
     "read_videos",
     "video_names",
@@ -152,14 +153,51 @@ def check_eval_key_fields(samples, method: "PosetrackEvaluation", eval_key: str 
             )
 
 
+def check_ground_truth(samples, pred: str, gt: str, label_type) -> None:
+    """Refuses a ground truth that cannot be one, before anything is read or written.
+
+    - ``gt`` equal to ``pred``: a field evaluated against itself scores
+      perfectly (or, before the consider-flag fix of
+      :func:`~fiftyone_posetrack.fo.labels.frames_to_mot`, read as empty ground
+      truth: FP = every box, MOTA -inf), and the run's marks of both sides
+      would land on the same labels;
+    - ``gt`` without a single label in ``samples``: every metric would be
+      undefined or meaningless (no ground truth to find).
+
+    Args:
+        samples: the evaluated collection
+        pred, gt: bare frame field names
+        label_type: ``fo.Detections`` or ``fo.Keypoints``
+
+    Raises:
+        BadInputError: naming both fields, or the empty one
+    """
+    if pred == gt:
+        raise BadInputError(
+            f"gt_field and pred_field are both frames.{gt}: a field cannot be evaluated against itself; "
+            "give the ground-truth field as gt_field (import ground truth first, e.g. "
+            "fiftyone_posetrack.fo.io.import_mot_sequences or import_posetrack)"
+        )
+    list_name = label_type._LABEL_LIST_FIELD
+    if not samples.count(f"frames.{gt}.{list_name}"):
+        item = _LIST_ITEM[list_name].__name__
+        raise BadInputError(
+            f"gt_field: frames.{gt} holds no {item} in the {len(samples)} video(s) evaluated, so there is no "
+            f"ground truth to evaluate frames.{pred} against; import or annotate ground truth into a field "
+            "and give it as gt_field"
+        )
+
+
 def check_box_fields(
     samples, pred_field: str, gt_field: str, ignore_field: str | None, eval_key: str | None
 ) -> tuple[str, str, str | None]:
     """The input checks of the box evaluations (detection, tracking).
 
     ``samples`` must be a non-empty video collection, ``pred_field`` and
-    ``gt_field`` frame-level ``fo.Detections``, ``ignore_field`` (optional)
-    frame-level ``fo.Polylines`` and ``eval_key`` None or an identifier.
+    ``gt_field`` frame-level ``fo.Detections`` (two different fields, the
+    ground truth holding labels: :func:`check_ground_truth`),
+    ``ignore_field`` (optional) frame-level ``fo.Polylines`` and ``eval_key``
+    None or an identifier.
 
     Returns:
         the bare names ``(pred, gt, ignore or None)``
@@ -173,6 +211,7 @@ def check_box_fields(
     ign = check_label_field(samples, ignore_field, fo.Polylines, "ignore_field") if ignore_field else None
     if eval_key is not None:
         check_eval_key(eval_key)
+    check_ground_truth(samples, pred, gt, fo.Detections)
     return pred, gt, ign
 
 

@@ -22,9 +22,12 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path) -> str:
+    """Writes the PNG whole or not at all (:class:`fiftyone_posetrack.atomic.Staged`)."""
+    from fiftyone_posetrack.atomic import Staged
+
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, format="png")
+    with Staged() as stage:
+        fig.savefig(stage.path(path, "plot"), format="png")
     return path
 
 

@@ -69,6 +69,7 @@ from fiftyone_posetrack.fo.evaluation.base import (
     PosetrackEvaluationResults,
     VideoLabels,
     check_eval_key,
+    check_ground_truth,
     check_label_field,
     check_video_collection,
     frame_path,
@@ -450,6 +451,7 @@ def evaluate_poses(
     f = _check_fields(samples, pred_field, gt_field, gt_box_field, pred_box_field, ignore_field)
     if eval_key is not None:
         check_eval_key(eval_key)
+    check_ground_truth(samples, f.pred, f.gt, fo.Keypoints)  # not the predictions themselves, not empty
     config = PoseEvaluationConfig(
         frame_path(f.pred), frame_path(f.gt), kind,
         frame_path(f.gt_box) if f.gt_box else None, frame_path(f.pred_box) if f.pred_box else None,
@@ -539,6 +541,9 @@ def export_coco_keypoints(
     Returns:
         the number of annotations / results written
     """
+    from fiftyone_posetrack.atomic import check_output_path
+
+    check_output_path(path, "path")  # before reading anything
     check_video_collection(samples)
     if kind not in ("coco", "crowdpose"):
         raise BadInputError(f"kind: expected 'coco' or 'crowdpose', got {kind!r}")
@@ -558,8 +563,8 @@ def export_coco_keypoints(
         payload, count = res, len(res)
     else:
         payload, count = _coco_dataset(images, anns, joints), len(anns)
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
+    from fiftyone_posetrack.atomic import atomic_write
+
+    with atomic_write(path, what="COCO keypoints file") as fh:  # whole or not at all
         json.dump(payload, fh)
     return count

@@ -162,7 +162,7 @@ def _check_ids(video: VideoLabels, mot: np.ndarray, field: str) -> None:
 
 def _prepare(video: VideoLabels, gt: str, pred: str, ignore: str | None) -> _Video:
     w, h = video.width, video.height
-    gt_mot = frames_to_mot(video.frame_numbers, video.labels[gt], w, h)
+    gt_mot = frames_to_mot(video.frame_numbers, video.labels[gt], w, h, gt=True)  # conf = consider flag
     pred_mot = frames_to_mot(video.frame_numbers, video.labels[pred], w, h)
     _check_ids(video, gt_mot, f"frames.{gt}")
     _check_ids(video, pred_mot, f"frames.{pred}")
