@@ -212,5 +212,6 @@ def test_mkdocs_build_strict(tmp_path):
         assert command in cli_page, command
     api_page = _text((site / "api" / "running" / "index.html").read_text())
     assert "Runs pose tracking over the videos of a collection and writes frame labels" in api_page
-    assert (site / "img" / "generated" / "detection_sizes.png").stat().st_size > 10_000
+    for chart in ("detection_sizes.png", "demo_stages.png"):
+        assert (site / "img" / "generated" / chart).stat().st_size > 10_000, chart
     assert (site / "bad-input" / "index.html").exists() and (site / "tracking" / "index.html").exists()
