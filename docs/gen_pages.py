@@ -27,6 +27,7 @@ import os
 import pathlib
 import re
 import sys
+import urllib.parse
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the checkout's package, not an installed copy
@@ -125,7 +126,7 @@ def gen_models() -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in sorted(MODELS.values(), key=lambda m: ("detector", "pose", "reid").index(m.kind)):
-        source = "manual (conversion needed)" if m.manual else f"[{_cell(m.url.rsplit('/', 1)[-1][:40])}]({m.url})"
+        source = "manual (conversion needed)" if m.manual else f"[{urllib.parse.urlsplit(m.url).netloc}]({m.url})"
         out.append(
             f"| `{m.name}` | {m.kind} | `{m.backend}` | {m.size_mb:g} | {_cell(m.license)} | "
             f"{_cell(m.description)} | {source} |"
