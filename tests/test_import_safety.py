@@ -374,3 +374,16 @@ def test_track_mot_refuses_odd_frames_with_exit_2(tmp_path, capsys, rows, messag
     err = capsys.readouterr().err
     assert err.startswith("posetrack: error: ") and re.search(message, err), err
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_sample_field_of_another_type_is_refused_before_anything_is_added(empty, crowds, tmp_path):
+    """``sequence`` exists as an int field: refused up front (it failed after the samples were added)."""
+    small = render_crowd(tmp_path / "small", people=2, frames=4, width=160, height=96, seed=3, save_images=True)
+    empty.media_type = "video"
+    empty.add_sample_field("sequence", fo.IntField)
+    before = state(empty)
+    with pytest.raises(BadInputError, match=r"sample field 'sequence' exists as IntField"):
+        io.import_mot_sequences(empty, crowds[0].out_dir)
+    with pytest.raises(BadInputError, match=r"sample field 'sequence' exists as IntField"):
+        io.import_posetrack(empty, small.posetrack_path, image_root=small.out_dir, videos_dir=tmp_path / "enc")
+    assert state(empty) == before
