@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -354,3 +355,35 @@ def test_import_operator_refuses_a_run_field_unless_named(own_dataset, crowds, f
     boxes = first.values("frames.gt_detections.detections.bounding_box")
     assert first.values("frames.pred_detections.detections.bounding_box") == boxes
     assert first.values("pred_detections_status") == [None]
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ("1,-1,10,10,20,40,0.9\n1.5,-1,10,10,20,40,0.9", r"det.txt:2: frame 1.5 is not an integer"),
+        ("1,-1,10,10,20,40,0.9\n100000000,-1,10,10,20,40,0.9", r"det.txt:2: frame 100000000 is beyond the last frame allowed"),
+    ],
+)
+def test_track_mot_refuses_odd_frames_with_exit_2(tmp_path, capsys, rows, message):
+    """Issue 19: non-integer frames were truncated, frames millions apart made ``track-mot`` loop for hours."""
+    from fiftyone_posetrack.cli import main
+
+    det = tmp_path / "det.txt"
+    det.write_text(rows + "\n")
+    assert main(["track-mot", str(det), str(tmp_path / "out.txt"), "--tracker", "sort"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posetrack: error: ") and re.search(message, err), err
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_sample_field_of_another_type_is_refused_before_anything_is_added(empty, crowds, tmp_path):
+    """``sequence`` exists as an int field: refused up front (it failed after the samples were added)."""
+    small = render_crowd(tmp_path / "small", people=2, frames=4, width=160, height=96, seed=3, save_images=True)
+    empty.media_type = "video"
+    empty.add_sample_field("sequence", fo.IntField)
+    before = state(empty)
+    with pytest.raises(BadInputError, match=r"sample field 'sequence' exists as IntField"):
+        io.import_mot_sequences(empty, crowds[0].out_dir)
+    with pytest.raises(BadInputError, match=r"sample field 'sequence' exists as IntField"):
+        io.import_posetrack(empty, small.posetrack_path, image_root=small.out_dir, videos_dir=tmp_path / "enc")
+    assert state(empty) == before

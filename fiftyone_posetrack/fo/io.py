@@ -266,6 +266,17 @@ def _encoded_video(name: str, images: list[str], fps: float, videos_dir: str) ->
     return encode_images(images, path, fps)
 
 
+def _check_sample_fields(dataset: fo.Dataset, fields: dict) -> None:
+    """Refuses sample fields an import writes that exist with another type (checked before any write)."""
+    schema = dataset.get_field_schema()
+    for name, ftype in fields.items():
+        if name in schema and not isinstance(schema[name], ftype):
+            raise BadInputError(
+                f"sample field {name!r} exists as {type(schema[name]).__name__}, but imports write a "
+                f"{ftype.__name__} there (the video's name in its benchmark); rename or delete that field first"
+            )
+
+
 def _ensure_sample_field(dataset: fo.Dataset, name: str, ftype, **kwargs) -> None:
     if not dataset.has_sample_field(name):
         dataset.add_sample_field(name, ftype, **kwargs)
@@ -426,6 +437,7 @@ def import_mot_sequences(
         plans.append((seq, (width, height), labels))
     fields = {f: fo.Detections for f in (gt_field, det_field) if f}
     replaced = check_import_fields(dataset, fields, overwrite_fields, "MOT import")
+    _check_sample_fields(dataset, {SEQUENCE_FIELD: fo.StringField})
     videos = []
     for seq, size, _ in plans:  # files only: the dataset is not touched yet
         video = seq.video or _encoded_video(seq.name, seq.images, seq.fps or default_fps, videos_dir)
@@ -613,6 +625,7 @@ def import_posetrack(
         dataset, posetrack_field_types(keypoints_field, detections_field, ignore_field), overwrite_fields,
         "PoseTrack import",
     )  # fmt: skip
+    _check_sample_fields(dataset, {SEQUENCE_FIELD: fo.StringField, POSETRACK_INFO_FIELD: fo.DictField})
     encoded = {}
     for video, sample, images, size, _, _ in targets:  # files only: the dataset is not touched yet
         if sample is None:
