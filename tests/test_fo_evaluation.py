@@ -411,6 +411,7 @@ def test_posetrack_joint_threshold_equals_dropping_the_joints(crowd):
 def test_ground_truth_as_prediction_is_perfect(crowd):
     ds = crowd.ds
     ds.clone_frame_field("gt_keypoints", "gt_copy")
+    ds.clone_frame_field("gt_detections", "gt_det_copy")  # a field against itself is refused (issue 21, case 8)
     try:
         kw = dict(pred_field="gt_copy", pred_box_field="gt_detections", eval_key=None)
         assert evaluate_poses(ds, kind="coco", **kw).metrics()["ap"] == 1.0
@@ -418,11 +419,12 @@ def test_ground_truth_as_prediction_is_perfect(crowd):
         pt = evaluate_poses(ds, kind="posetrack", **kw)
         assert pt.metrics()["pt_ap"] == 100.0 and pt.metrics()["pt_mota"] == 100.0
         assert {j for j, v in pt.joint_ap().items() if not math.isfinite(v)} == {"head_bottom", "head_top"}
-        t = evaluate_tracking(ds, pred_field="gt_detections", eval_key=None).metrics()
+        t = evaluate_tracking(ds, pred_field="gt_det_copy", eval_key=None).metrics()
         assert (t["mota"], t["idf1"], t["fp"], t["fn"], t["idsw"]) == (1.0, 1.0, 0, 0, 0)
-        assert evaluate_person_detection(ds, pred_field="gt_detections", eval_key=None).metrics()["ap"] == 1.0
+        assert evaluate_person_detection(ds, pred_field="gt_det_copy", eval_key=None).metrics()["ap"] == 1.0
     finally:
         ds.delete_frame_field("gt_copy")
+        ds.delete_frame_field("gt_det_copy")
 
 
 def test_a_view_is_evaluated_as_filtered(crowd):

@@ -271,7 +271,8 @@ def test_evaluate_tracking_shows_the_id_switches(dataset, tmp_path):
     assert frames.count("frames") == 1, "both switches happen in frame 9"
     assert any(stage["_cls"].endswith("ToFrames") for stage in set_view["params"]["view"])
 
-    r = execute("evaluate_tracking", dataset, {"pred_field": "gt_detections", "gt_field": "gt_detections", "eval_key": "perfect"})
+    dataset.clone_frame_field("gt_detections", "gt_copy")  # a field against itself is refused (issue 21, case 8)
+    r = execute("evaluate_tracking", dataset, {"pred_field": "gt_copy", "gt_field": "gt_detections", "eval_key": "perfect"})
     assert r.result["metrics"]["idsw"] == 0 and r.result["metrics"]["mota"] == pytest.approx(1.0)
     assert r.result["shown"] == "none", "no ID switch to show"
 
@@ -293,7 +294,8 @@ def test_evaluate_poses_and_export_coco_keypoints(dataset, tmp_path):
                                               "kind": "posetrack", "posetrack_joint_threshold": 0.5})  # fmt: skip
     assert dataset.get_evaluation_info("pose_thr").config.posetrack_joint_threshold == 0.5
     assert 35 < thr.result["metrics"]["pt_recall"] < 0.65 * r.result["metrics"]["pt_recall"]
-    perfect = execute("evaluate_poses", dataset, {"pred_field": "gt_keypoints", "gt_field": "gt_keypoints", "eval_key": "pose_gt"})
+    dataset.clone_frame_field("gt_keypoints", "gt_kp_copy")  # a field against itself is refused (issue 21, case 8)
+    perfect = execute("evaluate_poses", dataset, {"pred_field": "gt_kp_copy", "gt_field": "gt_keypoints", "eval_key": "pose_gt"})
     assert perfect.result["metrics"]["ap"] == pytest.approx(1.0)
     assert any(q["operator_uri"] == "set_view" for q in perfect.executor.to_json()["requests"])
 

@@ -191,6 +191,7 @@ def test_full_disk_postprocess_and_track_mot_leave_the_previous_file(mot_files, 
     assert out.stat().st_size > LIMIT and out.read_bytes() != b"previous results\n"
 
 
+@pytest.mark.slow
 def test_full_disk_export_posetrack_coco_and_mot_leave_nothing_behind(dataset, tmp_path):
     from fiftyone_posetrack.fo.evaluation import export_coco_keypoints
     from fiftyone_posetrack.fo.io import export_mot, export_posetrack
@@ -244,6 +245,7 @@ def test_full_disk_synth_leaves_the_previous_render(tmp_path):
     assert not fresh.exists(), f"a partial render remains: {sorted(files(fresh)) if fresh.exists() else ''}"
 
 
+@pytest.mark.slow
 def test_full_disk_tune_save_preset_and_eval_output(mot_files, tmp_path):
     gt, res = mot_files
     preset, result = tmp_path / "preset.json", tmp_path / "result.json"
@@ -307,6 +309,7 @@ def test_eval_mot_with_a_closed_pipe_keeps_the_output_and_fails(mot_files, tmp_p
     assert result["OVERALL"]["mota"] > 0.9 and "SEQ" in result, "the results given with --output are lost"
 
 
+@pytest.mark.slow
 def test_eval_mot_with_stdout_closed_does_not_exit_0(mot_files, tmp_path):
     gt, res = mot_files
     out = tmp_path / "result.json"
