@@ -44,6 +44,11 @@ def register(subparsers) -> None:
         "--skip-last-frame", action="store_true",
         help="posetrack: leave each video's last frame out of MOTA, as poseval does",
     )  # fmt: skip
+    kpts.add_argument(
+        "--mota-joint-threshold", type=float, default=None, metavar="SCORE",
+        help="posetrack: MOTA counts only the predicted joints scoring at least this (AP ranks every joint); "
+        "default: every joint of the files, as poseval (the dataset evaluation's default is 0.4, docs/pose.md)",
+    )  # fmt: skip
     kpts.set_defaults(func=_eval_kpts)
 
 
@@ -87,7 +92,8 @@ def _eval_kpts(args) -> int:
     if args.kind == "posetrack":
         from fiftyone_posetrack.eval.posetrack import evaluate_posetrack_files
 
-        return _print(evaluate_posetrack_files(args.gt, args.dt, skip_last_frame=args.skip_last_frame))
+        return _print(evaluate_posetrack_files(args.gt, args.dt, skip_last_frame=args.skip_last_frame,
+                                               mota_joint_threshold=args.mota_joint_threshold))  # fmt: skip
     from fiftyone_posetrack.eval.keypoints import keypoint_ap
 
     gt = _load_json(args.gt, "ground-truth")
