@@ -31,6 +31,9 @@ __all__ = ["PRESETS", "CPU_TUNED", "preset_options", "preset_models"]
 #: ../shared/data/mot17-frames at 70.0 % precision (the plain model: 25.8 % / 70.6 %), and generalises
 #: best to frames never used to choose it (PoseTrack18 val: 93 % / 81 %; a 960 px input gives 67 % /
 #: 73 % on MOT17 but upscales small videos into split boxes). Frames no larger than a tile are not tiled.
+#: Re-measured on every real image set (MOT17, PoseTrack18, COCO, CrowdPose, the real video: issue 22,
+#: ``python bench/bench_detection.py``, docs/pose.md): YOLOX-nano fusion, test-time flip, 512 px tiles,
+#: overlap 0.3 and score 0.25 each lose recall somewhere or precision on MOT17; none is kept.
 #: Tracking (``python bench/bench_end_to_end.py --sizes tiles640@320 --reid osnet --trackers bytetrack
 #: --appearance demand --bytetrack-det 0.1,0.2,0.3``, 20-person crowd): ByteTrack with thresholds in
 #: nano's score range and OSNet x0.25 features computed only for the boxes whose motion match is

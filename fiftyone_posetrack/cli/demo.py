@@ -3,7 +3,8 @@
 The demo runs the ``cpu`` preset (the pipeline's defaults), the best
 configuration available offline on a CPU (the models of ``POSETRACK_MODELS_DIR`` /
 the cache): RTMDet-nano on 640 px tiles, ByteTrack with the real OSNet x0.25
-MSMT17 ReID model on ambiguous boxes, MoveNet, flow smoothing; options given on
+MSMT17 ReID model on ambiguous boxes, MoveNet with test-time flip, no pose
+smoothing (docs/pose.md); options given on
 the command line override it. Pose metrics are computed as the field does:
 PoseTrack AP ranks every predicted joint by its score, MOTA counts the joints
 scoring at least ``--joint-threshold`` (as challenge submissions threshold
