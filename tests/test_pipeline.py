@@ -190,3 +190,22 @@ def test_the_tracker_keeps_every_box_the_detector_threshold_keeps(pipeline, conf
         config.replace(tracker="deepsort", det_score_threshold=0.1, tracker_params={"min_score": 0.5}), **models
     )
     assert given.tracker.min_score == pytest.approx(0.5)
+
+
+def test_pose_flip_default_is_ignored_by_models_without_it_and_refused_when_asked_for():
+    """pose_flip (on by default, MoveNet's) leaves a pose model without a flip alone, unless the user asks."""
+    from fiftyone_posetrack.pipeline.core import build_pose_estimator
+    from fiftyone_posetrack.pose.base import PoseEstimator, register_pose_estimator
+
+    class NoFlip(PoseEstimator):
+        def __init__(self, path, **kwargs):
+            super().__init__("cpu")
+
+        def _estimate_many(self, frames, frame_index, boxes):
+            return np.zeros((len(boxes), 17, 2)), np.zeros((len(boxes), 17))
+
+    register_pose_estimator("noflip-test", NoFlip)
+    assert isinstance(build_pose_estimator(PipelineConfig(pose="noflip-test:/m/x")), NoFlip)
+    with pytest.raises(BadInputError, match="pose_flip: the pose model 'noflip-test:/m/x' has no test-time flip"):
+        build_pose_estimator(PipelineConfig(pose="noflip-test:/m/x", pose_flip=True))
+    assert PipelineConfig().pose_flip is True
