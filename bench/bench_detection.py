@@ -1,35 +1,36 @@
-"""Detection benchmark for crowds of small people: input size and sliced inference.
+"""Detection benchmark on every real annotated image set: the ``cpu`` preset's detector settings.
 
-Run: ``python bench/bench_detection.py [--detector rtmdet-nano-person] [--score 0.3]
-[--configs 320,640,960,1280,tiles640@320,...] [--heldout]``
+Run: ``nice python bench/bench_detection.py [--configs cpu,s0.25,yolox,flip,t512,o0.3,...]``
+(the old size / tiling names still work: ``320``, ``960``, ``tiles640@320[-wbf]``).
 
-(a) ``../shared/data/mot17-frames``: the first 4-8 frames of MOT17-02/04/05/09
-    (1920x1080, MOT17-05 640x480) with their official ground truth, evaluated
-    as MOTChallenge does (:func:`fiftyone_posetrack.eval.mot.evaluate_mot_sequences`:
-    pedestrians (class 1) with flag 1 only; detections matching a distractor
-    (classes 2, 7, 8, 12) are removed; Hungarian matching at IoU >= 0.5).
-    Each detection gets its own id, so recall and precision are the detection
-    ones. Printed per sequence and combined (pooled over all frames), with
-    ms/frame (median wall time of ``detect`` on one frame at a time, this machine; the
-    2 cores are shared, so the median, not the mean), for
-    every configuration side by side; ratios are against the first one (320,
-    the model's own size).
-(b) ``--heldout``: the same configurations on frames never used to choose
-    them: the 3 annotated PoseTrack18 val frames in
-    ``../shared/data/keypoints/posetrack18`` (1920x1080; gt boxes = the box of
-    each person's visible keypoints grown by 10 % per side, boxes with fewer
-    than 3 visible keypoints ignored (a detection matching one is neither
-    true nor false), as the pose track challenge ignores them); and the real
-    video ``../shared/data/video/one-by-one-person-detection.mp4`` (no ground
-    truth): detections per frame on 15 sampled frames against the number of
-    people counted by eye in those frames (``VIDEO_COUNTS``; frame 230 shows
-    only a head and shoulders entering at the bottom edge). Its "recall" is
-    ``sum(min(detections, people)) / sum(people)`` and its "precision"
-    ``sum(min(detections, people)) / sum(detections)`` (counts, not boxes).
+Image sets (all real, ``../shared/data``), recall / precision at IoU 0.5 (greedy by score):
 
-Configuration names: ``N`` = input longer side N px; ``tilesT@N`` = tiles of T
-px (overlap 0.2, NMS) plus the whole frame, each at input N; ``tilesT@N-wbf``
-merges with WBF.
+- ``MOT17``: the first 4-8 frames of MOT17-02/04/05/09 (1920x1080, MOT17-05 640x480) with
+  their official ground truth, evaluated as MOTChallenge does
+  (:func:`fiftyone_posetrack.eval.mot.evaluate_mot_sequences`: pedestrians (class 1) with flag
+  1 only; detections matching a distractor (classes 2, 7, 8, 12) are removed; Hungarian
+  matching). Each detection gets its own id, so recall and precision are the detection ones;
+- ``PoseTrack18``: the 3 annotated val frames of ``keypoints/posetrack18`` (gt boxes = the box
+  of each person's visible keypoints grown by 10 % per side; boxes with fewer than 3 visible
+  keypoints ignored, and unmatched detections centred in an ignore region are not false);
+- ``COCO``: the 4 COCO val images of ``keypoints/coco/test_coco.json`` (every person box;
+  ``iscrowd`` boxes ignored);
+- ``CrowdPose``: the 2 images of ``keypoints/crowdpose/test_crowdpose.json`` (idem);
+- ``video``: ``video/one-by-one-person-detection.mp4`` (no ground truth): detections on 15
+  sampled frames against the people counted by eye (``VIDEO_COUNTS``); "recall" is
+  ``sum(min(detections, people)) / sum(people)``, "precision" ``... / sum(detections)``.
+
+Configurations: ``cpu`` is today's preset (its detection options: RTMDet-nano on 640 px tiles,
+overlap 0.2, NMS merge, plus the whole frame, each at the model's 320 input, boxes >= 0.3);
+other names change it with ``_``-joined tokens: ``s0.25`` score threshold, ``yolox`` fuse
+YOLOX-nano 1:1 by WBF (the pipeline's ``detector2``), ``flip`` test-time horizontal flip (the
+model and its mirrored run fused 1:1 by WBF, inside each tile), ``t512`` tile size (``t0``: no
+tiles), ``o0.3`` tile overlap, ``wbf`` tile merge, ``i640`` input size. Every detector except
+``flip`` is built by the pipeline's own ``build_detector``.
+
+Printed: per set recall / precision / median ms per frame, the recall loss of each
+configuration against ``cpu`` on every set (the worst one decides: a default must not lose more
+than 0.03 anywhere), and whether MOT17 reaches recall >= 0.70 at precision >= 0.70.
 """
 
 from __future__ import annotations
@@ -43,14 +44,17 @@ import time
 import cv2
 import numpy as np
 
-from fiftyone_posetrack.detection import box_iou, make_detector
+from fiftyone_posetrack.detection import box_iou
+from fiftyone_posetrack.detection.base import Detector
+from fiftyone_posetrack.detection.fusion import FusedDetector
 from fiftyone_posetrack.detection.tiling import TiledDetector
 from fiftyone_posetrack.eval.mot import evaluate_mot_sequences
-from fiftyone_posetrack.models import resolve_model_spec
+from fiftyone_posetrack.presets import CPU_TUNED
+from fiftyone_posetrack.types import FrameDetections
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 SEQUENCES = ("MOT17-02", "MOT17-04", "MOT17-05", "MOT17-09")
-DEFAULT_CONFIGS = "320,640,960,1280,tiles640@320,tiles640@320-wbf,tiles640@640"
+DEFAULT_CONFIGS = "cpu,s0.25,s0.2,yolox,yolox_s0.25,flip,flip_s0.25,t512,t512_s0.25,o0.3,o0.3_s0.25,wbf"
 
 #: people visible (any part) in sampled frames of the real video, counted by eye
 #: with the image viewer; frame index -> count
@@ -61,22 +65,79 @@ VIDEO_COUNTS = {
 
 
 def parse_config(name: str) -> dict:
-    """``"960"`` -> input 960; ``"tiles640@320[-wbf]"`` -> tiles 640 px at input 320."""
-    merge = "wbf" if name.endswith("-wbf") else "nms"
-    core = name.removesuffix("-wbf")
-    if core.startswith("tiles"):
-        tile, _, size = core[5:].partition("@")
-        return dict(input_size=int(size or 0), tile_size=int(tile), merge=merge)
-    return dict(input_size=int(core), tile_size=0, merge=merge)
+    """A configuration name -> pipeline detection options (over the ``cpu`` preset's) and ``flip``."""
+    opts = {k: CPU_TUNED[k] for k in ("detector", "det_input_size", "det_tile_size", "det_tile_overlap",
+                                      "det_tile_merge", "det_score_threshold")}  # fmt: skip
+    opts["detector2"], flip = None, False
+    if name == "cpu":
+        return dict(opts, flip=flip)
+    if name[0].isdigit() or name.startswith("tiles"):  # the former names: 960, tiles640@320[-wbf]
+        core = name.removesuffix("-wbf")
+        opts["det_tile_merge"] = "wbf" if name.endswith("-wbf") else "nms"
+        if core.startswith("tiles"):
+            tile, _, size = core[5:].partition("@")
+            opts.update(det_tile_size=int(tile), det_input_size=int(size or 0))
+        else:
+            opts.update(det_tile_size=0, det_input_size=int(core))
+        return dict(opts, flip=flip)
+    for tok in name.split("_"):
+        if tok == "yolox":
+            opts["detector2"] = "yolox-nano"
+        elif tok == "flip":
+            flip = True
+        elif tok == "wbf":
+            opts["det_tile_merge"] = "wbf"
+        elif tok[0] == "s":
+            opts["det_score_threshold"] = float(tok[1:])
+        elif tok[0] == "t":
+            opts["det_tile_size"] = int(tok[1:])
+        elif tok[0] == "o":
+            opts["det_tile_overlap"] = float(tok[1:])
+        elif tok[0] == "i":
+            opts["det_input_size"] = int(tok[1:])
+        else:
+            raise SystemExit(f"unknown configuration token {tok!r} in {name!r}")
+    return dict(opts, flip=flip)
 
 
-def build(spec: str, score: float, input_size: int, tile_size: int, merge: str):
-    kwargs = dict(score_threshold=score, device="cpu", batch_size=8)
-    if input_size:
-        kwargs["input_size"] = input_size
-    detector = make_detector(spec, **kwargs)
-    if tile_size:
-        detector = TiledDetector(detector, tile_size, 0.2, merge)
+class MirroredDetector(Detector):
+    """Runs ``inner`` on the mirrored frames and mirrors its boxes back (``x -> W - x``)."""
+
+    def __init__(self, inner: Detector):
+        super().__init__(inner.score_threshold, inner.device, inner.batch_size)
+        self.inner = inner
+
+    def _detect_batch(self, frames):
+        out = []
+        for f, d in zip(frames, self.inner.detect([np.ascontiguousarray(f[:, ::-1]) for f in frames])):
+            w = f.shape[1]
+            b = d.boxes.copy()
+            b[:, [0, 2]] = w - d.boxes[:, [2, 0]]
+            out.append(FrameDetections(b, d.scores))
+        return out
+
+
+def build(name: str, models_dir: str, score: float | None = None):
+    """The detector of a configuration (the pipeline's ``build_detector``; ``flip``: WBF of the
+    model and its mirrored run, inside the tiles)."""
+    from fiftyone_posetrack.pipeline import PipelineConfig
+    from fiftyone_posetrack.pipeline.core import FUSION_MEMBER_THRESHOLD, build_detector
+
+    opts = parse_config(name)
+    flip = opts.pop("flip")
+    if score is not None and not any(t.startswith("s") for t in name.split("_")):
+        opts["det_score_threshold"] = score
+    config = PipelineConfig(models_dir=models_dir, device="cpu", batch_size=8, **opts)
+    # tiles as the pipeline applies a preset's tile size: frames no larger than a tile are not tiled
+    if not flip:
+        detector = build_detector(config.replace(det_tile_size=0))
+    else:
+        member = build_detector(config.replace(det_tile_size=0, det_score_threshold=FUSION_MEMBER_THRESHOLD))
+        detector = FusedDetector([member, MirroredDetector(member)], weights=[1.0, 1.0],
+                                 score_threshold=opts["det_score_threshold"], batch_size=8)  # fmt: skip
+    if opts["det_tile_size"]:
+        detector = TiledDetector(detector, opts["det_tile_size"], opts["det_tile_overlap"], opts["det_tile_merge"],
+                                 strict=False)  # fmt: skip
     return detector
 
 
@@ -158,6 +219,20 @@ def load_posetrack18(root: pathlib.Path):
     return frames, boxes, ignore, regions
 
 
+def load_coco_boxes(path: pathlib.Path):
+    """Person boxes of a COCO-format file: (frames, gt boxes, ignored flags (iscrowd), no regions)."""
+    data = json.loads(path.read_text())
+    frames, boxes, ignore, regions = [], [], [], []
+    for image in data["images"]:
+        anns = [a for a in data["annotations"] if a["image_id"] == image["id"]]
+        b = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
+        frames.append(cv2.imread(str(path.parent / pathlib.Path(image["file_name"]).name)))
+        boxes.append(np.asarray(b, dtype=np.float64).reshape(-1, 4))
+        ignore.append(np.array([bool(a.get("iscrowd")) for a in anns], dtype=bool))
+        regions.append([])
+    return frames, boxes, ignore, regions
+
+
 def evaluate_boxes(dets, boxes, ignore, regions) -> tuple[float, float]:
     """Recall / precision at IoU 0.5, greedy by score.
 
@@ -221,52 +296,58 @@ def print_table(title: str, names: list, results: dict, keys: list) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--detector", default="rtmdet-nano-person", help="model name or spec")
     parser.add_argument("--models-dir", default=str(SHARED / "models"))
-    parser.add_argument("--score", type=float, default=0.3, help="detection score threshold")
+    parser.add_argument("--score", type=float, default=None, help="score threshold of configurations without s...")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated configurations")
-    parser.add_argument("--heldout", action="store_true", help="also PoseTrack18 frames and the real video")
     args = parser.parse_args(argv)
     if not (SHARED / "data" / "mot17-frames").exists():
         print(f"skipped: {SHARED / 'data' / 'mot17-frames'} is absent (the shared data folder)")
         return 0
-    spec = resolve_model_spec(args.detector, args.models_dir)
     names = args.configs.split(",")
-    data = load_mot17(SHARED / "data" / "mot17-frames")
-    print(f"detector {spec}, score >= {args.score}, frames: " + ", ".join(f"{s} {len(v[0])}" for s, v in data.items()))
-    results = {}
+    mot = load_mot17(SHARED / "data" / "mot17-frames")
+    kp = SHARED / "data" / "keypoints"
+    box_sets = {
+        "PoseTrack18": load_posetrack18(kp / "posetrack18"),
+        "COCO": load_coco_boxes(kp / "coco" / "test_coco.json"),
+        "CrowdPose": load_coco_boxes(kp / "crowdpose" / "test_crowdpose.json"),
+    }
+    indices = sorted(VIDEO_COUNTS)
+    video_frames = read_video_frames(SHARED / "data" / "video" / "one-by-one-person-detection.mp4", indices)
+    counts = np.array([VIDEO_COUNTS[i] for i in indices])
+    print("MOT17 frames: " + ", ".join(f"{s} {len(v[0])}" for s, v in mot.items()) + "; "
+          + ", ".join(f"{k} {len(v[0])} images, {int(sum((~ig).sum() for ig in v[2]))} people"
+                      for k, v in box_sets.items()) + f"; video {len(indices)} frames")  # fmt: skip
+    results, seq = {}, {}
     for name in names:
-        detector = build(spec, args.score, **parse_config(name))
-        results[name] = evaluate_mot17(detector, data)
-        print(f"  {name}: combined recall {results[name]['COMBINED']['recall']:.3f}", file=sys.stderr)
-    print_table("MOT17 frames (MOTChallenge detection recall / precision, IoU 0.5)", names, results, [*SEQUENCES, "COMBINED"])
-
-    if args.heldout:
-        pt_frames, pt_boxes, pt_ignore, pt_regions = load_posetrack18(SHARED / "data" / "keypoints" / "posetrack18")
-        video = SHARED / "data" / "video" / "one-by-one-person-detection.mp4"
-        indices = sorted(VIDEO_COUNTS)
-        video_frames = read_video_frames(video, indices) if indices else []
-        counts = np.array([VIDEO_COUNTS[i] for i in indices])
-        held = {}
-        for name in names:
-            detector = build(spec, args.score, **parse_config(name))
-            dets, ms = run_detector(detector, pt_frames)
-            rec, prec = evaluate_boxes(dets, pt_boxes, pt_ignore, pt_regions)
-            held[name] = {"PoseTrack18": dict(recall=rec, precision=prec, ms=ms)}
-            if indices:
-                vd, vms = run_detector(detector, video_frames)
-                n = np.array([len(d) for d in vd])
-                held[name]["video"] = dict(
-                    recall=float(np.minimum(n, counts).sum() / counts.sum()),
-                    precision=float(np.minimum(n, counts).sum() / max(n.sum(), 1)),
-                    ms=vms,
-                )
-        n_gt = int(sum((~ig).sum() for ig in pt_ignore))
-        print_table(
-            f"held out: PoseTrack18 val ({len(pt_frames)} frames, {n_gt} people, gt boxes from keypoints)"
-            + (f"; video: {len(indices)} frames, count-based (min(dets, people) / people, / dets)" if indices else ""),
-            names, held, list(next(iter(held.values()))),
-        )  # fmt: skip
+        detector = build(name, args.models_dir, args.score)
+        m = evaluate_mot17(detector, mot)
+        seq[name] = m
+        res = {"MOT17": m["COMBINED"]}
+        for set_name, (frames, boxes, ignore, regions) in box_sets.items():
+            dets, ms = run_detector(detector, frames)
+            rec, prec = evaluate_boxes(dets, boxes, ignore, regions)
+            res[set_name] = dict(recall=rec, precision=prec, ms=ms)
+        vd, vms = run_detector(detector, video_frames)
+        n = np.array([len(d) for d in vd])
+        hit = np.minimum(n, counts).sum()
+        res["video"] = dict(recall=float(hit / counts.sum()), precision=float(hit / max(n.sum(), 1)), ms=vms)
+        results[name] = res
+        print(f"  {name}: MOT17 recall {res['MOT17']['recall']:.3f} precision {res['MOT17']['precision']:.3f}",
+              file=sys.stderr, flush=True)  # fmt: skip
+    print_table("MOT17 frames per sequence (MOTChallenge detection recall / precision, IoU 0.5)", names, seq,
+                [*SEQUENCES, "COMBINED"])  # fmt: skip
+    sets = list(next(iter(results.values())))
+    print_table("every image set", names, results, sets)
+    base = results[names[0]]
+    print(f"\nrecall loss against {names[0]} per set (positive = lost), worst, and the MOT17 target "
+          "(recall >= 0.70 at precision >= 0.70)")
+    print(f"{'config':<18}" + "".join(f"{k:>13}" for k in sets) + f"{'worst':>8}  MOT17 target")
+    for name in names:
+        loss = {k: base[k]["recall"] - results[name][k]["recall"] for k in sets}
+        m = results[name]["MOT17"]
+        ok = m["recall"] >= 0.70 and m["precision"] >= 0.70
+        print(f"{name:<18}" + "".join(f"{loss[k]:13.3f}" for k in sets) + f"{max(loss.values()):8.3f}  "
+              + ("yes" if ok else "no"))  # fmt: skip
     return 0
 
 

@@ -31,12 +31,18 @@ __all__ = ["PRESETS", "CPU_TUNED", "preset_options", "preset_models"]
 #: ../shared/data/mot17-frames at 70.0 % precision (the plain model: 25.8 % / 70.6 %), and generalises
 #: best to frames never used to choose it (PoseTrack18 val: 93 % / 81 %; a 960 px input gives 67 % /
 #: 73 % on MOT17 but upscales small videos into split boxes). Frames no larger than a tile are not tiled.
+#: Re-measured on every real image set (MOT17, PoseTrack18, COCO, CrowdPose, the real video: issue 22,
+#: ``python bench/bench_detection.py``, docs/pose.md): YOLOX-nano fusion, test-time flip, 512 px tiles,
+#: overlap 0.3 and score 0.25 each lose recall somewhere or precision on MOT17; none is kept.
 #: Tracking (``python bench/bench_end_to_end.py --sizes tiles640@320 --reid osnet --trackers bytetrack
 #: --appearance demand --bytetrack-det 0.1,0.2,0.3``, 20-person crowd): ByteTrack with thresholds in
 #: nano's score range and OSNet x0.25 features computed only for the boxes whose motion match is
 #: ambiguous (appearance_on_demand: 5-16 % of the boxes). The detector threshold was chosen on the
 #: crowd of seed 5 (IDF1 0.654 / 0.671 / 0.676 at 0.1 / 0.2 / 0.3); on the reported crowd of seed 3
 #: it scores 0.720 / 0.736 / 0.712: 0.3 keeps the detector's precision at 0.70 for the same IDF1.
+#: Pose (``python bench/bench_smoothing.py``, docs/pose.md): MoveNet with test-time flip raises PoseTrack
+#: AP on every annotated set of ../shared/data/keypoints (PoseTrack18 43.1 -> 52.5, COCO 61.9 -> 65.7,
+#: CrowdPose 58.0 -> 60.4) and lowers the jitter of the real video, at twice the pose time.
 CPU_TUNED = {
     "detector": "rtmdet-nano-person",
     "det_input_size": 0,
@@ -47,6 +53,7 @@ CPU_TUNED = {
     "reid": "osnet-x0_25-msmt17",
     "reid_flip": False,
     "pose": "movenet-lightning-int8",
+    "pose_flip": True,
     "tracker": "bytetrack",
     "tracker_params": {
         "track_thresh": 0.4, "new_track_thresh": 0.45, "max_age": 90,
@@ -74,6 +81,7 @@ PRESETS: dict[str, dict] = {
             "reid_scales": (1.0, 0.875),
             "pose": "hrnet-w48-coco-256x192",  # heatmap averaging needs the same input size as pose2
             "pose2": "simplebaseline-r152-coco-256x192",
+            "pose_flip": False,
             "pose_smoothing": "flow",
         },
     },
@@ -84,6 +92,7 @@ PRESETS: dict[str, dict] = {
             "detector": "yolox-x",
             "det_tile_size": 0,
             "pose": "rtmpose-l-body7",
+            "pose_flip": False,  # test-time flip is MoveNet's only
             "tracker": "deepsort",
             "reid": "osnet-x1_0-msmt17",
             "reid_flip": True,
@@ -96,6 +105,7 @@ PRESETS: dict[str, dict] = {
             "detector": "rtmdet-m-person",
             "det_tile_size": 0,
             "pose": "rtmpose-m-body7",
+            "pose_flip": False,  # test-time flip is MoveNet's only
             "tracker": "deepsort",
             "reid": "osnet-x0_25-msmt17",
             "reid_flip": True,
@@ -109,6 +119,7 @@ PRESETS: dict[str, dict] = {
             "detector": "rtmdet-nano-person",
             "det_tile_size": 0,
             "pose": "rtmpose-t-body7",
+            "pose_flip": False,  # test-time flip is MoveNet's only
             "tracker": "bytetrack",
             "tracker_params": {"track_thresh": 0.4, "new_track_thresh": 0.45, "max_age": 90},
             "reid": None,

@@ -15,6 +15,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_posetrack.eval.posetrack import MOTA_JOINT_THRESHOLD
 from fiftyone_posetrack.types import BadInputError
 
 from ._common import Params, field_choice, form, frame_fields, operator_config, show_in_app, target_view, worker_id
@@ -291,8 +292,10 @@ class EvaluatePoses(foo.Operator):
         field_choice(inputs, ctx, "pred_box_field", fo.Detections, "Predicted boxes (scores)", "optional", required=False)
         field_choice(inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (PoseTrack)", "optional", required=False)
         inputs.float(
-            "posetrack_joint_threshold", min=0, max=1, required=False, label="PoseTrack: drop predicted joints below",
-            description="optional; poseval counts every predicted joint, so low-confidence guesses are false positives for MOTA",
+            "posetrack_joint_threshold", min=0, max=1, required=False, default=MOTA_JOINT_THRESHOLD,
+            label="PoseTrack MOTA: joints scoring at least",
+            description="MOTA counts the predicted joints scoring at least this (low-confidence guesses at occluded "
+            "joints are false positives); AP always ranks every joint",
         )  # fmt: skip
         inputs.bool("show_worst", default=True, required=False, label="Then show the videos, worst AP first")
         return form(inputs, "Evaluate poses")
@@ -308,7 +311,7 @@ class EvaluatePoses(foo.Operator):
         gt_box = p.field(ctx, "gt_box_field", fo.Detections, required=False)
         pred_box = p.field(ctx, "pred_box_field", fo.Detections, required=False)
         ignore = p.field(ctx, "ignore_field", fo.Polylines, required=False)
-        joint_thr = None
+        joint_thr = MOTA_JOINT_THRESHOLD
         if ctx.params.get("posetrack_joint_threshold") is not None:
             joint_thr = p.float("posetrack_joint_threshold", None, lo=0, hi=1)
         show = p.bool("show_worst", True)

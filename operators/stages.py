@@ -251,7 +251,8 @@ class SmoothPoses(_Stage):
             "run 'estimate poses' first", default=OPTIONS["keypoints_field"].default,
         )  # fmt: skip
         inputs.str("out_field", default="pred_keypoints_smoothed", required=False, label="Output frame field")
-        option_input(inputs, "pose_smoothing", param="method", label="Method", choices=SMOOTHERS)
+        # the pipeline's default is no pose smoothing; this stage smooths, by flow unless told otherwise
+        option_input(inputs, "pose_smoothing", param="method", label="Method", choices=SMOOTHERS, default="flow")
         option_input(inputs, "pose_alpha", param="alpha")
         option_input(inputs, "flow_method")
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
@@ -265,7 +266,7 @@ class SmoothPoses(_Stage):
         p = Params(ctx)
         in_field = p.field(ctx, "in_field", fo.Keypoints)
         out_field = p.new_field("out_field", "pred_keypoints_smoothed")
-        method = p.option("pose_smoothing", param="method")
+        method = p.option("pose_smoothing", param="method") if ctx.params.get("method") is not None else "flow"
         if method not in SMOOTHERS:
             raise BadInputError(f"parameter 'method': expected one of {list(SMOOTHERS)}, got {method!r}")
         alpha = p.option("pose_alpha", param="alpha")

@@ -58,15 +58,18 @@ def test_demo_runs_end_to_end_and_evaluates(shared_dir, tmp_path, capsys):
     assert "preset cpu: " in out and "ReID osnet-x0_25-msmt17" in out  # the real ReID model by default
     tracking = re.search(r"\n  MOTA +(-?\d\.\d{3}) +1 - \(missed \+ false \+ identity switches\)", out)
     assert tracking and re.search(r"\n  IDF1 +\d\.\d{3} +share of boxes", out)
-    assert "PoseTrack (joints scoring < 0.5 dropped, as submissions do)" in out
-    pose = re.search(r"\n  MOTA +(-?\d+\.\d) +percent: per-joint", out)
-    assert pose and re.search(r"\n  OKS AP +\d\.\d{3} +COCO keypoint AP", out)
+    # PoseTrack: AP over every joint, MOTA at the joint threshold, both printed
+    pose_ap = re.search(r"\n  AP +(\d+\.\d) +percent, all joints: per-joint AP, every predicted joint ranked", out)
+    pose = re.search(r"\n  MOTA @0\.4 +(-?\d+\.\d) +percent, joints scoring >= 0\.4: per-joint", out)
+    assert pose and pose_ap and re.search(r"\n  OKS AP +\d\.\d{3} +COCO keypoint AP", out)
     ds = fo.load_dataset("posetrack-demo")
     assert ds.count("frames.pred_detections.detections") > 0
     assert set(ds.list_evaluations()) == {"demo_tracking", "demo_poses"}
     # the printed numbers are the stored runs' numbers
     assert tracking.group(1) == f"{ds.load_evaluation_results('demo_tracking').metrics()['mota']:.3f}"
-    assert pose.group(1) == f"{ds.load_evaluation_results('demo_poses').metrics()['pt_mota']:.1f}"
+    stored = ds.load_evaluation_results("demo_poses").metrics()
+    assert pose.group(1) == f"{stored['pt_mota']:.1f}" and pose_ap.group(1) == f"{stored['pt_ap']:.1f}"
+    assert stored["pt_mota_joint_threshold"] == 0.4 == ds.get_evaluation_info("demo_poses").config.posetrack_joint_threshold
 
 
 def test_missing_optional_dependency_exits_5_naming_the_extra(video, shared_dir, monkeypatch, capsys):

@@ -98,6 +98,34 @@ def test_mota_counts_identity_switches():
     assert skipped["total"]["mota"] == 100.0 and skipped["total"]["ap"] == 100.0
 
 
+def test_mota_joint_threshold_leaves_ap_to_all_joints():
+    """A low-scored false person: AP ranks it below the hit (no loss), MOTA counts
+    it as false positives unless it scores under mota_joint_threshold."""
+    gt_kp = pose(100)
+    gt = {"v": [frame(0, [gt_kp], [1])]}
+    pr = {"v": [frame(0, [gt_kp, pose(900)], [5, 6], scores=np.r_[np.full(17, 0.9), np.full(17, 0.2)])]}
+    all_joints = evaluate_posetrack(gt, pr)
+    thr = evaluate_posetrack(gt, pr, mota_joint_threshold=0.3)
+    assert all_joints["mota_joint_threshold"] is None and thr["mota_joint_threshold"] == 0.3
+    # AP: the false joints rank last, after every hit: 100 either way
+    assert all_joints["total"]["ap"] == thr["total"]["ap"] == 100.0
+    # MOTA: 1 false positive per joint and object without the threshold, none with it
+    assert all_joints["total"]["mota"] == pytest.approx(0.0) and (per_joint(all_joints, "fp") == 1).all()
+    assert thr["total"]["mota"] == 100.0 and (per_joint(thr, "fp") == 0).all()
+    # the same as a prediction file without those joints
+    dropped = {"v": [frame(0, [gt_kp], [5], scores=np.full((1, 17), 0.9))]}
+    assert evaluate_posetrack(gt, dropped)["total"] == thr["total"]
+    # a joint at the threshold counts
+    assert evaluate_posetrack(gt, pr, mota_joint_threshold=0.2)["total"]["mota"] == pytest.approx(0.0)
+    # a right but unsure person (0.2): AP keeps it (a threshold before AP would halve recall), MOTA misses it
+    gt2 = {"v": [frame(0, [gt_kp, pose(900)], [1, 2])]}
+    pr2 = {"v": [frame(0, [gt_kp, pose(900)], [5, 6], scores=np.r_[np.full(17, 0.9), np.full(17, 0.2)])]}
+    unsure = evaluate_posetrack(gt2, pr2, mota_joint_threshold=0.3)
+    assert unsure["total"]["ap"] == 100.0 and unsure["total"]["mota"] == pytest.approx(50.0)
+    with pytest.raises(BadInputError, match="mota_joint_threshold"):
+        evaluate_posetrack(gt, pr, mota_joint_threshold=float("nan"))
+
+
 def test_motp_is_one_minus_mean_normalized_distance():
     a = pose(100)
     gt = {"v": [frame(0, [a], [1])]}

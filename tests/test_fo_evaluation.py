@@ -24,7 +24,7 @@ from fiftyone_posetrack.cli import main
 from fiftyone_posetrack.eval.detection import DetectionFrame, evaluate_detection_frames
 from fiftyone_posetrack.eval.keypoints import COCO_STATS, instance_scores
 from fiftyone_posetrack.eval.mot import METRIC_KEYS, evaluate_mot_arrays
-from fiftyone_posetrack.eval.posetrack import evaluate_posetrack_files
+from fiftyone_posetrack.eval.posetrack import MOTA_JOINT_THRESHOLD, evaluate_posetrack_files
 from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset, import_mot_ground_truth, load_synth
 from fiftyone_posetrack.fo.evaluation import (
     DetectionEvaluation,
@@ -350,7 +350,7 @@ def test_crowd_posetrack_with_head_boxes_equals_poseval_files(crowd, tmp_path):
         kw = dict(width=W, height=H, keypoint_names=COCO_KEYPOINTS, vid_id="000000", nframes=len(video.frames))
         write_posetrack_json(tmp_path / "gt" / "video.json", PoseTrackVideo("video", frames=gt_frames, **kw))
         write_posetrack_json(tmp_path / "pr" / "video.json", PoseTrackVideo("video", frames=pred_frames, **kw))
-        ref = evaluate_posetrack_files(tmp_path / "gt", tmp_path / "pr")
+        ref = evaluate_posetrack_files(tmp_path / "gt", tmp_path / "pr", mota_joint_threshold=MOTA_JOINT_THRESHOLD)
     finally:
         ds.delete_frame_field("gt_keypoints.keypoints.bbox_head")
     ours = res.posetrack_by_video["OVERALL"]
@@ -378,9 +378,10 @@ def test_posetrack_without_head_boxes_estimates_them(crowd):
     assert 0 < c["ap"] < 1 and {"ap_easy", "ap_medium", "ap_hard"} <= set(c)
 
 
-def test_posetrack_joint_threshold_equals_dropping_the_joints(crowd):
-    """posetrack_joint_threshold=0.3 scores exactly as a prediction field whose
-    joints below 0.3 were never written (built here independently)."""
+def test_posetrack_joint_threshold_is_mota_only(crowd):
+    """posetrack_joint_threshold=0.3: MOTA exactly as a prediction field whose
+    joints below 0.3 were never written (built here independently); AP ranks
+    every joint, as with no threshold."""
     ds, sid = crowd.ds, crowd.ds.first().id
     W, H = crowd.synth.width, crowd.synth.height
     kps = {}
@@ -394,11 +395,17 @@ def test_posetrack_joint_threshold_equals_dropping_the_joints(crowd):
     write_frame_labels(ds, {"pred_dropped": {sid: kps}})
     try:
         kw = dict(kind="posetrack", eval_key=None)
-        full = evaluate_poses(ds, **kw).metrics()
+        full = evaluate_poses(ds, posetrack_joint_threshold=None, **kw).metrics()
         thr = evaluate_poses(ds, posetrack_joint_threshold=0.3, **kw).metrics()
-        dropped = evaluate_poses(ds, pred_field="pred_dropped", **kw).metrics()
-        for key in ("pt_ap", "pt_mota", "pt_motp", "pt_precision", "pt_recall"):
+        dropped = evaluate_poses(ds, pred_field="pred_dropped", posetrack_joint_threshold=None, **kw).metrics()
+        for key in ("pt_mota", "pt_motp", "pt_precision", "pt_recall"):
             assert thr[key] == pytest.approx(dropped[key], abs=1e-9), key
+        # AP ranks every joint: the threshold changes nothing (dropping the joints could only lose recall;
+        # here the dropped joints are occluded guesses ranked last, so nothing is lost)
+        assert thr["pt_ap"] == full["pt_ap"] >= dropped["pt_ap"]
+        assert (thr["pt_mota_joint_threshold"], full["pt_mota_joint_threshold"]) == (0.3, None)
+        default = evaluate_poses(ds, **kw).metrics()  # the default threshold is MOTA_JOINT_THRESHOLD
+        assert default["pt_mota_joint_threshold"] == MOTA_JOINT_THRESHOLD and default["pt_ap"] == full["pt_ap"]
         # the occluded joints (score 0.1) were false positives: MOTA and precision rise
         assert thr["pt_mota"] > full["pt_mota"] + 1 and thr["pt_precision"] > full["pt_precision"]
         assert thr["ap"] == full["ap"]  # COCO OKS AP is not affected
@@ -620,7 +627,8 @@ def test_posetrack_export_then_eval_kpts_equals_evaluate_poses(crowd, capsys, tm
     res = evaluate_poses(ds, kind="posetrack", eval_key=None)
     export_posetrack(ds, "gt_keypoints", tmp_path / "gt", detections_field="gt_detections", gt=True)
     export_posetrack(ds, "pred_keypoints", tmp_path / "dt", detections_field="pred_detections")
-    ref = _cli_json(capsys, ["eval-kpts", str(tmp_path / "gt"), str(tmp_path / "dt"), "--kind", "posetrack"])
+    ref = _cli_json(capsys, ["eval-kpts", str(tmp_path / "gt"), str(tmp_path / "dt"), "--kind", "posetrack",
+                             "--mota-joint-threshold", str(MOTA_JOINT_THRESHOLD)])  # the evaluation's default  # fmt: skip
     ours = res.posetrack_by_video["OVERALL"]
     _assert_same_tree(ref["per_joint"], ours["per_joint"])
     _assert_same_tree(ref["total"], ours["total"])

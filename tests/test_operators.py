@@ -97,6 +97,10 @@ def test_stage_operators_chain_into_tracked_skeletons(dataset, models):
     a = np.array([k.points for k in frame.kps.keypoints], dtype=float)
     b = np.array([k.points for k in frame.kps_smooth.keypoints], dtype=float)
     assert 0 < np.nanmean(np.abs(a - b)) < 0.02, "smoothing moves joints a little"
+    # without a method the stage smooths by flow (the pipeline's own default is no smoothing)
+    execute("smooth_poses", dataset, {"in_field": "kps", "out_field": "kps_smooth2"})
+    dataset.reload()
+    assert [k.points for k in dataset.first().frames[8].kps_smooth2.keypoints] == [k.points for k in frame.kps_smooth.keypoints]
     assert dataset.values("kps_worker")[0] == r.result["worker"]
 
     # a second run finds the videos done and skips them

@@ -99,7 +99,7 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
         "--detector", "rtmdet-onnx:/m/det.onnx", "--detector2", "yolox-nano", "--fusion-weights", "2", "1",
         "--det-score-threshold", "0.4", "--det-input-size", "640", "--det-tile-size", "512",
         "--det-tile-overlap", "0.3", "--det-tile-merge", "wbf", "--pose", "rtmpose-onnx:/m/pose.onnx", "--pose2", "mmpose:a.py",
-        "--tracker", "deepsort", "--param", "max_age=12", "--param", "n_init=2",
+        "--no-pose-flip", "--tracker", "deepsort", "--param", "max_age=12", "--param", "n_init=2",
         "--reid", "none", "--reid-flip", "--reid-scales", "1", "0.875", "--no-box-smoothing", "--box-alpha", "0.7", "--box-max-gap", "3", "--flow", "dis",
         "--pose-smoothing", "one-euro", "--pose-alpha", "0.1", "--keypoint-threshold", "0.2",
         "--detections-field", "boxes", "--keypoints-field", "poses", "--overwrite", "--batch-size", "3",
@@ -112,7 +112,7 @@ def test_every_option_given_on_the_command_line_reaches_the_config():
     expected = dict(
         detector="rtmdet-onnx:/m/det.onnx", detector2="yolox-nano", fusion_weights=(2.0, 1.0),
         det_score_threshold=0.4, det_input_size=640, det_tile_size=512, det_tile_overlap=0.3,
-        det_tile_merge="wbf", pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", tracker="deepsort",
+        det_tile_merge="wbf", pose="rtmpose-onnx:/m/pose.onnx", pose2="mmpose:a.py", pose_flip=False, tracker="deepsort",
         tracker_params={"max_age": 12, "n_init": 2}, reid=None, reid_flip=True,
         reid_scales=(1.0, 0.875), box_smoothing=False, box_alpha=0.7,
         box_max_gap=3, flow_method="dis", pose_smoothing="one-euro", pose_alpha=0.1, keypoint_threshold=0.2,

@@ -54,7 +54,9 @@ def test_streaming_pipeline_tracks_and_poses_people(crowd, pipeline):
     assert metrics["recall"] > 0.5, metrics
     assert metrics["precision"] > 0.7, metrics
     assert metrics["idsw"] <= 3, metrics
-    assert {"detection", "tracking", "pose", "pose_smoothing", "box_smoothing"} <= set(pipeline.timings)
+    assert {"detection", "tracking", "pose", "box_smoothing"} <= set(pipeline.timings)
+    # the defaults: no pose smoothing (it did not earn its place on real footage), MoveNet's test-time flip
+    assert "pose_smoothing" not in pipeline.timings and pipeline.pose_estimator.flip_test is True
 
 
 def test_run_writes_labels_sharing_index_and_resumes(dataset, pipeline, config):
@@ -137,7 +139,7 @@ def test_config_validation_names_the_bad_value():
     "changes",
     [
         {"detector2": "yolox-nano", "tracker": "bytetrack", "pose_smoothing": "one-euro"},
-        {"flow_method": "dis", "box_max_gap": 3, "tracker": "sort", "pose_smoothing": "none"},
+        {"flow_method": "dis", "box_max_gap": 3, "tracker": "sort", "pose_smoothing": "flow", "pose_flip": False},
     ],
 )
 def test_pipeline_variants(crowd, config, changes):
@@ -188,3 +190,22 @@ def test_the_tracker_keeps_every_box_the_detector_threshold_keeps(pipeline, conf
         config.replace(tracker="deepsort", det_score_threshold=0.1, tracker_params={"min_score": 0.5}), **models
     )
     assert given.tracker.min_score == pytest.approx(0.5)
+
+
+def test_pose_flip_default_is_ignored_by_models_without_it_and_refused_when_asked_for():
+    """pose_flip (on by default, MoveNet's) leaves a pose model without a flip alone, unless the user asks."""
+    from fiftyone_posetrack.pipeline.core import build_pose_estimator
+    from fiftyone_posetrack.pose.base import PoseEstimator, register_pose_estimator
+
+    class NoFlip(PoseEstimator):
+        def __init__(self, path, **kwargs):
+            super().__init__("cpu")
+
+        def _estimate_many(self, frames, frame_index, boxes):
+            return np.zeros((len(boxes), 17, 2)), np.zeros((len(boxes), 17))
+
+    register_pose_estimator("noflip-test", NoFlip)
+    assert isinstance(build_pose_estimator(PipelineConfig(pose="noflip-test:/m/x")), NoFlip)
+    with pytest.raises(BadInputError, match="pose_flip: the pose model 'noflip-test:/m/x' has no test-time flip"):
+        build_pose_estimator(PipelineConfig(pose="noflip-test:/m/x", pose_flip=True))
+    assert PipelineConfig().pose_flip is True

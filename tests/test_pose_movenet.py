@@ -83,3 +83,32 @@ def test_movenet_cuda_warns_and_wrong_models_fail(shared_dir, caplog):
     assert "CPU only" in caplog.text
     with pytest.raises(BadInputError, match="not a TFLite flatbuffer"):
         MoveNetTFLite(shared_dir / "models" / "yolox-nano" / "yolox_nano.onnx")
+
+
+def test_flip_test_averages_the_mirrored_crop(shared_dir, coco):
+    """flip_test ~ the mean of the plain pose and the pose of the mirrored frame mapped back
+    (x -> W - 1 - x, left/right swapped), computed here with two plain runs. Not exact: the
+    mirrored frame's crop is resampled at other sub-pixel positions, and the int8 model moves
+    by a few pixels with that (2-3 px mean on these people)."""
+    from fiftyone_posetrack.skeleton import flip_permutation
+
+    (path,) = (shared_dir / "models" / "movenet-lightning-int8").glob("*.tflite")
+    plain = make_pose_estimator(f"movenet-tflite:{path}", threads=2)
+    flipped = MoveNetTFLite(path, threads=2, flip_test=True)
+    images, anns = coco
+    for ann in sorted(anns, key=lambda a: -a["area"])[:4]:
+        frame = images[ann["image_id"]]
+        w = frame.shape[1]
+        box = xywh_to_xyxy(np.array([ann["bbox"]], dtype=float))
+        mbox = np.stack([w - 1 - box[:, 2], box[:, 1], w - 1 - box[:, 0], box[:, 3]], axis=1)
+        kp, sc = plain.estimate(frame, box)
+        mkp, msc = plain.estimate(np.ascontiguousarray(frame[:, ::-1]), mbox)
+        mkp[..., 0] = w - 1 - mkp[..., 0]
+        unswapped = (kp + mkp) / 2  # what a flip without the left/right swap would give
+        mkp, msc = mkp[:, flip_permutation()], msc[:, flip_permutation()]
+        fkp, fsc = flipped.estimate(frame, box)
+        size = max(ann["bbox"][2:])
+        err = np.linalg.norm(fkp - (kp + mkp) / 2, axis=-1).mean()
+        assert err < 0.02 * size, (err, size)
+        assert np.linalg.norm(fkp - unswapped, axis=-1).mean() > 0.05 * size
+        assert np.abs(fsc - (sc + msc) / 2).mean() < 0.1  # scores move with the resampling too (0.06)

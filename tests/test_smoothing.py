@@ -148,6 +148,45 @@ def test_streaming_equals_windowed(scene):
     assert len(streamed) == 4
 
 
+def test_confidence_weighting_low_confidence_only_and_max_shift(scene):
+    """The variants measured in bench/bench_smoothing.py, on exact neighbours and a current frame 6 px off."""
+    frames, truth = scene
+    offset = 6.0
+    cur_scores = np.full((2, 17), 0.9)
+    cur_scores[0, :8] = 0.3  # person 1: the first 8 joints are unsure
+    nb_scores = np.full((2, 17), 0.9)
+    cur = FramePoses(truth[1] + offset, cur_scores, [1, 2])
+    prev, nxt = (FramePoses(truth[k], nb_scores, [1, 2]) for k in (0, 2))
+    args = (frames[1], cur, frames[0], prev, frames[2], nxt)
+
+    def residual(**kw):
+        return (FlowPoseSmoother(alpha=0.25, **kw).smooth(*args).keypoints - truth[1]).mean(axis=2)
+
+    # fixed weights: half the offset left everywhere
+    np.testing.assert_allclose(residual(), offset * 0.5, atol=0.3)
+    # confidence: an unsure joint (0.3) weighs 0.5 * 0.3 against 2 * 0.25 * 0.9
+    conf = residual(weighting="confidence")
+    np.testing.assert_allclose(conf[0, :8], offset * 0.15 / (0.15 + 0.45), atol=0.3)
+    np.testing.assert_allclose(conf[1], offset * 0.45 / (0.45 + 0.45), atol=0.3)
+    # only joints scoring below 0.5 are smoothed; the others keep their detection
+    below = residual(smooth_below=0.5)
+    np.testing.assert_allclose(below[0, :8], offset * 0.5, atol=0.3)
+    np.testing.assert_allclose(below[0, 8:], offset)
+    np.testing.assert_allclose(below[1], offset)
+    # the neighbours are 6 px (x, y: 8.5 px) from the current joints: a limit under that drops them
+    heights = np.ptp(truth[1][..., 1], axis=1)
+    np.testing.assert_allclose(residual(max_shift=4.0 / heights.min()), offset)
+    np.testing.assert_allclose(residual(max_shift=20.0 / heights.min()), offset * 0.5, atol=0.3)
+    # the forward-backward threshold is passed to the flow: streaming equals windowed with it too
+    sm = FlowPoseSmoother(alpha=0.25, fb_threshold=0.5, weighting="confidence", max_shift=0.5)
+    streamed = [sm.push(f, p) for f, p in zip(frames[:3], [prev, cur, nxt])][1:] + [sm.flush()]
+    direct = FlowPoseSmoother(alpha=0.25, fb_threshold=0.5, weighting="confidence", max_shift=0.5).smooth(*args)
+    np.testing.assert_allclose(streamed[1].keypoints, direct.keypoints)
+    for bad in (dict(weighting="score"), dict(fb_threshold=0), dict(max_shift=-1.0)):
+        with pytest.raises(BadInputError, match=next(iter(bad))):
+            FlowPoseSmoother(**bad)
+
+
 def test_bad_parameters():
     with pytest.raises(BadInputError, match="alpha"):
         FlowPoseSmoother(alpha=0.7)

@@ -48,6 +48,11 @@ def register(subparsers) -> None:
         "--skip-last-frame", action="store_true",
         help="posetrack: leave each video's last frame out of MOTA, as poseval does",
     )  # fmt: skip
+    kpts.add_argument(
+        "--mota-joint-threshold", type=float, default=None, metavar="SCORE",
+        help="posetrack: MOTA counts only the predicted joints scoring at least this (AP ranks every joint); "
+        "default: every joint of the files, as poseval (the dataset evaluation's default is 0.4, docs/pose.md)",
+    )  # fmt: skip
     _output_arg(kpts)
     kpts.set_defaults(func=_eval_kpts)
 
@@ -116,7 +121,8 @@ def _eval_kpts(args) -> int:
     if args.kind == "posetrack":
         from fiftyone_posetrack.eval.posetrack import evaluate_posetrack_files
 
-        result = evaluate_posetrack_files(args.gt, args.dt, skip_last_frame=args.skip_last_frame)
+        result = evaluate_posetrack_files(args.gt, args.dt, skip_last_frame=args.skip_last_frame,
+                                          mota_joint_threshold=args.mota_joint_threshold)  # fmt: skip
         return _print(result, args.output)
     from fiftyone_posetrack.eval.keypoints import keypoint_ap
 

@@ -25,11 +25,20 @@ Conventions:
   kept and the joint matches that person's joint, else a false positive.
   Joints are ranked by their score (predictions without scores get -9999,
   ties: the later joint first), and AP is the area under the VOC-style
-  interpolated precision/recall curve;
+  interpolated precision/recall curve. AP always ranks **every** predicted
+  joint: a score threshold before AP only removes recall (COCO and poseval
+  rank all joints too);
 - **MOTA/MOTP** (py-motmetrics, per joint and per video, summed over videos):
   each joint class is tracked on its own with the track ids of its people,
   pairs within the PCKh threshold being matchable at their distance;
-  ``MOTA = 1 - (FN + FP + IDSW) / GT``, ``MOTP = 1 - mean matched distance``;
+  ``MOTA = 1 - (FN + FP + IDSW) / GT``, ``MOTP = 1 - mean matched distance``.
+  MOTA has no ranking: every joint it is given counts, so a low-confidence
+  guess at an occluded joint is a false positive. ``mota_joint_threshold``
+  gives MOTA (and its precision / recall) only the joints scoring at least
+  that much, as PoseTrack submissions do by thresholding their files; AP is
+  not affected. :data:`MOTA_JOINT_THRESHOLD` is the default of the FiftyOne
+  evaluation and the demo, chosen on real annotated people
+  (``bench/bench_pose_threshold.py``, docs/pose.md);
 - totals: poseval's total is the mean of the per-joint values over the
   joints that have ground truth (``ap``, ``mota``, ``motp``, ``precision``,
   ``recall``); ``mota_pooled`` sums the counts of all joints instead.
@@ -59,6 +68,7 @@ from fiftyone_posetrack.types import BadInputError
 __all__ = [
     "POSEVAL_JOINTS",
     "JOINT_GROUPS",
+    "MOTA_JOINT_THRESHOLD",
     "evaluate_posetrack",
     "evaluate_posetrack_files",
 ]
@@ -88,6 +98,13 @@ POSETRACK18_KEYPOINTS = (
 )  # fmt: skip
 MIN_SCORE = -9999.0
 _J = len(POSEVAL_JOINTS)
+#: the default joint score threshold of MOTA (AP ranks all joints): of 0.0, 0.05, ..., 0.6 the one
+#: with the smallest worst loss of MOTA against each set's best threshold, MoveNet lightning on the
+#: real annotated people of ../shared/data/keypoints (PoseTrack18 val, COCO, CrowdPose):
+#: ``python bench/bench_pose_threshold.py`` (detector boxes: worst loss 2.5 MOTA points at 0.4;
+#: 0.5, the former threshold, loses 11.8 on CrowdPose; with annotated boxes, ``--boxes gt``, 0.4
+#: ties the smallest worst loss, 6.9); tables in docs/pose.md
+MOTA_JOINT_THRESHOLD = 0.4
 
 
 def _joint_index(names: Sequence[str], what: str) -> np.ndarray:
@@ -221,6 +238,7 @@ def evaluate_posetrack(
     pred_keypoint_names: Sequence[str] | None = None,
     threshold: float = 0.5,
     skip_last_frame: bool = False,
+    mota_joint_threshold: float | None = None,
 ) -> dict:
     """Evaluates pose estimation (AP) and pose tracking (MOTA) over videos.
 
@@ -238,15 +256,25 @@ def evaluate_posetrack(
         threshold: the PCKh distance threshold (head-size units)
         skip_last_frame: leave each video's last evaluated frame out of the
             tracking metrics, as poseval does
+        mota_joint_threshold: MOTA, MOTP and the tracking precision /
+            recall count only the predicted joints scoring at least this
+            (joints without a score count as scoring :data:`MIN_SCORE`);
+            None: every joint, as poseval does with the joints of its files.
+            AP always ranks every predicted joint
 
     Returns:
         ``{"joints": [...], "per_joint": {joint: {ap, ap_precision,
         ap_recall, mota, motp, precision, recall, num_gt, fp, fn, idsw}},
         "total": {ap, mota, mota_pooled, motp, precision, recall},
-        "groups": {group: {ap, mota}}, "num_videos", "num_frames"}``
-        (percentages)
+        "groups": {group: {ap, mota}}, "num_videos", "num_frames",
+        "mota_joint_threshold"}`` (percentages)
     """
     import motmetrics as mm
+
+    if mota_joint_threshold is not None:
+        mota_joint_threshold = float(mota_joint_threshold)
+        if not np.isfinite(mota_joint_threshold):
+            raise BadInputError(f"mota_joint_threshold: expected a number or None, got {mota_joint_threshold}")
 
     unknown = set(pred) - set(gt)
     if unknown:
@@ -277,8 +305,9 @@ def evaluate_posetrack(
                 labels[j].append(lab[p.has[:, j], j])
             if skip_last_frame and k == len(pairs) - 1:
                 continue
+            tracked = p.has if mota_joint_threshold is None else p.has & (p.scores >= mota_joint_threshold)
             for j in range(_J):
-                gj, pj = np.flatnonzero(g.has[:, j]), np.flatnonzero(p.has[:, j])
+                gj, pj = np.flatnonzero(g.has[:, j]), np.flatnonzero(tracked[:, j])
                 d = dist[np.ix_(pj, gj, [j])][..., 0].T  # (G_j, P_j)
                 d = np.where(match[np.ix_(pj, gj, [j])][..., 0].T, d, np.nan)
                 accs[j].update(g.track_ids[gj], p.track_ids[pj], d)
@@ -289,7 +318,9 @@ def evaluate_posetrack(
             mot[j] += [res[n] for n in names]
             ev = acc.mot_events
             sum_d[j] += float(np.nansum(ev.loc[ev["Type"].isin(("MATCH", "SWITCH")), "D"]))
-    return _summarize(scores, labels, num_gt, mot, sum_d, len(gt), num_frames)
+    out = _summarize(scores, labels, num_gt, mot, sum_d, len(gt), num_frames)
+    out["mota_joint_threshold"] = mota_joint_threshold
+    return out
 
 
 def _summarize(scores, labels, num_gt, mot, sum_d, num_videos, num_frames) -> dict:
@@ -356,11 +387,13 @@ def evaluate_posetrack_files(
     pred_path: str | os.PathLike,
     threshold: float = 0.5,
     skip_last_frame: bool = False,
+    mota_joint_threshold: float | None = None,
 ) -> dict:
     """Evaluates PoseTrack18 JSON files, or folders of them (one file per video).
 
     Videos are matched by name (their image folder); every ground-truth video
-    needs predictions, as in poseval.
+    needs predictions, as in poseval. ``mota_joint_threshold``: as in
+    :func:`evaluate_posetrack` (None: every joint of the files, as poseval).
     """
     from fiftyone_posetrack.formats.posetrack import read_posetrack_videos
 
@@ -388,4 +421,5 @@ def evaluate_posetrack_files(
         pnames.pop(),
         threshold,
         skip_last_frame,
+        mota_joint_threshold,
     )

@@ -28,7 +28,7 @@ import numpy as np
 
 from fiftyone_posetrack.flow import to_gray
 from fiftyone_posetrack.pipeline.config import PipelineConfig
-from fiftyone_posetrack.types import FrameDetections, FramePoses, FrameTracks
+from fiftyone_posetrack.types import BadInputError, FrameDetections, FramePoses, FrameTracks
 
 logger = logging.getLogger(__name__)
 
@@ -148,14 +148,22 @@ def embed_needed(embedder, tracker, frame: np.ndarray, dets: FrameDetections):
 
 
 def build_pose_estimator(config: PipelineConfig):
-    """The pose estimator of a config (with ``pose2``: two mmpose models' heatmaps averaged)."""
+    """The pose estimator of a config (with ``pose2``: two mmpose models' heatmaps averaged; ``pose_flip``:
+    MoveNet's test-time flip)."""
     from fiftyone_posetrack.models import resolve_model_spec
     from fiftyone_posetrack.pose.base import make_pose_estimator
 
     kwargs = dict(device=config.device)
     if config.pose2:
         kwargs["second_model"] = resolve_model_spec(config.pose2, config.models_dir)
-    return make_pose_estimator(resolve_model_spec(config.pose, config.models_dir), **kwargs)
+    estimator = make_pose_estimator(resolve_model_spec(config.pose, config.models_dir), **kwargs)
+    if config.pose_flip:
+        # MoveNet's test-time flip; the default is ignored by models without one, a flip asked for is not
+        if hasattr(estimator, "flip_test"):
+            estimator.flip_test = True
+        elif "pose_flip" in config.explicit_options:
+            raise BadInputError(f"pose_flip: the pose model {config.pose!r} has no test-time flip here (MoveNet has)")
+    return estimator
 
 
 def build_embedder(config: PipelineConfig):

@@ -166,6 +166,11 @@ _OPTION_LIST = [
         model_kind="pose",
     ),
     Option(
+        "pose_flip", ValueSpec("bool"), _D["pose_flip"], "models", "Pose test-time flip (MoveNet)",
+        "also run each person crop mirrored and average the two poses (MoveNet; twice the pose time); "
+        "other pose models: only when left at the default is it ignored",
+    ),
+    Option(
         "pose2", _OPTIONAL_MODEL, None, "models", "Second pose model (heatmaps averaged)",
         "a second mmpose model whose heatmaps are averaged with the first's (both must be mmpose models); empty: none",
         model_kind="pose",
@@ -272,8 +277,9 @@ _OPTION_LIST = [
         "the optical flow used by box and pose smoothing", choices=FLOW_METHODS, flag="--flow",
     ),
     Option(
-        "pose_smoothing", _choices(POSE_SMOOTHING), "flow", "smoothing", "Pose smoothing",
-        "temporal smoothing of each track's joints", choices=POSE_SMOOTHING,
+        "pose_smoothing", _choices(POSE_SMOOTHING), "none", "smoothing", "Pose smoothing",
+        "temporal smoothing of each track's joints (off by default: no method improved both jitter and "
+        "AP on real footage, docs/pose.md)", choices=POSE_SMOOTHING,
     ),
     Option(
         "pose_alpha", ValueSpec("float", lo=0.0, hi=0.5), 0.25, "smoothing", "Pose smoothing weight a",

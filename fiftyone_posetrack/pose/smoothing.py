@@ -18,6 +18,25 @@ neighbour's joint is NaN or scores below ``score_threshold``, or the flow loses
 the point. A NaN joint of frame ``k`` stays NaN (smoothing never invents
 joints). Neighbours are always the *unsmoothed* poses.
 
+Variants (parameters of :class:`FlowPoseSmoother`, all off by default; each is
+measured on real video in ``bench/bench_smoothing.py``, docs/pose.md):
+
+- ``weighting="confidence"``: each term's weight is also multiplied by its
+  joint score (``a * s(k-1)``, ``a * s(k+1)``, ``(1 - 2a) * s(k)``), so a
+  confident detection is moved less by uncertain neighbours;
+- ``smooth_below``: only joints of frame ``k`` scoring below it are smoothed
+  (confident joints are kept as detected);
+- ``fb_threshold``: the Lucas-Kanade forward-backward check (pixels; a joint
+  whose flow round trip misses by more is not propagated; 1 px as
+  :func:`~fiftyone_posetrack.flow.propagate_points`);
+- ``max_shift``: a moved neighbour farther than ``max_shift`` person heights
+  (the pose's box height, else its joints' extent) from the joint it smooths
+  is dropped (occlusions, limb swaps).
+
+The pipeline's ``pose_smoothing`` default is ``"none"``: on the real video and
+the annotated frames no variant improved both the jitter and AP measurements
+(docs/pose.md).
+
 :class:`FlowPoseSmoother` works on a window of three frames (:meth:`~FlowPoseSmoother.smooth`)
 or as a stream with one frame of delay (:meth:`~FlowPoseSmoother.push` /
 :meth:`~FlowPoseSmoother.flush`); :func:`smooth_pose_sequence` smooths a whole list.
@@ -31,6 +50,7 @@ Keypoints are ``(x, y)`` pixels of the frame, as everywhere in the library.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -68,6 +88,14 @@ class FlowPoseSmoother:
         win_size: Lucas-Kanade window side in pixels (11 costs about half of
             LK's usual 21 and moves joints as well in ``tests/test_smoothing.py``:
             mean error 3.74 -> 2.29 px with both)
+        weighting: ``"fixed"`` (the formula's weights) or ``"confidence"``
+            (each weight times the term's joint score)
+        smooth_below: only joints of the current frame scoring below it are
+            smoothed; None: all
+        fb_threshold: Lucas-Kanade forward-backward error (pixels) above
+            which a neighbour joint is not propagated
+        max_shift: neighbour joints moved farther than this many person
+            heights from the current joint are dropped; None: no limit
     """
 
     def __init__(
@@ -77,9 +105,23 @@ class FlowPoseSmoother:
         method: str = "lk",
         dis_preset: str = "fast",
         win_size: int = 11,
+        weighting: str = "fixed",
+        smooth_below: float | None = None,
+        fb_threshold: float = 1.0,
+        max_shift: float | None = None,
     ):
         if not 0.0 <= float(alpha) <= 0.5:
             raise BadInputError(f"alpha: expected a value in [0, 0.5], got {alpha}")
+        if weighting not in ("fixed", "confidence"):
+            raise BadInputError(f"weighting: expected 'fixed' or 'confidence', got {weighting!r}")
+        if not float(fb_threshold) > 0:
+            raise BadInputError(f"fb_threshold: expected > 0 pixels, got {fb_threshold}")
+        if max_shift is not None and not float(max_shift) > 0:
+            raise BadInputError(f"max_shift: expected > 0 person heights or None, got {max_shift}")
+        self.weighting = weighting
+        self.smooth_below = None if smooth_below is None else float(smooth_below)
+        self.fb_threshold = float(fb_threshold)
+        self.max_shift = None if max_shift is None else float(max_shift)
         check_flow_method(method)
         self.alpha = float(alpha)
         self.score_threshold = float(score_threshold)
@@ -93,13 +135,14 @@ class FlowPoseSmoother:
         """Which joints of ``src`` can be moved into the frame of ``cur``.
 
         Returns:
-            ``(cur_rows (P,), usable (P, K) bool, points (U, 2))``: the rows
-            of ``cur`` whose track is in ``src``, which of their joints have a
-            usable neighbour (finite in both, scoring at least
-            ``score_threshold`` in ``src``), and those neighbour joints
+            ``(cur_rows (P,), src_rows (P,), usable (P, K) bool, points (U, 2))``:
+            the rows of ``cur`` whose track is in ``src`` and their rows in
+            ``src``, which of their joints have a usable neighbour (finite in
+            both, scoring at least ``score_threshold`` in ``src``), and those
+            neighbour joints
         """
         k = cur.keypoints.shape[1] if cur.keypoints.ndim == 3 else 0
-        none = (np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros((0, 2)))
+        none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros((0, 2)))
         if len(src) == 0 or len(cur) == 0:
             return none
         if np.array_equal(cur.track_ids, src.track_ids):  # the usual case: the same people
@@ -113,37 +156,70 @@ class FlowPoseSmoother:
         pts = src.keypoints[src_rows]  # (P, K, 2)
         usable = np.isfinite(pts).all(axis=2) & (src.scores[src_rows] >= self.score_threshold)
         usable &= np.isfinite(cur.keypoints[cur_rows]).all(axis=2)
-        return cur_rows, usable, pts[usable]
+        return cur_rows, src_rows, usable, pts[usable]
 
     @staticmethod
-    def _place(cur: FramePoses, cur_rows, usable, moved, ok) -> np.ndarray:
-        """Moved neighbour joints as ``(M, K, 2)`` for ``cur``, NaN where unusable or lost."""
+    def _place(cur: FramePoses, src: FramePoses, cur_rows, src_rows, usable, moved, ok):
+        """Moved neighbour joints as ``(M, K, 2)`` for ``cur`` (NaN where unusable or
+        lost) and their scores in ``src`` ``(M, K)`` (0 where none)."""
         out = np.full(cur.keypoints.shape, np.nan)
+        scores = np.zeros(cur.keypoints.shape[:2])
         if len(cur_rows):
             block = np.full((len(cur_rows), *cur.keypoints.shape[1:]), np.nan)
             block[usable] = np.where(ok[:, None], moved, np.nan)
             out[cur_rows] = block
-        return out
+            scores[cur_rows] = src.scores[src_rows]
+        return out, scores
 
     def _moved_neighbour(self, src_gray, cur_gray, src: FramePoses, cur: FramePoses):
         """Neighbour joints moved into the current frame: ``(M, K, 2)`` with NaN where unusable."""
-        rows, usable, pts = self._neighbour_points(src, cur)
+        rows, src_rows, usable, pts = self._neighbour_points(src, cur)
         if len(pts) == 0:
-            return self._place(cur, rows, usable, pts, np.zeros(0, bool))
+            return self._place(cur, src, rows, src_rows, usable, pts, np.zeros(0, bool))
         flow = dense_flow(src_gray, cur_gray, self.dis_preset) if self.method == "dis" else None
-        out, ok = propagate_points(src_gray, cur_gray, pts, self.method, flow, win_size=self.win_size)
-        return self._place(cur, rows, usable, out, ok)
+        out, ok = propagate_points(src_gray, cur_gray, pts, self.method, flow, win_size=self.win_size,
+                                   fb_threshold=self.fb_threshold)  # fmt: skip
+        return self._place(cur, src, rows, src_rows, usable, out, ok)
 
-    def _combine(self, cur_poses: FramePoses, neighbours: Sequence[np.ndarray]) -> FramePoses:
-        """The weighted average of the current joints and the moved neighbours."""
+    @staticmethod
+    def _heights(poses: FramePoses) -> np.ndarray:
+        """``(M,)`` person heights in pixels: the box heights, else the joints' vertical extent."""
+        y = poses.keypoints[..., 1] if len(poses) else np.zeros((0, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN poses
+            ext = np.nanmax(y, axis=1) - np.nanmin(y, axis=1) if y.size else np.zeros(len(poses))
+        if poses.boxes is not None and len(poses.boxes) == len(poses):
+            box = np.asarray(poses.boxes, dtype=np.float64)
+            ext = np.where(np.isfinite(box[:, 3] - box[:, 1]), box[:, 3] - box[:, 1], ext)
+        return np.nan_to_num(ext, nan=0.0)
+
+    def _combine(self, cur_poses: FramePoses, neighbours: Sequence) -> FramePoses:
+        """The weighted average of the current joints and the moved neighbours.
+
+        ``neighbours``: ``(moved (M, K, 2) NaN where unusable, scores (M, K))`` pairs.
+        """
         kps = cur_poses.keypoints
-        weight_cur = 1.0 - 2.0 * self.alpha
-        total = np.where(np.isfinite(kps), kps * weight_cur, 0.0)
-        weight = np.full(kps.shape[:2], weight_cur)
-        for moved in neighbours:
+        conf = self.weighting == "confidence"
+        weight_cur = np.full(kps.shape[:2], 1.0 - 2.0 * self.alpha)
+        if conf:
+            weight_cur = weight_cur * np.clip(np.nan_to_num(cur_poses.scores), 1e-3, 1.0)
+        total = np.where(np.isfinite(kps), kps * weight_cur[..., None], 0.0)
+        weight = weight_cur.copy()
+        limit = None
+        if self.max_shift is not None:
+            limit = self.max_shift * self._heights(cur_poses)[:, None]
+        for moved, nb_scores in neighbours:
             have = np.isfinite(moved).all(axis=2)
-            total[have] += self.alpha * moved[have]
-            weight[have] += self.alpha
+            if limit is not None:
+                with np.errstate(invalid="ignore"):
+                    have &= np.linalg.norm(moved - kps, axis=2) <= limit
+            if self.smooth_below is not None:
+                have &= np.nan_to_num(cur_poses.scores, nan=0.0) < self.smooth_below
+            w = np.full(have.shape, self.alpha)
+            if conf:
+                w = w * np.clip(np.nan_to_num(nb_scores), 0.0, 1.0)
+            total[have] += w[have][:, None] * moved[have]
+            weight[have] += w[have]
         smoothed = np.where(
             weight[..., None] > 0, total / np.maximum(weight, 1e-12)[..., None], kps
         )
@@ -198,13 +274,14 @@ class FlowPoseSmoother:
         prev_gray, prev_poses, prev_from_before = self._last
         from_prev = from_next = None
         if self.alpha > 0:
-            f_rows, f_usable, f_pts = self._neighbour_points(prev_poses, poses)  # prev -> this frame
-            b_rows, b_usable, b_pts = self._neighbour_points(poses, prev_poses)  # this -> prev frame
+            f_rows, f_src, f_usable, f_pts = self._neighbour_points(prev_poses, poses)  # prev -> this frame
+            b_rows, b_src, b_usable, b_pts = self._neighbour_points(poses, prev_poses)  # this -> prev frame
             (f_out, f_ok), (b_out, b_ok) = propagate_points_both_ways(
-                prev_gray, gray, f_pts, b_pts, self.method, self.win_size, dis_preset=self.dis_preset
-            )
-            from_prev = self._place(poses, f_rows, f_usable, f_out, f_ok)
-            from_next = self._place(prev_poses, b_rows, b_usable, b_out, b_ok)
+                prev_gray, gray, f_pts, b_pts, self.method, self.win_size, fb_threshold=self.fb_threshold,
+                dis_preset=self.dis_preset,
+            )  # fmt: skip
+            from_prev = self._place(poses, prev_poses, f_rows, f_src, f_usable, f_out, f_ok)
+            from_next = self._place(prev_poses, poses, b_rows, b_src, b_usable, b_out, b_ok)
         self._last = (gray, poses, from_prev)
         return self._combine(prev_poses, [m for m in (prev_from_before, from_next) if m is not None])
 

@@ -13,6 +13,12 @@ frame are black), resized, and the normalised outputs are mapped back:
 ``u`` in ``[0, 1]`` spans the crop, so crop pixel = ``u * size - 0.5``, then
 the inverse crop gives frame pixels. The graph has a fixed batch of 1 (it fails
 when resized to a batch), so boxes run one by one.
+
+``flip_test=True`` also runs each crop mirrored left-right and averages the two
+predictions (the mirrored one's joints mapped back, normalised ``x -> 1 - x``,
+and left/right swapped): test-time flip, twice the cost. Measured in
+``bench/bench_smoothing.py`` and ``bench/bench_pose_threshold.py --flip``
+(docs/pose.md); off by default.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 
 from fiftyone_posetrack.detection.runtime import check_model_file
 from fiftyone_posetrack.pose.base import PoseEstimator
+from fiftyone_posetrack.skeleton import flip_permutation
 from fiftyone_posetrack.pose.crops import (
     boxes_to_center_scale,
     crop_boxes,
@@ -52,10 +59,12 @@ class MoveNetTFLite(PoseEstimator):
         threads: interpreter CPU threads (None: the cores this process may
             use, at most 4; LiteRT's own default is one thread, and two threads
             measured 3.2 instead of 4.8 ms per crop on 2 cores)
+        flip_test: also run each crop mirrored and average (see the module docs)
     """
 
     def __init__(
-        self, model_path, device: str = "auto", padding: float = 1.25, threads: int | None = None
+        self, model_path, device: str = "auto", padding: float = 1.25, threads: int | None = None,
+        flip_test: bool = False,
     ):
         super().__init__(device, batch_size=1)
         if str(device).lower().startswith("cuda"):
@@ -98,6 +107,14 @@ class MoveNetTFLite(PoseEstimator):
         self.input_dtype = inp["dtype"]
         self.size = shape[1]
         self.padding = float(padding)
+        self.flip_test = bool(flip_test)
+
+    def _run(self, crop: np.ndarray) -> np.ndarray:
+        """The model's ``(17, 3)`` ``(y, x, score)`` output for one BGR crop."""
+        rgb = np.ascontiguousarray(crop[None, ..., ::-1]).astype(self.input_dtype)
+        self.interpreter.set_tensor(self.input_index, rgb)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index).reshape(17, 3).astype(np.float64)
 
     def _estimate_many(self, frames, frame_index, boxes):
         centers, scales = boxes_to_center_scale(boxes, self.padding)
@@ -106,9 +123,11 @@ class MoveNetTFLite(PoseEstimator):
         raw = np.zeros((len(boxes), 17, 3))
         for i, (f, c, s) in enumerate(zip(frame_index, centers, scales)):
             crop = crop_boxes(frames[f], c[None], s[None], size)[0]
-            rgb = np.ascontiguousarray(crop[None, ..., ::-1]).astype(self.input_dtype)
-            self.interpreter.set_tensor(self.input_index, rgb)
-            self.interpreter.invoke()
-            raw[i] = self.interpreter.get_tensor(self.output_index).reshape(17, 3)
+            raw[i] = self._run(crop)
+            if self.flip_test:
+                mirrored = self._run(np.ascontiguousarray(crop[:, ::-1]))[flip_permutation()]
+                # mirrored crop pixel x' = S - 1 - x with pixel = u * S - 0.5 on both sides: u = 1 - u'
+                mirrored[:, 1] = 1.0 - mirrored[:, 1]
+                raw[i] = (raw[i] + mirrored) / 2
         crop_px = raw[..., 1::-1] * self.size - 0.5  # (y, x) normalised -> (x, y) crop pixels
         return crop_to_frame(crop_px, centers, scales, size), raw[..., 2]

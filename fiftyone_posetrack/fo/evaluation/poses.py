@@ -44,6 +44,9 @@ video's frame size in the metrics):
   body canon; an approximation, so PoseTrack numbers without head boxes
   are indicative only). Ground truth and predictions need ``index`` (the
   track id). Ignore regions: ``ignore_field`` (frame-level ``fo.Polylines``).
+  AP ranks every predicted joint; MOTA counts the joints scoring at least
+  ``posetrack_joint_threshold`` (default
+  :data:`~fiftyone_posetrack.eval.posetrack.MOTA_JOINT_THRESHOLD`).
 
 Fields written for ``eval_key="pose_eval"``: ``pose_eval_ap`` (OKS AP per
 video) and, for ``posetrack``, ``pose_eval_pt_ap`` and ``pose_eval_mota``
@@ -62,6 +65,7 @@ import numpy as np
 import fiftyone as fo
 
 from fiftyone_posetrack.eval.keypoints import CROWDPOSE_KEYPOINTS, KeypointFrame, frames_to_coco, keypoint_ap
+from fiftyone_posetrack.eval.posetrack import MOTA_JOINT_THRESHOLD
 from fiftyone_posetrack.fo.evaluation.base import (
     check_eval_key_fields,
     PosetrackEvaluation,
@@ -108,7 +112,7 @@ class PoseEvaluationConfig(PosetrackEvaluationConfig):
         nms_threshold=0.9,
         pckh_threshold=0.5,
         skip_last_frame=False,
-        posetrack_joint_threshold=None,
+        posetrack_joint_threshold=MOTA_JOINT_THRESHOLD,
         **kwargs,
     ):
         super().__init__(pred_field, gt_field, ignore_field=ignore_field, **kwargs)
@@ -145,8 +149,10 @@ class PoseEvaluationResults(PosetrackEvaluationResults):
             OKS numbers of :func:`~fiftyone_posetrack.eval.keypoints.keypoint_ap`
             (``ap``, ``ap50``, ``ap75``, ``ar``, ...; -1 where COCO leaves a
             number undefined) and, for ``posetrack``, poseval's totals
-            ``pt_ap``, ``pt_mota``, ``pt_mota_pooled``, ``pt_motp``,
-            ``pt_precision``, ``pt_recall`` (percent)
+            ``pt_ap`` (every predicted joint ranked), ``pt_mota``,
+            ``pt_mota_pooled``, ``pt_motp``, ``pt_precision``, ``pt_recall``
+            (percent; the joints scoring at least ``pt_mota_joint_threshold``,
+            None: all)
         posetrack_by_video: ``{video: evaluate_posetrack() result}`` (per
             joint and per group), or None
         video_ids: ``{video: sample id}``
@@ -338,7 +344,7 @@ def _coco_dataset(images, anns, joints) -> dict:
 # --------------------------------------------------------------------------- PoseTrack
 
 
-def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool, joint_threshold=None):
+def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool):
     """The annotated frames of one video as PoseTrack frames (the converter of :mod:`fiftyone_posetrack.fo.posetrack`)."""
     from fiftyone_posetrack.fo.posetrack import default_file_name
 
@@ -351,7 +357,7 @@ def _posetrack_frames(video: VideoLabels, f: _Fields, k, names, gt: bool, joint_
             posetrack_frame(
                 lab[field][pos], lab[box_field][pos] if box_field else None, lab[f.ignore][pos] if f.ignore else None,
                 video.width, video.height, n, default_file_name(video.name, n), k, gt,
-                joint_threshold=joint_threshold, require_index=gt, where=f"frames.{field}: video {video.filepath} ",
+                require_index=gt, where=f"frames.{field}: video {video.filepath} ",
             )
         )  # fmt: skip
     return frames
@@ -365,16 +371,16 @@ def _posetrack(samples, videos, f: _Fields, threshold, skip_last_frame, joint_th
     names_gt = names_gt or list(COCO_KEYPOINTS)
     names_pred = names_pred or names_gt
     gt = {v.name: _posetrack_frames(v, f, k_gt or len(names_gt), names_gt, True) for v in videos}
-    pred = {v.name: _posetrack_frames(v, f, k_pred or len(names_pred), names_pred, False, joint_threshold)
-            for v in videos}  # fmt: skip
+    pred = {v.name: _posetrack_frames(v, f, k_pred or len(names_pred), names_pred, False) for v in videos}
     out = {}
     for v in videos:
         out[v.name] = evaluate_posetrack({v.name: gt[v.name]}, {v.name: pred[v.name]}, names_gt, names_pred,
-                                         threshold, skip_last_frame)  # fmt: skip
+                                         threshold, skip_last_frame, joint_threshold)  # fmt: skip
     if len(videos) == 1:  # the pooled numbers of one video are its own
         out["OVERALL"] = out[videos[0].name]
     else:
-        out["OVERALL"] = evaluate_posetrack(gt, pred, names_gt, names_pred, threshold, skip_last_frame)
+        out["OVERALL"] = evaluate_posetrack(gt, pred, names_gt, names_pred, threshold, skip_last_frame,
+                                            joint_threshold)  # fmt: skip
     return out
 
 
@@ -413,7 +419,7 @@ def evaluate_poses(
     nms_threshold: float | None = 0.9,
     pckh_threshold: float = 0.5,
     skip_last_frame: bool = False,
-    posetrack_joint_threshold: float | None = None,
+    posetrack_joint_threshold: float | None = MOTA_JOINT_THRESHOLD,
 ) -> PoseEvaluationResults:
     """Evaluates predicted poses per video and overall (see the module docs).
 
@@ -434,11 +440,14 @@ def evaluate_poses(
         nms_threshold: OKS-NMS threshold, None for no NMS
         pckh_threshold: PoseTrack's PCKh match distance (head-size units)
         skip_last_frame: PoseTrack MOTA without each video's last frame
-        posetrack_joint_threshold: PoseTrack metrics only: predicted joints
-            scoring below it are left out first. poseval scores every joint it
-            is given, so every low-confidence guess at an occluded joint is a
-            false positive for MOTA; PoseTrack submissions drop them (a
-            threshold trades AP for MOTA). None: every predicted joint
+        posetrack_joint_threshold: PoseTrack MOTA only: the predicted joints
+            scoring below it are left out of MOTA / MOTP (poseval counts every
+            joint it is given, so each low-confidence guess at an occluded
+            joint is a false positive for MOTA; PoseTrack submissions drop
+            them). PoseTrack AP always ranks every predicted joint (a
+            threshold before AP only removes recall). Default
+            :data:`~fiftyone_posetrack.eval.posetrack.MOTA_JOINT_THRESHOLD`,
+            chosen on real annotated people (docs/pose.md); None: every joint
 
     Returns:
         a :class:`PoseEvaluationResults`
@@ -476,6 +485,7 @@ def evaluate_poses(
         posetrack = _posetrack(samples, videos, f, pckh_threshold, skip_last_frame, posetrack_joint_threshold)
         for name, res in posetrack.items():
             metrics[name].update({f"pt_{k}": v for k, v in res["total"].items()})
+            metrics[name]["pt_mota_joint_threshold"] = res["mota_joint_threshold"]
     results = PoseEvaluationResults(
         samples, config, eval_key, metrics, {v.name: v.sample_id for v in videos}, backend=method,
         posetrack_by_video=posetrack, kind=kind,
