@@ -15,7 +15,7 @@ box scores. Flags (each a boolean per box):
     moved on by its last velocity over the gap.
 ``jump``
     the box moved further than the motion gate from where its own track's
-    constant-velocity motion put it: the centre residual exceeds
+    constant-velocity motion (the median of its last 3 steps) put it: the centre residual exceeds
     ``jump_gate`` box heights (times ``sqrt(gap)`` over a gap of frames), or
     the height changed by more than the factor ``1 + jump_gate``.
 ``drift``
@@ -45,13 +45,14 @@ before its last frame (each 1) and the two ends of a fragment
 (``fragment_weight`` each). A tracking error shows up within a few frames of
 where its cues are (an identity switch where a person comes out of an
 occlusion, a frame or two after its boxes' scores recover), so the score
-looks at a window, and :func:`top_frames` picks the best frames at least a
-window apart (non-maximum suppression): sorting frames by score puts the
+looks at a window, and :func:`top_frames` picks the best frames with
+disjoint windows (non-maximum suppression): sorting frames by score puts the
 frames most worth a look first, one per incident.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -232,8 +233,13 @@ def score_tracks(
         if len(rows) > 1:
             gap = np.diff(f).astype(np.float64)
             step = np.diff(centres[rows], axis=0) / np.maximum(gap, 1)[:, None]
-            # constant-velocity residual: the previous step's velocity carried over this gap
-            prev_v = np.vstack([np.zeros((1, 2)), step[:-1]])
+            # constant-velocity residual: the median of the 3 previous steps' velocities (robust to
+            # an earlier jump) carried over this gap
+            pad = np.vstack([np.full((3, 2), np.nan), step])
+            prev = np.stack([pad[2:-1], pad[1:-2], pad[:-3]])  # steps k-1, k-2, k-3 for step k
+            with warnings.catch_warnings():  # the first step has no previous one
+                warnings.simplefilter("ignore", RuntimeWarning)
+                prev_v = np.nan_to_num(np.nanmedian(prev, axis=0), nan=0.0)
             pred = centres[rows[:-1]] + prev_v * gap[:, None]
             resid = np.linalg.norm(centres[rows[1:]] - pred, axis=1) / heights[rows[:-1]]
             size = np.abs(np.log(heights[rows[1:]] / heights[rows[:-1]]))
@@ -325,7 +331,8 @@ def _skeleton(rows, kps, heights, cfg, out) -> None:
     length = np.where(ok, length, np.nan)
     bad = np.zeros(len(rows), dtype=bool)
     if len(rows) >= 3:
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # a limb never seen
+            warnings.simplefilter("ignore", RuntimeWarning)
             median = np.nanmedian(length, axis=0)
         ratio = np.abs(np.log(length / median[None]))
         bad |= np.nan_to_num(ratio, nan=0.0).max(axis=1) > np.log(cfg.limb_ratio)
@@ -358,11 +365,12 @@ def score_mot_tracks(tracks, fps: float, config=None, keypoints=None, features=N
 
 
 def top_frames(quality: TrackQuality, share: float = 0.05) -> np.ndarray:
-    """The best-scored frames, at least a window apart: up to ``share`` of the frames (at least one).
+    """The best-scored frames, one per incident: up to ``share`` of the frames (at least one).
 
-    Frames are taken by descending score (ties: earlier first); a frame within
-    :attr:`TrackQuality.window` frames of one already taken is skipped (one
-    frame per incident). Frames with score 0 are never taken.
+    Frames are taken by descending score (ties: earlier first); a frame whose
+    window overlaps the window of one already taken (closer than twice
+    :attr:`TrackQuality.window` frames) is skipped, so no event is counted
+    twice. Frames with score 0 are never taken.
 
     Returns:
         frame numbers, best first
@@ -374,7 +382,7 @@ def top_frames(quality: TrackQuality, share: float = 0.05) -> np.ndarray:
     taken: list[int] = []
     for i in order[quality.frame_score[order] > 0]:
         f = int(quality.frames[i])
-        if all(abs(f - t) > quality.window for t in taken):
+        if all(abs(f - t) > 2 * quality.window for t in taken):
             taken.append(f)
             if len(taken) == k:
                 break
