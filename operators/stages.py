@@ -30,6 +30,7 @@ from ._common import (
     job_inputs,
     operator_config,
     option_input,
+    scheduling_notice,
     option_inputs,
     run_job,
     runtime_inputs,
@@ -104,6 +105,7 @@ class DetectPersons(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Detect persons in")
+        scheduling_notice(inputs)
         option_inputs(inputs, DETECTION_OPTIONS)
         inputs.str("field", default="pred_raw_detections", required=False, label="Output frame field")
         runtime_inputs(inputs)
@@ -144,6 +146,7 @@ class TrackPersons(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track persons in")
+        scheduling_notice(inputs)
         field_choice(inputs, ctx, "in_field", fo.Detections, "Detections to track", "run 'detect persons' first")
         inputs.str("out_field", default="pred_detections", required=False, label="Output frame field")
         tracker_inputs(inputs)
@@ -196,6 +199,7 @@ class EstimatePoses(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Estimate poses in")
+        scheduling_notice(inputs)
         field_choice(
             inputs, ctx, "tracks_field", fo.Detections, "Tracked detections",
             "run 'track persons' first", default=OPTIONS["detections_field"].default,
@@ -246,6 +250,7 @@ class SmoothPoses(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Smooth the poses of")
+        scheduling_notice(inputs)
         field_choice(
             inputs, ctx, "in_field", fo.Keypoints, "Tracked keypoints",
             "run 'estimate poses' first", default=OPTIONS["keypoints_field"].default,
@@ -299,6 +304,7 @@ class RunPoseTracking(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track poses in")
+        scheduling_notice(inputs)
         grouped_option_inputs(inputs, ctx, [*OPTIONS, *JOB_OPTIONS])
         return form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
 

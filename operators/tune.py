@@ -17,6 +17,7 @@ from ._common import (
     form,
     operator_config,
     option_input,
+    scheduling_notice,
     progress_callback,
     show_in_app,
     target_view,
@@ -51,6 +52,7 @@ class TuneTracker(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Tune on")
+        scheduling_notice(inputs)
         field_choice(inputs, ctx, "dets_field", fo.Detections, "Detections to track", "run 'detect persons' first", default="pred_raw_detections")
         field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes (index = id)", "import ground truth first", default="gt_detections")
         option_input(inputs, "tracker")

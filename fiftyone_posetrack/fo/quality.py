@@ -71,9 +71,8 @@ def _declare(dataset, key: str, box: str) -> None:
     ):
         if not dataset.has_frame_field(name):
             dataset.add_frame_field(name, ftype, **kw)
-    attr = f"frames.{box}.detections.{key}_flags"
-    if dataset.get_field(attr) is None:
-        dataset.add_sample_field(attr, fo.ListField, subfield=fo.StringField)
+    if dataset.get_field(f"frames.{box}.detections.{key}_flags") is None:
+        dataset.add_frame_field(f"{box}.detections.{key}_flags", fo.ListField, subfield=fo.StringField)
 
 
 def _check_key(key: str) -> str:

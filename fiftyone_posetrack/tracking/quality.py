@@ -29,8 +29,8 @@ box scores. Flags (each a boolean per box):
     part of a stretch of at least ``low_conf_seconds`` of a track's boxes
     scored below ``low_conf_ratio`` times the video's median box score.
 ``skeleton``
-    an implausible skeleton (only with keypoints): a limb length (COCO-17
-    limbs, relative to the box height) breaks from the track's median by more
+    an implausible skeleton (only with keypoints): a limb length (the COCO-17
+    limbs of :data:`RIGID_LIMBS`, relative to the box height) breaks from the track's median by more
     than the factor ``limb_ratio``, or the left/right joints are swapped
     against the track's previous skeleton (the swapped assignment is closer,
     by ``swap_margin`` box heights summed over the pairs, than the straight
@@ -39,8 +39,8 @@ box scores. Flags (each a boolean per box):
 Births (a track's first box) and deaths (its last box) are counted per frame.
 
 A frame's ``score`` counts the *events* within ``window_seconds`` of it: a
-box flagged ``jump``, ``drift`` or ``skeleton``, the first and the last box
-of a low-confidence stretch, a birth after the video's first frame, a death
+box flagged ``jump``, the first box of a stretch flagged ``drift`` or
+``skeleton``, the first and the last box of a low-confidence stretch, a birth after the video's first frame, a death
 before its last frame (each 1) and the two ends of a fragment
 (``fragment_weight`` each). A tracking error shows up within a few frames of
 where its cues are (an identity switch where a person comes out of an
@@ -57,13 +57,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from fiftyone_posetrack.skeleton import COCO_EDGES, COCO_FLIP_PAIRS, NUM_KEYPOINTS
+from fiftyone_posetrack.skeleton import COCO_FLIP_PAIRS, NUM_KEYPOINTS
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = ["FLAGS", "QualityConfig", "TrackQuality", "score_tracks", "score_mot_tracks", "top_frames"]
 
 #: the flags, in the order the App shows them
 FLAGS = ("fragment", "jump", "drift", "low_confidence", "skeleton")
+#: COCO-17 limbs whose length does not depend on which way the person faces: upper arms,
+#: forearms, thighs, shins and the torso's sides (shoulder and hip widths, and the face,
+#: shrink to nothing when a person turns sideways)
+RIGID_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 11), (6, 12))
 
 
 @dataclass
@@ -279,7 +283,12 @@ def score_tracks(
     counts["births"] = np.bincount(inverse[first_rows], minlength=len(uframes)).astype(np.int64) if n else np.zeros(0, np.int64)
     counts["deaths"] = np.bincount(inverse[last_rows], minlength=len(uframes)).astype(np.int64) if n else np.zeros(0, np.int64)
     counts["tracks"] = np.bincount(inverse, minlength=len(uframes)).astype(np.int64)
-    events += flags["jump"] + flags["drift"] + flags["skeleton"] + cfg.fragment_weight * flags["fragment"]
+    events += flags["jump"] + cfg.fragment_weight * flags["fragment"]
+    for tid in np.unique(ids):  # drift and skeleton: an event where a stretch of flagged boxes begins
+        rows = order[ids[order] == tid]
+        for f in ("drift", "skeleton"):
+            onset = flags[f][rows] & ~np.concatenate([[False], flags[f][rows][:-1]])
+            events[rows[onset]] += 1
     if n:
         events[first_rows[frames[first_rows] > first_frame]] += 1
         events[last_rows[frames[last_rows] < last_frame]] += 1
@@ -325,7 +334,7 @@ def _skeleton(rows, kps, heights, cfg, out) -> None:
     k = kps[rows]
     h = heights[rows][:, None]
     vis = np.isfinite(k[..., :2]).all(axis=-1) & (np.nan_to_num(k[..., 2], nan=0.0) >= cfg.min_joint_score)
-    a, b = np.array(COCO_EDGES).T
+    a, b = np.array(RIGID_LIMBS).T
     length = np.linalg.norm(k[:, a, :2] - k[:, b, :2], axis=-1) / h
     ok = vis[:, a] & vis[:, b] & (length > 0)
     length = np.where(ok, length, np.nan)
