@@ -13,7 +13,7 @@ from .evaluation import EvaluatePoses, EvaluateTracking, ExportCOCOKeypoints
 from .formats import ExportMOT, ExportPoseTrack, ImportMOT, ImportPoseTrack
 from .panel import PoseTrackingPanel
 from .postprocess import PostprocessTracks
-from .quality import ScoreTrackQuality
+from .quality import EvaluateTrackQuality
 from .stages import DetectPersons, EstimatePoses, RunPoseTracking, SmoothPoses, TrackPersons
 from .tune import TuneTracker
 from .views import ShowEvaluationFailures, ShowTrack, ShowTrajectories
@@ -32,7 +32,7 @@ OPERATORS = (
     SmoothPoses,
     TuneTracker,
     # judge without ground truth, evaluate, and look at the results
-    ScoreTrackQuality,
+    EvaluateTrackQuality,
     EvaluateTracking,
     EvaluatePoses,
     ShowEvaluationFailures,

@@ -31,7 +31,7 @@ ICONS = {
     "import_videos": "video_library", "import_mot": "upload_file", "import_posetrack": "upload_file",
     "run_pose_tracking": "directions_run", "detect_persons": "person_search", "track_persons": "route",
     "estimate_poses": "accessibility_new", "smooth_poses": "auto_fix_high", "tune_tracker": "tune",
-    "postprocess_tracks": "cleaning_services",
+    "postprocess_tracks": "cleaning_services", "evaluate_track_quality": "rule",
     "evaluate_tracking": "query_stats", "evaluate_poses": "insights", "show_evaluation_failures": "report_problem",
     "show_track": "person_pin", "show_trajectories": "timeline", "export_mot": "download",
     "export_posetrack": "download", "export_coco_keypoints": "download",
@@ -431,6 +431,10 @@ def show_in_app(ctx, view=None):
     """Reloads the App's dataset and moves its view to ``view`` (immediate runs only)."""
     if ctx.delegated or ctx.executor is None:
         return
+    if ctx.dataset is not None and ctx.dataset.media_type == "video":
+        from fiftyone_posetrack.fo.appconfig import group_bookkeeping_fields
+
+        group_bookkeeping_fields(ctx.dataset)  # the jobs' status fields out of the way
     ctx.trigger("reload_dataset")
     _send_track_colors(ctx)
     if view is not None:

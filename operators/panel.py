@@ -260,8 +260,9 @@ class PoseTrackingPanel(foo.Panel):
         state = ctx.panel.get_state("pt") or {}
         try:
             track = tracks[int(row)]
+            # a clip from the track's first to its last frame: the modal opens at its first frame
             view = show_track(ctx.dataset, track["_index"], state.get("box_field"), state.get("keypoints_field"),
-                              sample_id=track["_sample_id"])  # fmt: skip
+                              sample_id=track["_sample_id"], clip=True)  # fmt: skip
         except (BadInputError, IndexError, TypeError, ValueError) as e:
             ctx.ops.notify(f"cannot show that track: {e}", variant="error")
             return

@@ -22,13 +22,13 @@ FLAG_HELP = (
 )
 
 
-class ScoreTrackQuality(foo.Operator):
+class EvaluateTrackQuality(foo.Operator):
     """Scores every track and frame of a tracked field (no ground truth needed)."""
 
     @property
     def config(self):
         return operator_config(
-            "score_track_quality", "Pose tracking: score track quality (no ground truth)",
+            "evaluate_track_quality", "Pose tracking: evaluate track quality (no ground truth)",
             "Flag fragments, jumps, appearance drift, low-confidence stretches and implausible skeletons",
             heavy=False, icon="rule",
         )  # fmt: skip
@@ -46,7 +46,7 @@ class ScoreTrackQuality(foo.Operator):
         inputs.str("key", default="quality", required=False, label="Field prefix",
                    description="fields written: frames.<prefix>_score, _flags, _births, _deaths and the boxes' "
                    "<prefix>_flags")  # fmt: skip
-        return form(inputs, "Score track quality")
+        return form(inputs, "Evaluate track quality (no ground truth)")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.quality import quality_clips, score_track_quality

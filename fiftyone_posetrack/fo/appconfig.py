@@ -19,6 +19,12 @@ this process showing the dataset is given it (``session.color_scheme``),
 and an operator run from the App sends it to that App
 (:func:`app_color_scheme_params` for the App's ``set_color_scheme``).
 
+The per-video bookkeeping sample fields of the jobs (``<field>_status``,
+``<field>_claimed_at`` (unix seconds), ``<field>_run``, ``<field>_claim``, any
+``<field>_*`` of a frame field ``<field>``) are moved into one collapsed
+sidebar group, :data:`BOOKKEEPING_GROUP` (:func:`group_bookkeeping_fields`,
+called with the colours), so the sidebar shows labels first and no raw epoch.
+
 Overridable: a colour scheme the user set is never replaced. The scheme this
 module writes is recorded in ``dataset.info[INFO_KEY]``; it is updated only
 while the dataset's scheme is still the recorded one (or there is none).
@@ -36,7 +42,10 @@ __all__ = [
     "INFO_KEY",
     "REFERENCE_COLOR",
     "TRACK_PALETTE",
+    "BOOKKEEPING_GROUP",
     "app_color_scheme_params",
+    "bookkeeping_fields",
+    "group_bookkeeping_fields",
     "apply_track_colors",
     "clear_track_colors",
     "refresh_open_sessions",
@@ -138,9 +147,52 @@ def apply_track_colors(dataset, fields: Iterable[str], force: bool = False) -> b
     scheme = track_color_scheme(tracked, reference)
     dataset.app_config.color_scheme = scheme
     dataset.info[INFO_KEY] = _serialize(scheme)
+    group_bookkeeping_fields(dataset, save=False)
     dataset.save()
     refresh_open_sessions(dataset)
     return True
+
+
+#: the App sidebar group of the jobs' bookkeeping fields (collapsed)
+BOOKKEEPING_GROUP = "pose tracking bookkeeping"
+
+
+def bookkeeping_fields(dataset) -> list[str]:
+    """The sample fields named ``<frame field>_<anything>`` (jobs' status, claim, run, ...), sorted."""
+    dataset = getattr(dataset, "_dataset", dataset)
+    frame_fields = sorted(dataset.get_frame_field_schema() or {}, key=len, reverse=True)
+    out = []
+    for name in dataset.get_field_schema():
+        if any(name.startswith(f + "_") for f in frame_fields):
+            out.append(name)
+    return sorted(out)
+
+
+def group_bookkeeping_fields(dataset, save: bool = True) -> list[str]:
+    """Moves :func:`bookkeeping_fields` into the collapsed sidebar group :data:`BOOKKEEPING_GROUP`.
+
+    The other groups keep their order and their other fields (the App's
+    default groups when the dataset has none). Returns the fields grouped.
+    """
+    dataset = getattr(dataset, "_dataset", dataset)
+    fields = bookkeeping_fields(dataset)
+    groups = dataset.app_config.sidebar_groups
+    if not fields and not any(g.name == BOOKKEEPING_GROUP for g in groups or []):
+        return []
+    if groups is None:
+        groups = fo.DatasetAppConfig.default_sidebar_groups(dataset)
+    kept = []
+    for g in groups:
+        if g.name == BOOKKEEPING_GROUP:
+            continue
+        g.paths = [p for p in (g.paths or []) if p not in fields]
+        kept.append(g)
+    if fields:
+        kept.append(fo.SidebarGroupDocument(name=BOOKKEEPING_GROUP, paths=fields, expanded=False))
+    dataset.app_config.sidebar_groups = kept
+    if save:
+        dataset.save()
+    return fields
 
 
 def _open_sessions() -> list:

@@ -225,7 +225,7 @@ def _check_has(samples, key: str) -> None:
     if not has_quality(samples, key):
         raise BadInputError(
             f"key: no track-quality fields {list(quality_fields(key).values())} on this collection: "
-            "score the tracks first (the 'score track quality' operator)"
+            "score the tracks first (the 'evaluate track quality' operator)"
         )
 
 
