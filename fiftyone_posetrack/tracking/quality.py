@@ -78,7 +78,7 @@ class QualityConfig:
     fragment_distance: float = 1.0
     jump_gate: float = 0.35
     low_conf_ratio: float = 0.5
-    low_conf_seconds: float = 0.25
+    low_conf_seconds: float = 0.1
     gallery_size: int = 10
     drift_distance: float = 0.3
     limb_ratio: float = 1.8
