@@ -240,7 +240,9 @@ class PoseTrackingPanel(foo.Panel):
             ctx.ops.notify(str(e), variant="error")
             return
         # the modal opens once the App shows the clip (on_change_view): opening it now
-        # would look the clip up in the old view
+        # would look the clip up in the old view; the clicked kind of error is then selected
+        # (highlighted) in the modal
+        ctx.panel.set_state("pending_select", self._clicked_labels(ctx, sample_id, int(frame), clip_id))
         ctx.panel.set_state("pending_open", clip_id)
         ctx.panel.set_state("opened", {"sample_id": sample_id, "frame": int(frame), "clip_id": clip_id})
         ctx.ops.set_view(view=clip_view)
@@ -250,6 +252,42 @@ class PoseTrackingPanel(foo.Panel):
         if pending:
             ctx.panel.set_state("pending_open", None)
             ctx.ops.open_sample(id=pending)
+            labels = ctx.panel.get_state("pending_select")
+            if labels:
+                ctx.panel.set_state("pending_select", None)
+                ctx.ops.set_selected_labels(labels)
+
+    @staticmethod
+    def _clicked_labels(ctx, sample_id: str, frame: int, clip_id: str) -> list[dict]:
+        """The boxes of the clicked point's kind of error in that frame (the App highlights selected labels).
+
+        False positives: the predicted boxes marked ``fp``; misses: the ground-truth
+        boxes marked ``fn``; ID switches: the boxes marked as switches.
+        """
+        from fiftyone_posetrack.fo.labels import frame_documents
+
+        trace = str(ctx.params.get("trace") or "")
+        kind = next((c for c, name in ERROR_NAMES.items() if trace.startswith(name)), None)
+        key = (ctx.panel.get_state("pt") or {}).get("eval_key")
+        if kind is None or not key or key == NO_EVAL:
+            return []
+        try:
+            config = ctx.dataset.get_evaluation_info(key).config
+        except Exception:  # not an evaluation any more
+            return []
+        pred, gt = config.pred_field[len("frames.") :], config.gt_field[len("frames.") :]
+        wanted = {"fp": [(pred, lambda d: d.get(key) == "fp")], "fn": [(gt, lambda d: d.get(key) == "fn")],
+                  "idsw": [(pred, lambda d: bool(d.get(f"{key}_idsw"))), (gt, lambda d: bool(d.get(f"{key}_idsw")))]}[kind]  # fmt: skip
+        labels = []
+        for doc in frame_documents(ctx.dataset, sample_id, [pred, gt]):
+            if doc["frame_number"] != frame:
+                continue
+            for field, match in wanted:
+                for d in (doc.get(field) or {}).get("detections") or []:
+                    if match(d):
+                        labels.append({"label_id": str(d["_id"]), "sample_id": clip_id, "field": f"frames.{field}",
+                                       "frame_number": frame})  # fmt: skip
+        return labels
 
     def on_click_track(self, ctx):
         """Shows only the clicked track's boxes and skeletons."""

@@ -24,6 +24,8 @@ field are left as they are. Frame rates come from the videos' metadata.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 import fiftyone as fo
@@ -81,10 +83,11 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _features(embedder, video, box: str, rows_per_frame) -> np.ndarray:
+def _features(embedder, video, boxes_per_frame: dict) -> list[tuple[int, np.ndarray]]:
+    """``[(frame number, (n, D) features)]`` of the boxes of each frame (pixels ``[x1, y1, x2, y2]``)."""
     from fiftyone_posetrack.tracking.run import open_frames
 
-    feats, wanted = [], dict(rows_per_frame)
+    feats, wanted = [], boxes_per_frame
     for number, frame in open_frames(video.filepath):
         boxes = wanted.get(number)
         if boxes is None or not len(boxes):
@@ -166,16 +169,16 @@ def score_track_quality(
             continue
         boxes = np.concatenate(boxes)
         feats = None
-        if embedder is not None:
-            frames_arr = np.asarray(frames)
-            per_frame = {int(f): boxes[frames_arr == f] for f in np.unique(frames_arr)}
-            feats = np.full((len(frames), 0), np.nan)
-            got = _features(embedder, video, box, per_frame)
+        if embedder is not None:  # rows are in frame order: one contiguous block per frame
+            numbers, starts = np.unique(np.asarray(frames), return_index=True)
+            stops = np.append(starts[1:], len(frames))
+            block = {int(n): (a, b) for n, a, b in zip(numbers, starts, stops)}
+            got = _features(embedder, video, {n: boxes[a:b] for n, (a, b) in block.items()})
             if got:
-                dim = got[0][1].shape[1]
-                feats = np.full((len(frames), dim), np.nan)
+                feats = np.full((len(frames), got[0][1].shape[1]), np.nan)
                 for number, f in got:
-                    feats[np.flatnonzero(frames_arr == number)] = f
+                    a, b = block[number]
+                    feats[a:b] = f
         q = score_tracks(frames, ids, boxes, fps, scores, np.array(kp_rows) if kps else None, feats, config)
         computed.update(q.flags_computed)
         notes.update(q.notes)
@@ -207,8 +210,6 @@ def score_track_quality(
         }
     summary["flags_computed"] = [f for f in FLAGS if f in computed]
     summary["notes"] = sorted(notes)
-    from dataclasses import asdict
-
     from fiftyone_posetrack.fo.runs import record_import
 
     record_import(
