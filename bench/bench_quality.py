@@ -1,6 +1,7 @@
 """Track-quality flags against ground truth: do the flagged frames hold the real tracking errors?
 
-Run: ``python bench/bench_quality.py [--sets synth,mot17,dancetrack] [--share 0.05] [--synth-frames 300]``
+Run: ``python bench/bench_quality.py [--sets synth,mot17,dancetrack] [--share 0.05] [--synth-frames 300]
+[--low-conf-seconds S]``
 
 Each set is tracked motion only with the default tracker preset (ByteTrack
 ``mot17`` with interpolation and GSI) from its detections, scored with
@@ -152,7 +153,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default="synth,mot17,dancetrack")
     ap.add_argument("--share", type=float, default=0.05, help="share of each sequence's frames looked at")
     ap.add_argument("--synth-frames", type=int, default=300)
+    ap.add_argument("--low-conf-seconds", type=float, help="QualityConfig.low_conf_seconds (default: its default)")
     args = ap.parse_args(argv)
+    config = QualityConfig() if args.low_conf_seconds is None else QualityConfig(low_conf_seconds=args.low_conf_seconds)
     pct = f"{100 * args.share:g}%"
     print(f"| set | sequences | frames | top-{pct} frames | ID switches | recall | fragmentations | recall | "
           "precision (ID sw.) | precision (ID sw. or frag.) | seconds |")  # fmt: skip
@@ -161,7 +164,7 @@ def main(argv=None) -> int:
     for name in args.sets.split(","):
         start = time.time()
         data = load_set(name, args.synth_frames)
-        r = measure(data, args.share)
+        r = measure(data, args.share, config)
         print(f"| {name} | {len(data)} | {r['frames']} | {r['top']} | {r['sw']} | {r['recall']:.2f} | {r['fr']} | "
               f"{r['frag_recall']:.2f} | {r['precision']:.2f} | {r['precision_any']:.2f} | {time.time() - start:.0f} |",
               flush=True)  # fmt: skip

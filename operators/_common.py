@@ -274,10 +274,17 @@ def scheduling_available() -> bool:
     return bool(fo.config.allow_legacy_orchestrators)
 
 
-def scheduling_notice(inputs) -> None:
-    """Explains, at the top of a heavy form, why "Schedule" is unavailable (when it is)."""
-    if not scheduling_available():
-        inputs.view("scheduling_notice", types.Notice(label=SCHEDULING_NOTICE))
+def scheduling_notice(description: str | None = None) -> str | None:
+    """A heavy form's description, with why "Schedule" is unavailable (when it is) after it."""
+    if scheduling_available():
+        return description
+    return f"{description}. {SCHEDULING_NOTICE}" if description else SCHEDULING_NOTICE
+
+
+def heavy_form(inputs, label, description=None):
+    """:func:`form` of an operator that runs long: its description explains scheduling (see
+    :func:`scheduling_notice`)."""
+    return form(inputs, label, scheduling_notice(description))
 
 
 def job_inputs(inputs, overwrite_label=None):

@@ -30,7 +30,7 @@ from ._common import (
     job_inputs,
     operator_config,
     option_input,
-    scheduling_notice,
+    heavy_form,
     option_inputs,
     run_job,
     runtime_inputs,
@@ -105,13 +105,12 @@ class DetectPersons(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Detect persons in")
-        scheduling_notice(inputs)
         option_inputs(inputs, DETECTION_OPTIONS)
         inputs.str("field", default="pred_raw_detections", required=False, label="Output frame field")
         runtime_inputs(inputs)
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Detect persons")
+        return heavy_form(inputs, "Detect persons")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import detect_persons
@@ -146,7 +145,6 @@ class TrackPersons(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track persons in")
-        scheduling_notice(inputs)
         field_choice(inputs, ctx, "in_field", fo.Detections, "Detections to track", "run 'detect persons' first")
         inputs.str("out_field", default="pred_detections", required=False, label="Output frame field")
         tracker_inputs(inputs)
@@ -155,7 +153,7 @@ class TrackPersons(_Stage):
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Track persons")
+        return heavy_form(inputs, "Track persons")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import track_detections
@@ -199,7 +197,6 @@ class EstimatePoses(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Estimate poses in")
-        scheduling_notice(inputs)
         field_choice(
             inputs, ctx, "tracks_field", fo.Detections, "Tracked detections",
             "run 'track persons' first", default=OPTIONS["detections_field"].default,
@@ -209,7 +206,7 @@ class EstimatePoses(_Stage):
         runtime_inputs(inputs)
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Estimate poses")
+        return heavy_form(inputs, "Estimate poses")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import estimate_poses
@@ -250,7 +247,6 @@ class SmoothPoses(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Smooth the poses of")
-        scheduling_notice(inputs)
         field_choice(
             inputs, ctx, "in_field", fo.Keypoints, "Tracked keypoints",
             "run 'estimate poses' first", default=OPTIONS["keypoints_field"].default,
@@ -262,7 +258,7 @@ class SmoothPoses(_Stage):
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Smooth poses")
+        return heavy_form(inputs, "Smooth poses")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import smooth_poses
@@ -304,9 +300,8 @@ class RunPoseTracking(_Stage):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track poses in")
-        scheduling_notice(inputs)
         grouped_option_inputs(inputs, ctx, [*OPTIONS, *JOB_OPTIONS])
-        return form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
+        return heavy_form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.run import run, status_field

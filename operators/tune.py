@@ -17,7 +17,7 @@ from ._common import (
     form,
     operator_config,
     option_input,
-    scheduling_notice,
+    heavy_form,
     progress_callback,
     show_in_app,
     target_view,
@@ -52,7 +52,6 @@ class TuneTracker(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Tune on")
-        scheduling_notice(inputs)
         field_choice(inputs, ctx, "dets_field", fo.Detections, "Detections to track", "run 'detect persons' first", default="pred_raw_detections")
         field_choice(inputs, ctx, "gt_field", fo.Detections, "Ground-truth boxes (index = id)", "import ground truth first", default="gt_detections")
         option_input(inputs, "tracker")
@@ -63,7 +62,7 @@ class TuneTracker(foo.Operator):
         inputs.str("base_params", default="{}", required=False, label="Fixed parameters (JSON)")
         option_input(inputs, "reid", default=None)  # motion only unless asked
         inputs.float("iou_threshold", min=0.01, max=1, default=0.5, required=False, label="IoU threshold")
-        return form(inputs, "Tune the tracker")
+        return heavy_form(inputs, "Tune the tracker")
 
     def execute(self, ctx):
         from fiftyone_posetrack.tracking.tune import format_table

@@ -50,8 +50,13 @@ def scored_app(shared_dir, tmp_path_factory, fo_home):
     from fiftyone_posetrack.fo.quality import score_track_quality
     from tracked import make_tracked
 
+    import fiftyone.core.service as fos
+
     mp = pytest.MonkeyPatch()
     mp.setenv("POSETRACK_MODELS_DIR", str(shared_dir / "models"))  # the App server inherits it
+    # FiftyOne gives its App server 60 s to bind its port; on 2 busy cores it can take longer
+    wait = fos.Service._wait_for_child_port
+    mp.setattr(fos.Service, "_wait_for_child_port", lambda self, port=None, timeout=60: wait(self, port, max(timeout, 300)))
     mp.delenv("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", raising=False)
     install_plugin(fo.config.plugins_dir)
     tmp = tmp_path_factory.mktemp("browser-quality")

@@ -83,14 +83,12 @@ def test_scheduling_notice_and_models_folder_default(monkeypatch, tmp_path):
     from operators import _common
 
     monkeypatch.setattr(fo.config, "allow_legacy_orchestrators", False)
-    inputs = types.Object()
-    _common.scheduling_notice(inputs)
-    notice = inputs.to_json()["properties"]["scheduling_notice"]["view"]
-    assert "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notice["label"] and "Execute" in notice["label"]
+    form = _common.heavy_form(types.Object(), "Run", "Boxes for every frame")
+    text = form.to_json()["view"]["description"]
+    assert text.startswith("Boxes for every frame. Schedule is not available")
+    assert "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in text and "Execute" in text
     monkeypatch.setattr(fo.config, "allow_legacy_orchestrators", True)
-    inputs = types.Object()
-    _common.scheduling_notice(inputs)
-    assert "scheduling_notice" not in inputs.to_json()["properties"]
+    assert _common.heavy_form(types.Object(), "Run", "Boxes").to_json()["view"]["description"] == "Boxes"
     monkeypatch.setenv("POSETRACK_MODELS_DIR", str(tmp_path))
     inputs = types.Object()
     _common.option_input(inputs, "models_dir")
