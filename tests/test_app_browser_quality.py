@@ -10,8 +10,7 @@ check waits for what it asserts (Playwright's ``expect``). Covered:
 - track colours applied from Python reach the App that is already open
   (its ``fo.Session`` is refreshed), without reloading the page;
 - the run form explains why "Schedule" is unavailable (no orchestrator:
-  the App server runs without ``FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS``) and
-  shows the models folder from ``POSETRACK_MODELS_DIR``.
+  the App server runs without ``FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS``).
 
 Screenshots go to pytest's tmp dir (``POSETRACK_UPDATE_DOC_IMAGES=1``: also
 ``docs/img/app_quality_*.png``).
@@ -119,9 +118,11 @@ def test_panel_flags_table_opens_a_flagged_frame(page, scored_app, tmp_path):
     # click the top flagged frame: the modal opens that video at that frame
     table.locator("tbody tr").first.click()
     expect(page.locator("[data-cy=modal]").first).to_be_visible()
+    expect(page.get_by_role("textbox").filter(has_text="ToClips").or_(page.locator("input[value=ToClips]")).first).to_be_visible()
+    assert session.view.first().support[0] == first["frame_number"]  # the App shows the clip from that frame
     seconds = (first["frame_number"] - 1) / dataset.first().metadata.frame_rate
-    expect(page.get_by_text(f"0:{seconds:05.2f}").first).to_be_visible()
-    assert session.view.first().support[0] == first["frame_number"]
+    # the video loads slowly on busy cores: its time display shows the frame once it has
+    expect(page.get_by_text(f"0:{seconds:05.2f}").first).to_be_visible(timeout=240_000)
     page.mouse.move(600, 500)
     _shot(page, tmp_path, "flagged_frame")
 
@@ -147,7 +148,7 @@ def test_colours_reach_the_open_app(page, scored_app, tmp_path):
         session.color_scheme = None
 
 
-def test_run_form_explains_scheduling_and_the_models_folder(page, shared_dir, tmp_path):
+def test_run_form_explains_scheduling(page, tmp_path):
     from playwright.sync_api import expect
 
     page.keyboard.press("`")
@@ -158,5 +159,4 @@ def test_run_form_explains_scheduling_and_the_models_folder(page, shared_dir, tm
     notice = page.get_by_text("Schedule is not available in this App", exact=False).first
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true")
-    expect(page.locator(f"input[value='{shared_dir / 'models'}']")).to_have_count(1)
-    _shot(page, tmp_path, "run_form")
+    _shot(page, tmp_path, "run_form")  # (the models folder's default: tests/test_app_look.py; it is behind "advanced")
