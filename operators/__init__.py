@@ -13,6 +13,7 @@ from .evaluation import EvaluatePoses, EvaluateTracking, ExportCOCOKeypoints
 from .formats import ExportMOT, ExportPoseTrack, ImportMOT, ImportPoseTrack
 from .panel import PoseTrackingPanel
 from .postprocess import PostprocessTracks
+from .quality import EvaluateTrackQuality
 from .stages import DetectPersons, EstimatePoses, RunPoseTracking, SmoothPoses, TrackPersons
 from .tune import TuneTracker
 from .views import ShowEvaluationFailures, ShowTrack, ShowTrajectories
@@ -30,7 +31,8 @@ OPERATORS = (
     EstimatePoses,
     SmoothPoses,
     TuneTracker,
-    # evaluate, and look at the results
+    # judge without ground truth, evaluate, and look at the results
+    EvaluateTrackQuality,
     EvaluateTracking,
     EvaluatePoses,
     ShowEvaluationFailures,

@@ -11,8 +11,10 @@ the parameter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -29,7 +31,7 @@ ICONS = {
     "import_videos": "video_library", "import_mot": "upload_file", "import_posetrack": "upload_file",
     "run_pose_tracking": "directions_run", "detect_persons": "person_search", "track_persons": "route",
     "estimate_poses": "accessibility_new", "smooth_poses": "auto_fix_high", "tune_tracker": "tune",
-    "postprocess_tracks": "cleaning_services",
+    "postprocess_tracks": "cleaning_services", "evaluate_track_quality": "rule",
     "evaluate_tracking": "query_stats", "evaluate_poses": "insights", "show_evaluation_failures": "report_problem",
     "show_track": "person_pin", "show_trajectories": "timeline", "export_mot": "download",
     "export_posetrack": "download", "export_coco_keypoints": "download",
@@ -108,8 +110,10 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
     o = _declared(name)
     key = param or name
     default = o.default_value() if default is _OPTION_DEFAULT else default
+    if name == "models_dir" and default is None:  # where the models are looked up (and downloaded to)
+        default = default_models_dir()
     label = label or o.label
-    description = description or o.help
+    description = app_help(description or o.help)
     common = dict(required=False, label=label, description=description)
     if o.model_kind is not None:
         view = types.AutocompleteView(label=label, description=description, allow_user_input=True)
@@ -131,6 +135,32 @@ def option_input(inputs, name, param=None, default=_OPTION_DEFAULT, label=None, 
         getattr(inputs, o.spec.type)(key, default=default, **bounds, **common)
     else:
         inputs.str(key, default=form_text(o, default), **common)
+
+
+#: CLI references in the options' help, and what the App's form says instead
+_CLI_IN_HELP = (
+    (re.compile(r" ?\(see `posetrack presets`\)"), " (the presets are listed under the field)"),
+    (re.compile(r" ?\(see `posetrack models`, "), " ("),
+    (re.compile(r" ?\(see `posetrack models`\)"), " (the named models are listed in the dropdown)"),
+    (re.compile(r"`posetrack postprocess --link` on the written field"),
+     "the 'post-process tracks' operator (link tracklets) on the written field"),
+)
+
+
+def app_help(text: str | None) -> str | None:
+    """An option's help as the App's form shows it: no CLI commands, and Markdown characters escaped.
+
+    The App renders form help as Markdown: ``a*J(k-1->k) + a*J(...)`` would
+    turn into italics, so ``*`` and ``_`` outside code spans are escaped.
+    """
+    if not text:
+        return text
+    for pattern, replacement in _CLI_IN_HELP:
+        text = pattern.sub(replacement, text)
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # outside `code` spans
+        parts[i] = re.sub(r"([*_])", r"\\\1", parts[i])
+    return "`".join(parts)
 
 
 def form_text(option, value):
@@ -226,6 +256,35 @@ SCALEOUT_OPTIONS = ("parallel_runs", "wait_for_others", "flush_frames")
 def runtime_inputs(inputs, batch=True):
     """``models_dir``, ``device`` and (optionally) ``batch_size``."""
     option_inputs(inputs, RUNTIME_OPTIONS if batch else RUNTIME_OPTIONS[:2])
+
+
+#: the notice of a form when the App can only "Execute" (no orchestrator to "Schedule" on)
+SCHEDULING_NOTICE = (
+    "Schedule is not available in this App: scheduling needs an orchestrator for delegated operations, and "
+    "this App server was started without FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true. Execute runs now, in the "
+    "App server: the App waits until the run ends, with no progress bar (about a minute for a short clip, "
+    "many minutes for long videos). To schedule runs in the background, start the App server with "
+    "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true and keep a delegated-operations worker running (see the "
+    "plugin's documentation, docs/operators.md)."
+)
+
+
+def scheduling_available() -> bool:
+    """Whether the App can schedule (delegate) operations: legacy orchestrators allowed."""
+    return bool(fo.config.allow_legacy_orchestrators)
+
+
+def scheduling_notice(description: str | None = None) -> str | None:
+    """A heavy form's description, with why "Schedule" is unavailable (when it is) after it."""
+    if scheduling_available():
+        return description
+    return f"{description}. {SCHEDULING_NOTICE}" if description else SCHEDULING_NOTICE
+
+
+def heavy_form(inputs, label, description=None):
+    """:func:`form` of an operator that runs long: its description explains scheduling (see
+    :func:`scheduling_notice`)."""
+    return form(inputs, label, scheduling_notice(description))
 
 
 def job_inputs(inputs, overwrite_label=None):
@@ -363,11 +422,28 @@ def progress_callback(ctx):
     return report
 
 
+def _send_track_colors(ctx) -> None:
+    """Sends our track colour scheme to the open App (it keeps its own until told)."""
+    from fiftyone_posetrack.fo.appconfig import INFO_KEY, app_color_scheme_params
+
+    dataset = ctx.dataset
+    if dataset is None or not (dataset.info or {}).get(INFO_KEY):
+        return
+    params = app_color_scheme_params(dataset)
+    if params is not None:
+        ctx.trigger("set_color_scheme", params)
+
+
 def show_in_app(ctx, view=None):
     """Reloads the App's dataset and moves its view to ``view`` (immediate runs only)."""
     if ctx.delegated or ctx.executor is None:
         return
+    if ctx.dataset is not None and ctx.dataset.media_type == "video":
+        from fiftyone_posetrack.fo.appconfig import group_bookkeeping_fields
+
+        group_bookkeeping_fields(ctx.dataset)  # the jobs' status fields out of the way
     ctx.trigger("reload_dataset")
+    _send_track_colors(ctx)
     if view is not None:
         ctx.ops.set_view(view=view)
 
@@ -383,7 +459,7 @@ def summary_outputs(outputs, ctx=None):
         outputs.list("queued_runs", types.String(), label="Parallel runs queued")
     outputs.str("worker", label="Worker")
     if ctx is None or (ctx.results or {}).get("run_key"):
-        outputs.str("run_key", label="Run record (posetrack runs DATASET KEY)")
+        outputs.str("run_key", label="Run record (the Pose tracking panel lists the runs)")
         outputs.obj("run_record", label="Run", view=types.JSONView())
 
 
@@ -402,7 +478,7 @@ def summary_result(summary) -> dict:
 
 def raise_failures(summary, what: str) -> None:
     if summary.failed:
-        names = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed.items())
+        names = "; ".join(f"{sid}: {for_the_form(str(msg))}" for sid, msg in summary.failed.items())
         raise BadInputError(f"{what}: {len(summary.failed)} video(s) failed: {names}")
 
 
@@ -422,6 +498,34 @@ def queue_copies(ctx, operator, count: int) -> list[str]:
     )  # fmt: skip
 
 
+#: how a missing model's error tells a form user where models go (instead of the CLI's flags)
+MODELS_FIELD_HINT = "or into <DIR>/{name}/ and enter DIR in the form's 'Models folder' field (under Runtime)"
+
+
+def default_models_dir() -> str:
+    """The models folder a form shows: ``$POSETRACK_MODELS_DIR``, else the download cache."""
+    from fiftyone_posetrack.models import cache_dir
+
+    return os.environ.get("POSETRACK_MODELS_DIR") or str(cache_dir())
+
+
+@contextlib.contextmanager
+def models_named_for_the_form():
+    """Turns a missing model's hint at CLI flags into the form field's name."""
+    from fiftyone_posetrack.types import ModelUnavailableError
+
+    try:
+        yield
+    except ModelUnavailableError as e:
+        raise ModelUnavailableError(for_the_form(str(e))) from None
+
+
+def for_the_form(message: str) -> str:
+    """A library message with the CLI's models hint replaced by the form field's name."""
+    return re.sub(r"\(or into <DIR>/([^/]+)/ and pass --models-dir DIR or set POSETRACK_MODELS_DIR=DIR\)",
+                  lambda m: "(" + MODELS_FIELD_HINT.format(name=m.group(1)) + ")", message)  # fmt: skip
+
+
 def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     """Runs ``once`` over ``view`` with the operator's scale-out parameters
     (:func:`fiftyone_posetrack.fo.scaleout.run_until_done`), after queueing the
@@ -429,11 +533,12 @@ def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
     p = Params(ctx)
     runs = p.option("parallel_runs")
     queued = queue_copies(ctx, operator, runs - 1) if runs > 1 else []
-    totals = run_until_done(
-        view, status_field, once, flush_frames=p.option("flush_frames"), stale_after=p.option("stale_after"),
-        wait_for_others=p.option("wait_for_others") and ctx.delegated,  # an App request must not block on others
-        progress_callback=progress_callback(ctx),
-    )  # fmt: skip
+    with models_named_for_the_form():
+        totals = run_until_done(
+            view, status_field, once, flush_frames=p.option("flush_frames"), stale_after=p.option("stale_after"),
+            wait_for_others=p.option("wait_for_others") and ctx.delegated,  # an App request must not block on others
+            progress_callback=progress_callback(ctx),
+        )  # fmt: skip
     result = summary_result(totals)
     if totals.run_key:
         from fiftyone_posetrack.fo.runs import brief, get_run

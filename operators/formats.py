@@ -223,7 +223,7 @@ class ExportPoseTrack(foo.Operator):
         )  # fmt: skip
         inputs.bool(
             "gt", default=False, required=False, label="Ground truth (visibility flags, head boxes, no scores)",
-            description="the layout `posetrack eval-kpts --kind posetrack` reads as GT; default: predictions with scores",
+            description="the layout a PoseTrack evaluation reads as ground truth; default: predictions with scores",
         )  # fmt: skip
         field_choice(
             inputs, ctx, "ignore_field", fo.Polylines, "Ignore regions (ground truth)", "optional", required=False,

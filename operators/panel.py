@@ -23,6 +23,10 @@ METRIC_LABELS = {
 }  # fmt: skip
 ERROR_COLORS = {"fp": "#F38400", "fn": "#BE0032", "idsw": "#0067A5"}
 ERROR_NAMES = {"fp": "false positives", "fn": "misses", "idsw": "ID switches"}
+#: the track-quality flags (fiftyone_posetrack.tracking.quality.FLAGS) and their column titles
+QUALITY_FLAGS = ("fragment", "jump", "drift", "low_confidence", "skeleton")
+QUALITY_FLAG_LABELS = {"fragment": "Fragm.", "jump": "Jumps", "drift": "Drift", "low_confidence": "Low conf.",
+                       "skeleton": "Skeleton"}  # fmt: skip
 
 
 def fmt(value) -> str:
@@ -88,7 +92,7 @@ class PoseTrackingPanel(foo.Panel):
         dataset = ctx.dataset
         state = {"eval_key": eval_key, "kind": None, "box_field": None, "keypoints_field": None,
                  "error": None, "track_message": None}  # fmt: skip
-        data = {"videos": [], "errors": [], "tracks": [], "joints": [], "runs": []}
+        data = {"videos": [], "errors": [], "tracks": [], "joints": [], "runs": [], "quality": [], "births": []}
         try:
             box_field = None
             if eval_key and eval_key != NO_EVAL:
@@ -119,7 +123,21 @@ class PoseTrackingPanel(foo.Panel):
                          and dataset.get_field(f"frames.{f}").document_type.__name__ == "Detections"]  # fmt: skip
                 box_field = boxes[0] if boxes else ("pred_detections" if dataset.has_frame_field("pred_detections") else None)
                 tracks = pd.track_table(dataset, field=box_field) if box_field else []
+                qkeys = pd.quality_keys(dataset)
+                if qkeys:  # no evaluation: the track-quality flags judge the result instead
+                    qkey = "quality" if "quality" in qkeys else qkeys[0]
+                    state["quality_key"] = qkey
+                    data["quality"] = [{**{k: fmt(v) for k, v in r.items()}, "_sample_id": r["sample_id"],
+                                        "_frame": r["frame_number"]} for r in pd.quality_table(dataset, qkey)]  # fmt: skip
+                    state["quality_rows"] = [(r["_sample_id"], r["_frame"]) for r in data["quality"]]
+                    data["births"] = self._birth_traces(pd.quality_over_time(dataset, qkey))
+                    if box_field:
+                        flags = pd.quality_tracks(dataset, qkey, box_field)
+                        for row in tracks:
+                            row.update(flags.get((row["sample_id"], row["index"]), {}))
+                        tracks.sort(key=lambda r: (r["video"], -sum(r.get(f, 0) for f in QUALITY_FLAGS), r["index"]))
             state["box_field"] = box_field
+            state["track_rows"] = [(r["sample_id"], r["index"]) for r in tracks]
             state["videos"] = len(dataset)
             state["keypoints_field"] = _keypoints_field_for(dataset, box_field) if box_field else None
             data["tracks"] = [
@@ -158,10 +176,39 @@ class PoseTrackingPanel(foo.Panel):
                     "x": v["frame_number"], "y": v[c],
                     "ids": [f"{v['sample_id']}:{n}" for n in v["frame_number"]],
                     "line": {"color": ERROR_COLORS[c], "width": 1.5}, "marker": {"size": 7},
+                    "hovertemplate": f"frame %{{x}}: %{{y}} {ERROR_NAMES[c]}<extra></extra>",
+                })  # fmt: skip
+        return traces
+
+    @staticmethod
+    def _birth_traces(videos) -> list[dict]:
+        traces = []
+        for v in videos:
+            suffix = f" ({v['video']})" if len(videos) > 1 else ""
+            for c, color in (("births", "#008856"), ("deaths", "#BE0032")):
+                traces.append({
+                    "type": "bar", "name": f"track {c}{suffix}", "x": v["frame_number"], "y": v[c],
+                    "marker": {"color": color}, "ids": [f"{v['sample_id']}:{n}" for n in v["frame_number"]],
+                    "hovertemplate": f"frame %{{x}}: %{{y}} {c}<extra></extra>",
                 })  # fmt: skip
         return traces
 
     # ------------------------------------------------------------------ events
+
+    def on_click_quality(self, ctx):
+        """Opens the clicked flagged frame's video at that frame."""
+        from fiftyone_posetrack.fo.views import open_at_frame
+
+        rows = (ctx.panel.get_state("pt") or {}).get("quality_rows") or []
+        try:
+            sample_id, frame = rows[int(ctx.params.get("row"))]
+            clip_view, clip_id = open_at_frame(ctx.dataset, sample_id, int(frame))
+        except (BadInputError, IndexError, TypeError, ValueError) as e:
+            ctx.ops.notify(f"cannot open that frame: {e}", variant="error")
+            return
+        ctx.panel.set_state("pending_open", clip_id)
+        ctx.panel.set_state("opened", {"sample_id": sample_id, "frame": int(frame), "clip_id": clip_id})
+        ctx.ops.set_view(view=clip_view)
 
     def on_load(self, ctx):
         choices = self._choices(ctx)
@@ -193,7 +240,9 @@ class PoseTrackingPanel(foo.Panel):
             ctx.ops.notify(str(e), variant="error")
             return
         # the modal opens once the App shows the clip (on_change_view): opening it now
-        # would look the clip up in the old view
+        # would look the clip up in the old view; the clicked kind of error is then selected
+        # (highlighted) in the modal
+        ctx.panel.set_state("pending_select", self._clicked_labels(ctx, sample_id, int(frame), clip_id))
         ctx.panel.set_state("pending_open", clip_id)
         ctx.panel.set_state("opened", {"sample_id": sample_id, "frame": int(frame), "clip_id": clip_id})
         ctx.ops.set_view(view=clip_view)
@@ -203,6 +252,42 @@ class PoseTrackingPanel(foo.Panel):
         if pending:
             ctx.panel.set_state("pending_open", None)
             ctx.ops.open_sample(id=pending)
+            labels = ctx.panel.get_state("pending_select")
+            if labels:
+                ctx.panel.set_state("pending_select", None)
+                ctx.ops.set_selected_labels(labels)
+
+    @staticmethod
+    def _clicked_labels(ctx, sample_id: str, frame: int, clip_id: str) -> list[dict]:
+        """The boxes of the clicked point's kind of error in that frame (the App highlights selected labels).
+
+        False positives: the predicted boxes marked ``fp``; misses: the ground-truth
+        boxes marked ``fn``; ID switches: the boxes marked as switches.
+        """
+        from fiftyone_posetrack.fo.labels import frame_documents
+
+        trace = str(ctx.params.get("trace") or "")
+        kind = next((c for c, name in ERROR_NAMES.items() if trace.startswith(name)), None)
+        key = (ctx.panel.get_state("pt") or {}).get("eval_key")
+        if kind is None or not key or key == NO_EVAL:
+            return []
+        try:
+            config = ctx.dataset.get_evaluation_info(key).config
+        except Exception:  # not an evaluation any more
+            return []
+        pred, gt = config.pred_field[len("frames.") :], config.gt_field[len("frames.") :]
+        wanted = {"fp": [(pred, lambda d: d.get(key) == "fp")], "fn": [(gt, lambda d: d.get(key) == "fn")],
+                  "idsw": [(pred, lambda d: bool(d.get(f"{key}_idsw"))), (gt, lambda d: bool(d.get(f"{key}_idsw")))]}[kind]  # fmt: skip
+        labels = []
+        for doc in frame_documents(ctx.dataset, sample_id, [pred, gt]):
+            if doc["frame_number"] != frame:
+                continue
+            for field, match in wanted:
+                for d in (doc.get(field) or {}).get("detections") or []:
+                    if match(d):
+                        labels.append({"label_id": str(d["_id"]), "sample_id": clip_id, "field": f"frames.{field}",
+                                       "frame_number": frame})  # fmt: skip
+        return labels
 
     def on_click_track(self, ctx):
         """Shows only the clicked track's boxes and skeletons."""
@@ -213,8 +298,9 @@ class PoseTrackingPanel(foo.Panel):
         state = ctx.panel.get_state("pt") or {}
         try:
             track = tracks[int(row)]
+            # a clip from the track's first to its last frame: the modal opens at its first frame
             view = show_track(ctx.dataset, track["_index"], state.get("box_field"), state.get("keypoints_field"),
-                              sample_id=track["_sample_id"])  # fmt: skip
+                              sample_id=track["_sample_id"], clip=True)  # fmt: skip
         except (BadInputError, IndexError, TypeError, ValueError) as e:
             ctx.ops.notify(f"cannot show that track: {e}", variant="error")
             return
@@ -225,6 +311,8 @@ class PoseTrackingPanel(foo.Panel):
         from fiftyone_posetrack.fo import panel_data as pd
 
         state = ctx.panel.get_state("pt") or {}
+        if state.get("track_rows") is not None:  # the order shown
+            return [{"_index": i, "_sample_id": sid} for sid, i in state["track_rows"]]
         key = state.get("eval_key")
         if state.get("kind") == "tracking":
             rows = pd.track_table(ctx.dataset, key)
@@ -262,15 +350,40 @@ class PoseTrackingPanel(foo.Panel):
             panel.md("**Errors over time**: click a point to open that video at that frame", name="errors_title")
             panel.plot(
                 "errors", on_click=self.on_click_error,
-                layout={"height": 260, "xaxis": {"title": {"text": "frame"}}, "hovermode": "closest",
+                # the legend below the axis (above it, it was cut off by the top margin); hover labels
+                # with the whole trace name, inside the plot
+                layout={"height": 300, "xaxis": {"title": {"text": "frame"}}, "hovermode": "closest",
                         "yaxis": {"title": {"text": "count"}, "rangemode": "tozero", "dtick": 1},
-                        "legend": {"orientation": "h", "y": 1.15}, "margin": {"t": 30, "b": 40, "l": 50, "r": 10}},
+                        "showlegend": True, "legend": {"orientation": "h", "x": 0, "y": -0.3},
+                        "hoverlabel": {"namelength": -1, "align": "left"},
+                        "margin": {"t": 10, "b": 90, "l": 50, "r": 20}},
                 config={"displayModeBar": False},
             )  # fmt: skip
         if kind == "poses" and state.get("has_joints"):
             panel.md("**PoseTrack AP per joint** (%)", name="joints_title")
             panel.plot("joints", layout={"height": 280, "yaxis": {"range": [0, 100]}, "margin": {"t": 20, "b": 90, "l": 50, "r": 10}},
                        config={"displayModeBar": False})  # fmt: skip
+        if state.get("quality_key"):
+            qkey = state["quality_key"]
+            panel.md(
+                f"**Track quality** (no ground truth; `{qkey}_*` fields): the top flagged frames, best first, "
+                "one per incident. Click a row to open that video at that frame. Flags: fragment (a track ends "
+                "and another starts nearby within a second), jump (beyond the motion gate), drift (appearance, "
+                "with a ReID model), low confidence (a stretch), skeleton (implausible limbs or left/right swap).",
+                name="quality_title",
+            )
+            cols = [("video", "Video")] if state.get("videos", 1) > 1 else []
+            cols += [("frame_number", "Frame"), ("score", "Score"), ("flags", "Flags"), ("births", "Births"),
+                     ("deaths", "Deaths")]  # fmt: skip
+            _table(panel, "quality", cols, on_click_row=self.on_click_quality)
+            panel.md("**Track births and deaths over time**", name="births_title")
+            panel.plot(
+                "births",
+                layout={"height": 220, "barmode": "group", "xaxis": {"title": {"text": "frame"}},
+                        "yaxis": {"title": {"text": "tracks"}, "rangemode": "tozero"}, "showlegend": True,
+                        "legend": {"orientation": "h", "y": -0.35}, "margin": {"t": 10, "b": 70, "l": 50, "r": 10}},
+                config={"displayModeBar": False},
+            )  # fmt: skip
         if state.get("box_field"):
             panel.md(
                 f"**Tracks** of `{state['box_field']}`: click a row to show only that track's boxes"
@@ -282,6 +395,8 @@ class PoseTrackingPanel(foo.Panel):
                      ("mean_confidence", "Conf.")]  # fmt: skip
             if kind == "tracking":
                 cols += [("gt_ids", "GT ids"), ("switches", "ID sw."), ("fp", "FP")]
+            elif state.get("quality_key"):
+                cols += [(f, QUALITY_FLAG_LABELS[f]) for f in QUALITY_FLAGS]
             _table(panel, "tracks", cols, on_click_row=self.on_click_track)
             shown = ctx.panel.get_state("shown_track")
             if shown:

@@ -30,6 +30,7 @@ from ._common import (
     job_inputs,
     operator_config,
     option_input,
+    heavy_form,
     option_inputs,
     run_job,
     runtime_inputs,
@@ -109,7 +110,7 @@ class DetectPersons(_Stage):
         runtime_inputs(inputs)
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Detect persons")
+        return heavy_form(inputs, "Detect persons")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import detect_persons
@@ -152,7 +153,7 @@ class TrackPersons(_Stage):
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Track persons")
+        return heavy_form(inputs, "Track persons")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import track_detections
@@ -205,7 +206,7 @@ class EstimatePoses(_Stage):
         runtime_inputs(inputs)
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Estimate poses")
+        return heavy_form(inputs, "Estimate poses")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import estimate_poses
@@ -258,7 +259,7 @@ class SmoothPoses(_Stage):
         inputs.bool("overwrite_input", default=False, required=False, label="Allow writing over the input field")
         job_inputs(inputs)
         scaleout_inputs(inputs)
-        return form(inputs, "Smooth poses")
+        return heavy_form(inputs, "Smooth poses")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.stages import smooth_poses
@@ -301,7 +302,7 @@ class RunPoseTracking(_Stage):
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Track poses in")
         grouped_option_inputs(inputs, ctx, [*OPTIONS, *JOB_OPTIONS])
-        return form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
+        return heavy_form(inputs, "Run pose tracking", "Tracked person boxes and skeletons for every frame")
 
     def execute(self, ctx):
         from fiftyone_posetrack.fo.run import run, status_field

@@ -17,6 +17,7 @@ from ._common import (
     form,
     operator_config,
     option_input,
+    heavy_form,
     progress_callback,
     show_in_app,
     target_view,
@@ -61,7 +62,7 @@ class TuneTracker(foo.Operator):
         inputs.str("base_params", default="{}", required=False, label="Fixed parameters (JSON)")
         option_input(inputs, "reid", default=None)  # motion only unless asked
         inputs.float("iou_threshold", min=0.01, max=1, default=0.5, required=False, label="IoU threshold")
-        return form(inputs, "Tune the tracker")
+        return heavy_form(inputs, "Tune the tracker")
 
     def execute(self, ctx):
         from fiftyone_posetrack.tracking.tune import format_table

@@ -88,7 +88,7 @@ class ShowTrack(foo.Operator):
         box = p.field(ctx, "box_field", fo.Detections, default="pred_detections")
         kps = p.field(ctx, "keypoints_field", fo.Keypoints, required=False)
         sample_id = p.str("sample_id") or None
-        view = show_track(ctx.dataset, index, box, kps, sample_id=sample_id)
+        view = show_track(ctx.dataset, index, box, kps, sample_id=sample_id, clip=True)  # opens at its first frame
         show_in_app(ctx, view)
         return {"index": index, **_counts(view, box, kps)}
 

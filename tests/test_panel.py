@@ -209,3 +209,22 @@ def test_fiftyones_model_evaluation_panel_opens_our_runs(ds):
     assert marks["tp"] == m["num_objects"] - m["fn"]
     assert track["custom_metrics"]["posetrack/mota"]["value"] == m["mota"]
     assert track["per_class_metrics"]["person"]["precision"] == pytest.approx(m["precision"])
+
+
+def test_the_clicked_kind_of_error_is_selected_in_the_modal(ds):
+    """Clicking a false-positive point opens the frame with its false-positive boxes selected (highlighted)."""
+    sid, frame = ds.first().id, FP_FRAMES[0]
+    state = {"pt": {"eval_key": "track_eval", "kind": "tracking"}}
+    reqs = _event(ds, "on_click_error", state, id=f"{sid}:{frame}", x=frame, y=1, trace="false positives")
+    patched = {k: v for p in _sent(reqs, "patch_panel_state") for k, v in p["state"].items()}
+    labels = patched["pending_select"]
+    fp = ds.filter_labels("frames.pred_detections", fo.ViewField("track_eval") == "fp").match_frames(
+        fo.ViewField("frame_number") == frame)  # fmt: skip
+    expected = {d.id for s in fp for f in s.frames.values() for d in f.pred_detections.detections}
+    assert expected and {x["label_id"] for x in labels} == expected
+    assert {(x["sample_id"], x["field"], x["frame_number"]) for x in labels} == {(patched["pending_open"], "frames.pred_detections", frame)}
+    opened = _event(ds, "on_change_view", {"pending_open": patched["pending_open"], "pending_select": labels})
+    assert _sent(opened, "open_sample") and _sent(opened, "set_selected_labels")[0]["labels"] == labels
+    misses = _event(ds, "on_click_error", state, id=f"{sid}:{frame}", x=frame, y=1, trace="misses")
+    missed = {k: v for p in _sent(misses, "patch_panel_state") for k, v in p["state"].items()}["pending_select"]
+    assert all(x["field"] == "frames.gt_detections" for x in missed)

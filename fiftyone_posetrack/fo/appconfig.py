@@ -14,6 +14,17 @@
 The App shows the ``index`` of a label next to its label text by default
 (``fo.app_config.show_index``), so the track id is on the box.
 
+An App that is already open gets the new scheme too: a ``fo.Session`` of
+this process showing the dataset is given it (``session.color_scheme``),
+and an operator run from the App sends it to that App
+(:func:`app_color_scheme_params` for the App's ``set_color_scheme``).
+
+The per-video bookkeeping sample fields of the jobs (``<field>_status``,
+``<field>_claimed_at`` (unix seconds), ``<field>_run``, ``<field>_claim``, any
+``<field>_*`` of a frame field ``<field>``) are moved into one collapsed
+sidebar group, :data:`BOOKKEEPING_GROUP` (:func:`group_bookkeeping_fields`,
+called with the colours), so the sidebar shows labels first and no raw epoch.
+
 Overridable: a colour scheme the user set is never replaced. The scheme this
 module writes is recorded in ``dataset.info[INFO_KEY]``; it is updated only
 while the dataset's scheme is still the recorded one (or there is none).
@@ -31,8 +42,13 @@ __all__ = [
     "INFO_KEY",
     "REFERENCE_COLOR",
     "TRACK_PALETTE",
+    "BOOKKEEPING_GROUP",
+    "app_color_scheme_params",
+    "bookkeeping_fields",
+    "group_bookkeeping_fields",
     "apply_track_colors",
     "clear_track_colors",
+    "refresh_open_sessions",
     "track_color_scheme",
     "tracked_fields",
 ]
@@ -131,8 +147,108 @@ def apply_track_colors(dataset, fields: Iterable[str], force: bool = False) -> b
     scheme = track_color_scheme(tracked, reference)
     dataset.app_config.color_scheme = scheme
     dataset.info[INFO_KEY] = _serialize(scheme)
+    group_bookkeeping_fields(dataset, save=False)
     dataset.save()
+    refresh_open_sessions(dataset)
     return True
+
+
+#: the App sidebar group of the jobs' bookkeeping fields (collapsed)
+BOOKKEEPING_GROUP = "pose tracking bookkeeping"
+
+
+def bookkeeping_fields(dataset) -> list[str]:
+    """The sample fields named ``<frame field>_<anything>`` (jobs' status, claim, run, ...), sorted."""
+    dataset = getattr(dataset, "_dataset", dataset)
+    frame_fields = sorted(dataset.get_frame_field_schema() or {}, key=len, reverse=True)
+    out = []
+    for name in dataset.get_field_schema():
+        if any(name.startswith(f + "_") for f in frame_fields):
+            out.append(name)
+    return sorted(out)
+
+
+def group_bookkeeping_fields(dataset, save: bool = True) -> list[str]:
+    """Moves :func:`bookkeeping_fields` into the collapsed sidebar group :data:`BOOKKEEPING_GROUP`.
+
+    The other groups keep their order and their other fields (the App's
+    default groups when the dataset has none). Returns the fields grouped.
+    """
+    dataset = getattr(dataset, "_dataset", dataset)
+    fields = bookkeeping_fields(dataset)
+    groups = dataset.app_config.sidebar_groups
+    if not fields and not any(g.name == BOOKKEEPING_GROUP for g in groups or []):
+        return []
+    if groups is None:
+        groups = fo.DatasetAppConfig.default_sidebar_groups(dataset)
+    kept = []
+    for g in groups:
+        if g.name == BOOKKEEPING_GROUP:
+            continue
+        g.paths = [p for p in (g.paths or []) if p not in fields]
+        kept.append(g)
+    if fields:
+        kept.append(fo.SidebarGroupDocument(name=BOOKKEEPING_GROUP, paths=fields, expanded=False))
+    dataset.app_config.sidebar_groups = kept
+    if save:
+        dataset.save()
+    return fields
+
+
+def _open_sessions() -> list:
+    """The ``fo.Session`` objects of this process (FiftyOne keeps the last launched one)."""
+    import fiftyone.core.session.session as fos
+
+    session = getattr(fos, "_session", None)
+    return [session] if session is not None else []
+
+
+def refresh_open_sessions(dataset) -> int:
+    """Gives the dataset's colour scheme to every open App session of this process showing it.
+
+    Returns:
+        how many sessions were refreshed
+    """
+    dataset = getattr(dataset, "_dataset", dataset)
+    count = 0
+    for session in _open_sessions():
+        try:
+            shown = session.dataset
+        except Exception:  # a closed session
+            continue
+        if shown is None or shown.name != dataset.name:
+            continue
+        scheme = dataset.app_config.color_scheme
+        session.color_scheme = scheme.copy() if scheme is not None else None
+        count += 1
+    return count
+
+
+def app_color_scheme_params(dataset) -> dict | None:
+    """The parameters of the App's ``set_color_scheme`` operator for the dataset's scheme (None: none set).
+
+    The App keeps its colour scheme in its own state; an operator that changed
+    the dataset's scheme sends these with ``ctx.trigger("set_color_scheme", ...)``
+    so the open App shows it without reloading the page.
+    """
+    dataset = getattr(dataset, "_dataset", dataset)
+    scheme = dataset.app_config.color_scheme
+    if scheme is None:
+        return None
+    fields = []
+    for f in scheme.fields or []:
+        d = {"path": f["path"]}
+        for key in ("fieldColor", "colorByAttribute", "valueColors"):
+            if f.get(key) is not None:
+                d[key] = f[key]
+        fields.append(d)
+    return {
+        "color_by": scheme.color_by,
+        "color_pool": list(scheme.color_pool or TRACK_PALETTE),
+        "multi_color_keypoints": bool(scheme.multicolor_keypoints),
+        "show_keypoint_skeletons": bool(scheme.show_skeletons),
+        "fields": fields,
+    }
 
 
 def clear_track_colors(dataset) -> bool:

@@ -28,6 +28,10 @@ __all__ = [
     "evaluation_kind",
     "joint_ap",
     "list_pose_tracking_evaluations",
+    "quality_keys",
+    "quality_over_time",
+    "quality_table",
+    "quality_tracks",
     "run_records",
     "track_table",
     "video_table",
@@ -267,3 +271,68 @@ def _plain(d):
     if isinstance(d, (int, float)):
         return _num(d)
     return str(d)
+
+
+# --------------------------------------------------------------------------- track quality (no ground truth)
+
+
+def quality_keys(samples) -> list[str]:
+    """The keys of the track-quality scores stored on the collection (:mod:`fiftyone_posetrack.fo.quality`)."""
+    from fiftyone_posetrack.fo.quality import has_quality
+
+    names = (samples.get_frame_field_schema() or {}) if samples.media_type == "video" else {}
+    keys = sorted({n[: -len("_score")] for n in names if n.endswith("_score")})
+    return [k for k in keys if has_quality(samples, k)]
+
+
+def quality_table(samples, key: str = "quality", share: float = 0.05) -> list[dict]:
+    """The top flagged frames of every video (best first, one per incident), as table rows.
+
+    Returns:
+        ``[{"video", "sample_id", "frame_number", "score", "flags" (a
+        comma-separated string), "births", "deaths"}]``
+    """
+    from fiftyone_posetrack.fo.quality import flagged_frames
+
+    return [{**r, "score": _num(r["score"]), "flags": ", ".join(r["flags"]) or "–"}
+            for r in flagged_frames(samples, key, share)]  # fmt: skip
+
+
+def quality_over_time(samples, key: str = "quality") -> list[dict]:
+    """Per video and frame: births, deaths and the score of a track-quality key.
+
+    Returns:
+        ``[{"video", "sample_id", "frame_number": [...], "births": [...],
+        "deaths": [...], "score": [...]}]``
+    """
+    from fiftyone_posetrack.fo.quality import _check_has, quality_fields
+
+    _check_has(samples, key)
+    f = quality_fields(key)
+    out = []
+    for video in read_videos(samples, [f["score"], f["births"], f["deaths"]]):
+        out.append({
+            "video": video.name, "sample_id": video.sample_id, "frame_number": list(video.frame_numbers),
+            "births": [int(v or 0) for v in video.labels[f["births"]]],
+            "deaths": [int(v or 0) for v in video.labels[f["deaths"]]],
+            "score": [_num(float(v or 0.0)) for v in video.labels[f["score"]]],
+        })  # fmt: skip
+    return out
+
+
+def quality_tracks(samples, key: str, field: str) -> dict[tuple[str, int], dict]:
+    """Per ``(sample id, track id)``: how many of its boxes carry each flag (the boxes' ``<key>_flags``)."""
+    from fiftyone_posetrack.tracking.quality import FLAGS
+
+    box = field[len("frames.") :] if field.startswith("frames.") else field
+    out: dict[tuple[str, int], dict] = {}
+    for video in read_videos(samples, [box]):
+        for dets in video.labels[box]:
+            for d in dets.detections if dets is not None else []:
+                if d.index is None:
+                    continue
+                row = out.setdefault((video.sample_id, int(d.index)), {f: 0 for f in FLAGS})
+                for flag in getattr(d, f"{key}_flags") or []:
+                    if flag in row:
+                        row[flag] += 1
+    return out

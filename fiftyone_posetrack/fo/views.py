@@ -87,6 +87,7 @@ def show_track(
     box_field: str = "pred_detections",
     keypoints_field: str | None = "pred_keypoints",
     sample_id: str | None = None,
+    clip: bool = False,
 ):
     """A view of the videos holding track ``index`` with only that track's boxes and skeletons.
 
@@ -100,6 +101,9 @@ def show_track(
         keypoints_field: the ``fo.Keypoints`` frame field of the same tracks,
             or None
         sample_id: restrict to this video (track ids are per video)
+        clip: return a clips view, one clip per video from the track's first to
+            its last frame, so the App's modal opens (and plays) at the track's
+            first frame rather than where the video starts
 
     Raises:
         BadInputError: for a bad field, or a track id absent from the collection
@@ -116,10 +120,24 @@ def show_track(
         where = f"video {sample_id}" if sample_id else "this collection"
         shown = present[:20] + (["..."] if len(present) > 20 else [])
         raise BadInputError(f"index: no track {index} in frames.{box} of {where} (track ids: {shown})")
+    if clip:  # the clip first: a clips view is built from the unfiltered frames
+        spans = _track_spans(view, box, index)
+        view = view.select(list(spans), ordered=True).to_clips([[spans[sid]] for sid in spans])
     view = view.filter_labels(frame_path(box), F("index") == index, only_matches=True)
     if kps:
         view = view.filter_labels(frame_path(kps), F("index") == index, only_matches=False)
     return view
+
+
+def _track_spans(samples, box: str, index: int) -> dict[str, tuple[int, int]]:
+    """``{sample id: (first, last)}`` frame numbers of track ``index`` of ``box`` per video holding it."""
+    spans = {}
+    for video in read_videos(samples._dataset.select(samples.values("id")), [box]):
+        frames = [n for n, dets in zip(video.frame_numbers, video.labels[box])
+                  if any(d.index == index for d in (dets.detections if dets is not None else []))]  # fmt: skip
+        if frames:
+            spans[video.sample_id] = (min(frames), max(frames))
+    return spans
 
 
 def open_at_frame(samples, sample_id: str, frame: int):
