@@ -300,3 +300,49 @@ def test_run_form_says_the_default_tracker_parameters_are_the_default_trackers(f
     assert keys.index("tracker_params_note") == keys.index("tracker_params") + 1
     assert chosen["tracker_params_note"].view.label.startswith(f"These default parameters are {OPTIONS['tracker'].default}'s: deepsort")
     assert "tracker_params_note" not in default_tracker and "tracker_params_note" not in edited
+
+
+# --------------------------------------------------------------------------- issue 21, case 5: bounded knobs
+
+
+def _numeric_specs():
+    for table, options in (("option", OPTIONS), ("job option", JOB_OPTIONS)):
+        for name, o in options.items():
+            if o.spec.type in ("int", "float", "floats") and name != "parallel_runs":  # retired with the Ray engine
+                yield f"{table} {name}", o.spec
+    for tracker in available_trackers():
+        for name, spec in _REGISTRY[tracker].PARAMS.items():
+            if spec.type in ("int", "float", "floats"):
+                yield f"tracker {tracker} parameter {name}", spec
+
+
+def test_every_numeric_option_and_tracker_parameter_has_a_maximum():
+    unbounded = [what for what, spec in _numeric_specs() if spec.hi is None]
+    assert not unbounded, f"numeric options without a documented maximum: {unbounded}"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"tracker": "bytetrack", "tracker_params": {"max_age": 2**64}}, r"max_age: expected an integer >= 0 and <= 100000, got 18446744073709551616"),
+        ({"tracker": "deepsort", "tracker_params": {"nn_budget": 10**12}}, r"nn_budget: expected an integer >= 1 and <= 100000"),
+        ({"det_input_size": 10**9}, r"det_input_size: expected an integer >= 0 and <= 8192, got 1000000000"),
+        ({"det_tile_size": 10**6}, r"det_tile_size: expected an integer >= 0 and <= 8192"),
+        ({"post_interpolate": 10**7}, r"post_interpolate: expected an integer >= 0 and <= 3000"),
+        ({"batch_size": 10**6}, r"batch_size: expected an integer >= 1 and <= 1024"),
+    ],
+)
+def test_huge_numbers_are_refused_before_the_run(changes, message):
+    """``max_age=2**64`` and ``det_input_size=10**9`` used to be accepted and crash at run time."""
+    with pytest.raises(BadInputError, match=message):
+        PipelineConfig(**changes)
+
+
+def test_huge_job_options_are_refused_on_the_command_line():
+    parser = build_parser()
+    for flag, text in (("--flush-frames", "1000000000"), ("--stale-after", "1e12")):
+        args = parser.parse_args(["run", "--dataset", "x", flag, text])
+        from fiftyone_posetrack.cli.run import job_options_from_args
+
+        with pytest.raises(BadInputError, match=flag.lstrip("-").replace("-", "[-_]") + ".*<="):
+            job_options_from_args(args)
