@@ -482,9 +482,11 @@ def test_sigterm_releases_the_claim_and_the_rerun_redoes_the_video(persistent, v
 
     from fiftyone_posetrack.fo.runs import get_run, list_runs
 
+    from test_bad_input import snapshot  # frame documents with labels (a run creates empty ones first)
+
     dataset = persistent(videos[:1])
     sample_id = dataset.first().id
-    before = _raw_documents(dataset)
+    before = snapshot(dataset)
     state = RawState(os.environ["FIFTYONE_DATABASE_URI"], dataset.name)
     try:
         first = _cli(tmp_path, "first", *_run_args(dataset.name, models, "--flush-frames", "4"))
@@ -498,7 +500,7 @@ def test_sigterm_releases_the_claim_and_the_rerun_redoes_the_video(persistent, v
         assert state.staging.count_documents({"sample": ObjectId(sample_id)}) == 0
     finally:
         state.close()
-    assert _raw_documents(dataset)[1] == before[1], "the frame documents changed"
+    assert snapshot(dataset)[1] == before[1], "labels reached the frame documents"
     (key,) = list_runs(dataset)
     record = get_run(dataset, key)
     assert record["outcome"] == "interrupted" and record["finished_at"], record
