@@ -62,7 +62,7 @@ def snapshot(dataset, ignore=()) -> tuple[list[bytes], list[bytes]]:
 
 def job_fields(config_fields: dict) -> tuple[str, ...]:
     det, kps = config_fields["detections_field"], config_fields["keypoints_field"]
-    return det, kps, f"{det}_status", f"{det}_claimed_at", f"{det}_run"
+    return det, kps, f"{det}_status", f"{det}_claimed_at", f"{det}_run", f"{det}_claim", f"{kps}_claim"
 
 
 def assert_untouched(dataset, before, new=NEW) -> None:
