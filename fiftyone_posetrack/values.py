@@ -24,10 +24,34 @@ from typing import Any
 
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["ValueSpec", "check_value", "FIELD_NAME"]
+__all__ = ["ValueSpec", "check_value", "check_field_name", "FIELD_NAME", "RESERVED_FIELDS"]
 
 #: what a FiftyOne field name written by this package may be (``_``-prefixed names are FiftyOne's own)
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: names FiftyOne gives samples and frames of a video dataset, or the samples of its frames views
+#: (``to_frames()``): an output field of that name would replace or shadow them
+RESERVED_FIELDS = frozenset(
+    {"id", "filepath", "tags", "metadata", "media_type", "created_at", "last_modified_at", "frames",
+     "frame_number", "frame_id", "sample_id", "dataset_id", "group", "support"}
+)  # fmt: skip
+
+
+def check_field_name(name, what: str) -> str:
+    """Refuses a frame field name this package may not write: not letters, digits and underscores
+    starting with a letter (``"a.b"`` is an embedded field, ``"_x"`` FiftyOne's own), or one of
+    :data:`RESERVED_FIELDS`; the error names ``what`` and the field."""
+    if not isinstance(name, str) or not FIELD_NAME.match(name):
+        raise BadInputError(
+            f"{what}: {name!r} is not a field name this package writes: expected letters, digits and "
+            "underscores, starting with a letter (no '.', which names an embedded field, no leading '_')"
+        )
+    if name in RESERVED_FIELDS:
+        raise BadInputError(
+            f"{what}: {name!r} is a field FiftyOne reserves for samples or frames ({', '.join(sorted(RESERVED_FIELDS))}); "
+            "choose another output field"
+        )
+    return name
 
 _TYPES = ("int", "float", "bool", "str", "field", "fields", "floats", "dict")
 
@@ -156,8 +180,10 @@ def check_value(spec: ValueSpec, value: Any, what: str) -> Any:
         bad()
     if spec.choices is not None and value not in spec.choices:
         bad()
-    if t == "field" and not FIELD_NAME.match(value):
-        bad()
+    if t == "field":
+        if not FIELD_NAME.match(value):
+            bad()
+        check_field_name(value, what)
     if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
         bad()
     return value

@@ -29,6 +29,11 @@ from fiftyone_posetrack.fo.plugin import install_plugin
 from fiftyone_posetrack.pipeline.options import OPTIONS
 from fiftyone_posetrack.synth import render_crowd
 
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the playwright fixture skips the tests
+    expect = None
+
 CHROMIUM = os.environ.get("POSETRACK_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -91,8 +96,8 @@ def test_run_pose_tracking_from_the_operator_browser(playwright, app, tmp_path):
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{url}/datasets/{dataset.name}", wait_until="domcontentloaded")
-        page.get_by_text("frames.gt_keypoints").first.wait_for(timeout=60_000)
-        assert page.get_by_text("frames.pred_keypoints").count() == 0
+        expect(page.get_by_text("frames.gt_keypoints").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("frames.pred_keypoints")).to_have_count(0)
         _dismiss_popover(page)
 
         # the operator browser, then our operator's form
@@ -101,7 +106,7 @@ def test_run_pose_tracking_from_the_operator_browser(playwright, app, tmp_path):
         page.get_by_text("Pose tracking: run the whole pose tracking").first.wait_for(timeout=20_000)
         page.keyboard.press("Enter")
         page.get_by_text("Tracked person boxes and skeletons for every frame").wait_for(timeout=20_000)
-        assert page.locator("input[value='rtmdet-nano-person']").count() == 1, "form defaults from PipelineConfig"
+        expect(page.locator("input[value='rtmdet-nano-person']")).to_have_count(1)  # form defaults from PipelineConfig
 
         reid = page.locator(f"input[role=combobox][value='{OPTIONS['reid'].default}']")  # motion only: faster
         reid.fill("none")
@@ -208,7 +213,7 @@ def _close_modal(page) -> None:
         else:
             page.keyboard.press("Escape")
         time.sleep(1.5)
-    assert modal.count() == 0, "the modal did not close"
+    expect(modal).to_have_count(0, timeout=10_000)  # the modal closed
 
 
 def _wait(predicate, timeout=30.0, what=""):
@@ -249,7 +254,7 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
         page.get_by_text("Pose tracking", exact=True).first.click()
         panel = page.locator("[data-cy=panel-content-pose_tracking_panel]")
         panel.get_by_text("Errors over time").first.wait_for(timeout=60_000)
-        assert panel.get_by_text("0.883").count() >= 1, "per-video MOTA with 3 decimals"
+        expect(panel.get_by_text("0.883").first).to_be_visible(timeout=60_000)  # per-video MOTA with 3 decimals
         switch_point = panel.locator(".js-plotly-plot .scatterlayer .trace").nth(2).locator("path.point").nth(11)
         switch_point.wait_for(state="visible", timeout=30_000)
         time.sleep(2)
@@ -257,8 +262,8 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
 
         # choose a track: only its boxes and skeletons remain
         tracks_table = panel.locator("table").nth(1)
-        assert "ID sw." in tracks_table.locator("thead").inner_text(), "the tracking evaluation's tracks"
-        assert tracks_table.locator("tbody tr").first.locator("td").first.inner_text().strip() == str(first["index"])
+        expect(tracks_table.locator("thead")).to_contain_text("ID sw.", timeout=30_000)  # the evaluation's tracks
+        expect(tracks_table.locator("tbody tr").first.locator("td").first).to_have_text(str(first["index"]), timeout=30_000)
         _click_until(
             tracks_table.locator("tbody tr").first,
             lambda: session.view is not None and "FilterLabels" in repr(session.view),
@@ -305,8 +310,8 @@ def test_pose_tracking_panel(playwright, evaluated_app, tmp_path):
         page.get_by_text("MOTA").first.wait_for(timeout=60_000)  # our metrics, as its custom metrics
         time.sleep(3)
         _shot(page, tmp_path, "model_eval")
-        assert page.get_by_text("Operator Error").count() == 0
-        assert page.get_by_text("object has no attribute").count() == 0
+        expect(page.get_by_text("Operator Error")).to_have_count(0)
+        expect(page.get_by_text("object has no attribute")).to_have_count(0)
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"))
         raise

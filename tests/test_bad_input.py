@@ -62,7 +62,7 @@ def snapshot(dataset, ignore=()) -> tuple[list[bytes], list[bytes]]:
 
 def job_fields(config_fields: dict) -> tuple[str, ...]:
     det, kps = config_fields["detections_field"], config_fields["keypoints_field"]
-    return det, kps, f"{det}_status", f"{det}_claimed_at", f"{det}_run"
+    return det, kps, f"{det}_status", f"{det}_claimed_at", f"{det}_run", f"{det}_claim", f"{kps}_claim"
 
 
 def assert_untouched(dataset, before, new=NEW) -> None:
@@ -569,11 +569,11 @@ def test_openmmlab_checkpoint_of_another_model_is_refused(spec, tmp_path):
         ({"det_score_threshold": -0.1}, "config.det_score_threshold: expected a finite number >= 0 and <= 1, got -0.1"),
         ({"keypoint_threshold": -1.0}, "config.keypoint_threshold: expected a finite number >= 0 and <= 1, got -1.0"),
         ({"det_score_threshold": float("nan")}, "config.det_score_threshold"),
-        ({"batch_size": 0}, "config.batch_size: expected an integer >= 1, got 0"),
-        ({"batch_size": 2.5}, "config.batch_size: expected an integer >= 1, got 2.5"),
+        ({"batch_size": 0}, "config.batch_size: expected an integer >= 1 and <= 1024, got 0"),
+        ({"batch_size": 2.5}, "config.batch_size: expected an integer >= 1 and <= 1024, got 2.5"),
         ({"device": "gpu"}, "config.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
         ({"device": "cuda:x"}, "config.device"),
-        ({"tracker_params": {"max_age": -1}}, "config.tracker_params.max_age: expected an integer >= 0, got -1"),
+        ({"tracker_params": {"max_age": -1}}, "config.tracker_params.max_age: expected an integer >= 0 and <= 100000, got -1"),
     ],
     ids=["negative-det-threshold", "negative-keypoint-threshold", "nan-threshold", "batch-size-0", "batch-size-2.5", "device-gpu", "device-cuda-x", "negative-max-age"],
 )
@@ -594,17 +594,17 @@ def test_bad_job_parameters_in_python(dataset, pipeline):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size: expected an integer >= 1 and <= 1024, got 0"),
         (["--det-score-threshold", "-0.5"], "--det-score-threshold: expected a finite number >= 0 and <= 1, got -0.5"),
         (["--device", "gpu"], "--device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
-        (["--flush-frames", "0"], "--flush-frames: expected an integer >= 1, got 0"),
-        (["--stale-after", "0"], "--stale-after: expected a finite number > 0, got 0.0"),
-        (["--param", "max_age=-1"], "config.tracker_params.max_age: expected an integer >= 0, got -1"),
+        (["--flush-frames", "0"], "--flush-frames: expected an integer >= 1 and <= 100000, got 0"),
+        (["--stale-after", "0"], "--stale-after: expected a finite number > 0 and <= 604800, got 0.0"),
+        (["--param", "max_age=-1"], "config.tracker_params.max_age: expected an integer >= 0 and <= 100000, got -1"),
         (["--pose-alpha", "0.9"], "--pose-alpha: expected a finite number >= 0 and <= 0.5, got 0.9"),
         (["--det-tile-size", "1000"], "det_tile_size: 1000 px tiles are larger than the 320x192 frame"),
         (["--det-tile-overlap", "-0.1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got -0.1"),
         (["--det-tile-overlap", "1"], "--det-tile-overlap: expected a finite number >= 0 and <= 0.9, got 1.0"),
-        (["--det-input-size", "-64"], "--det-input-size: expected an integer >= 0, got -64"),
+        (["--det-input-size", "-64"], "--det-input-size: expected an integer >= 0 and <= 8192, got -64"),
     ],
     ids=["batch-size-0", "negative-det-threshold", "device-gpu", "flush-frames-0", "stale-after-0", "negative-max-age", "pose-alpha-0.9",
          "tile-larger-than-frame", "negative-tile-overlap", "tile-overlap-1", "negative-input-size"],
@@ -620,14 +620,14 @@ def test_bad_parameters_on_the_command_line(dataset, models, args, message, caps
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"batch_size": 0}, "parameter 'batch_size': expected an integer >= 1, got 0"),
+        ({"batch_size": 0}, "parameter 'batch_size': expected an integer >= 1 and <= 1024, got 0"),
         ({"det_score_threshold": -0.5}, "Validation error. Path: det_score_threshold."),
         ({"keypoint_threshold": 2}, "Validation error. Path: keypoint_threshold."),
         ({"device": "gpu"}, "parameter 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
-        ({"stale_after": 0}, "parameter 'stale_after': expected a finite number > 0, got 0"),
-        ({"flush_frames": 0}, "parameter 'flush_frames': expected an integer >= 1, got 0"),
-        ({"batch_size": "8"}, "parameter 'batch_size': expected an integer >= 1, got '8'"),
-        ({"tracker_params": '{"max_age": -1}'}, "parameter 'tracker_params'.max_age: expected an integer >= 0, got -1"),
+        ({"stale_after": 0}, "parameter 'stale_after': expected a finite number > 0 and <= 604800, got 0"),
+        ({"flush_frames": 0}, "parameter 'flush_frames': expected an integer >= 1 and <= 100000, got 0"),
+        ({"batch_size": "8"}, "parameter 'batch_size': expected an integer >= 1 and <= 1024, got '8'"),
+        ({"tracker_params": '{"max_age": -1}'}, "parameter 'tracker_params'.max_age: expected an integer >= 0 and <= 100000, got -1"),
         ({"detector": "rtmdet-onnx:/no/such/det.onnx"}, "/no/such/det.onnx"),
     ],
     ids=["batch-size-0", "negative-det-threshold", "keypoint-threshold-2", "device-gpu", "stale-after-0", "flush-frames-0", "batch-size-string", "negative-max-age", "missing-onnx"],
@@ -662,7 +662,7 @@ def test_user_text_is_parsed_never_evaluated(dataset, models, plugin, tmp_path, 
     with pytest.raises(ExecutionError, match="parameter 'tracker_params': not valid JSON"):
         execute("run_pose_tracking", dataset, fast_params(models, tracker_params=code))
     assert main(["run", "--dataset", dataset.name, "--param", f"max_age={code}"]) == 2
-    assert "config.tracker_params.max_age: expected an integer >= 0, got \"__import__" in capsys.readouterr().err
+    assert "config.tracker_params.max_age: expected an integer >= 0 and <= 100000, got \"__import__" in capsys.readouterr().err
     from fiftyone_posetrack.tracking.tune import parse_grid
 
     assert parse_grid([f"max_age={code}"]) == {"max_age": [code]}, "a grid value that is not a literal stays a string"

@@ -310,8 +310,8 @@ def test_sigkilled_overwrite_keeps_the_complete_earlier_labels(persistent, video
     samples, frames = _raw_documents(dataset)
     assert frames == before[1], "the frame documents (the earlier labels) changed"
 
-    def unclaimed(doc):  # the sample document but its claim (status, heartbeat, run key)
-        return {k: v for k, v in bson.decode(doc).items() if not k.startswith(DET + "_")}
+    def unclaimed(doc):  # the sample document but its claim (status, heartbeat, run key, claim tokens)
+        return {k: v for k, v in bson.decode(doc).items() if not k.startswith(DET + "_") and k != KPS + "_claim"}
 
     assert [unclaimed(d) for d in samples] == [unclaimed(d) for d in before[0]]
 
@@ -395,6 +395,162 @@ def test_two_runs_at_once_label_each_video_once(persistent, videos, models, refe
     print(f"\ntwo concurrent runs processed {processed} of the 3 videos")
     assert sum(processed) == 3, "each video processed by exactly one run"
     _assert_like_reference(dataset, reference)
+
+
+# --------------------------------------------------------------------------- issue 21: races, stalls, claims
+
+
+def _stale(state: RawState, sample_id: str, seconds: float) -> None:
+    """Waits until the video's recorded heartbeat is ``seconds`` old (the stopped run cannot refresh it)."""
+    claimed_at = state(sample_id)[2]
+    while time.time() < claimed_at + seconds:
+        time.sleep(0.05)
+
+
+def _run_key(output: str) -> str:
+    match = re.search(r"run record '(posetrack_run_\d+)'", output)
+    assert match, output[-2000:]
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_stopped_run_that_lost_its_claim_fails_and_writes_nothing(persistent, videos, models, tmp_path):
+    """Run A is stopped (SIGSTOP) mid-video, run B takes the stale claim (``--overwrite --stale-after 1``,
+    another threshold) and finishes; A resumed (SIGCONT) fails naming the video and B's run, and B's
+    labels and the video's status stay byte for byte as B left them.
+
+    (Before, A resumed and committed: frames 1-8 empty, 9-40 A's labels, status ``done`` under B's run
+    key, both exit 0.)
+    """
+    from bson import ObjectId
+
+    from fiftyone_posetrack.fo.run import run
+    from fiftyone_posetrack.fo.runs import get_run, list_runs
+    from fiftyone_posetrack.pipeline import PipelineConfig
+
+    dataset = persistent(videos[:1])
+    sample_id = dataset.first().id
+    state = RawState(os.environ["FIFTYONE_DATABASE_URI"], dataset.name)
+    a = _cli(tmp_path, "A", *_run_args(dataset.name, models, "--flush-frames", "4"))
+    try:
+        _wait_mid_video(state, sample_id, a)
+        a.send_signal(signal.SIGSTOP)
+        (a_key,) = list_runs(dataset)
+
+        # while A's heartbeat is fresh, another run reports the truth: claimed by A, not "already done"
+        summary = run(dataset, PipelineConfig(models_dir=models, reid=None), progress=False)
+        assert summary.processed == [] and summary.claimed == {sample_id: a_key}, summary
+
+        _stale(state, sample_id, 1.5)
+        b = _cli(tmp_path, "B", *_run_args(dataset.name, models, "--overwrite", "--stale-after", "1",
+                                           "--det-score-threshold", "0.45"))  # fmt: skip
+        assert b.wait(timeout=300) == 0, _output(b)[-3000:]
+        assert "1 video(s) processed" in _output(b), _output(b)[-2000:]
+        b_key = _run_key(_output(b))
+        after_b = _raw_documents(dataset)
+        assert state(sample_id)[0] == "done" and state.committed(sample_id) == FRAMES
+
+        a.send_signal(signal.SIGCONT)
+        rc = a.wait(timeout=300)
+    finally:
+        if a.poll() is None:
+            a.send_signal(signal.SIGCONT)
+            a.kill()
+            a.wait(timeout=30)
+        state.close()
+    out = _output(a)
+    print(f"\nthe stopped run exited {rc}: " + out.strip().splitlines()[-1][:400])
+    assert rc == 2 and "Traceback" not in out, out[-3000:]
+    assert f"lost the claim on video {sample_id}" in out and f"run {b_key!r} took it over" in out, out[-2000:]
+    assert _raw_documents(dataset) == after_b, "the run that lost its claim changed the documents"
+    dataset.reload()
+    assert dataset.first()[f"{DET}_status"] == "done" and dataset.first()[f"{DET}_run"] == b_key
+    staging = dataset._frame_collection.database["posetrack_staging"]
+    assert staging.count_documents({"sample": ObjectId(sample_id)}) == 0, "the loser's staged labels remain"
+    record = get_run(dataset, a_key)
+    assert record["videos"][sample_id]["status"] == "claim lost" and record["outcome"] == "claim lost"
+
+
+def test_sigterm_releases_the_claim_and_the_rerun_redoes_the_video(persistent, videos, models, reference, tmp_path):
+    """SIGTERM mid-video is handled like Ctrl-C: the claim is released, the run record closed as
+    interrupted, and a rerun processes the video to the labels of a clean run.
+
+    (Before, the rerun said "0 processed, 1 already done" (exit 0) while the video was ``running`` with no
+    labels, and the killed run's record stayed open.)
+    """
+    from bson import ObjectId
+
+    from fiftyone_posetrack.fo.runs import get_run, list_runs
+
+    from test_bad_input import snapshot  # frame documents with labels (a run creates empty ones first)
+
+    dataset = persistent(videos[:1])
+    sample_id = dataset.first().id
+    before = snapshot(dataset)
+    state = RawState(os.environ["FIFTYONE_DATABASE_URI"], dataset.name)
+    try:
+        first = _cli(tmp_path, "first", *_run_args(dataset.name, models, "--flush-frames", "4"))
+        _wait_mid_video(state, sample_id, first)
+        first.send_signal(signal.SIGTERM)
+        rc = first.wait(timeout=60)
+        out = _output(first)
+        assert rc == 143 and "posetrack: terminated (SIGTERM)" in out and "Traceback" not in out, out[-3000:]
+        assert state(sample_id)[0] == "failed", "the claim was released (nothing was done before)"
+        assert state.committed(sample_id) == 0
+        assert state.staging.count_documents({"sample": ObjectId(sample_id)}) == 0
+    finally:
+        state.close()
+    assert snapshot(dataset)[1] == before[1], "labels reached the frame documents"
+    (key,) = list_runs(dataset)
+    record = get_run(dataset, key)
+    assert record["outcome"] == "interrupted" and record["finished_at"], record
+    assert record["videos"][sample_id]["status"] == "interrupted"
+
+    rerun = _cli(tmp_path, "rerun", *_run_args(dataset.name, models))
+    assert rerun.wait(timeout=300) == 0, _output(rerun)[-3000:]
+    assert "1 video(s) processed, 0 already done" in _output(rerun), _output(rerun)[-2000:]
+    _assert_like_reference(dataset, reference)
+
+
+@pytest.mark.slow
+def test_two_runs_sharing_a_keypoints_field_leave_one_consistent_result(persistent, videos, models, tmp_path):
+    """Two runs at once with different detection fields and the same keypoints field: one writes the
+    video, the other is refused or skipped with a message naming the run that holds the field; the
+    keypoints are the winner's poses (one pose per box, same track ids) and the field's claim names it.
+
+    (Before, both reported ``done``, the keypoints held the first run's poses, and the second run's
+    record claimed the field.)
+    """
+    dataset = persistent(videos[:1])
+    sample_id = dataset.first().id
+    runs = {
+        "det_a": _cli(tmp_path, "a", *_run_args(dataset.name, models, "--detections-field", "det_a",
+                                                "--keypoints-field", "shared", "--flush-frames", "4")),
+        "det_b": _cli(tmp_path, "b", *_run_args(dataset.name, models, "--detections-field", "det_b",
+                                                "--keypoints-field", "shared", "--flush-frames", "4",
+                                                "--det-score-threshold", "0.6")),
+    }  # fmt: skip
+    codes = {field: proc.wait(timeout=400) for field, proc in runs.items()}
+    outs = {field: _output(proc) for field, proc in runs.items()}
+    winners = [f for f in runs if codes[f] == 0 and "1 video(s) processed" in outs[f]]
+    assert len(winners) == 1, (codes, {f: o[-1500:] for f, o in outs.items()})
+    (winner,) = winners
+    (loser,) = set(runs) - {winner}
+    key = _run_key(outs[winner])
+    print(f"\n{winner} won; {loser} exited {codes[loser]}: " + outs[loser].strip().splitlines()[-1][:300])
+    assert "Traceback" not in outs[loser]
+    if codes[loser] == 0:  # it found the field claimed while the winner ran
+        assert f"1 claimed by other runs (1 by run {key} (writing 'shared'" in outs[loser], outs[loser][-2000:]
+    else:  # it came when the winner was done: the field holds another job's labels
+        assert codes[loser] == 2 and "'shared'" in outs[loser] and "overwrite-field shared" in outs[loser], outs[loser][-2000:]
+    dataset.reload()
+    sample = dataset.first()
+    assert sample[f"{winner}_status"] == "done" and sample[f"{loser}_status"] != "done"
+    assert sample["shared_claim"]["run"] == key and sample["shared_claim"]["live"] is False
+    boxes, poses, other = dataset.select(sample_id).values([f"frames.{winner}", "frames.shared", f"frames.{loser}"])
+    assert all(o is None for o in other[0]), "the loser wrote boxes"
+    for n, (d, k) in enumerate(zip(boxes[0], poses[0]), 1):
+        assert sorted(x.index for x in d.detections) == sorted(x.index for x in k.keypoints), f"frame {n}"
 
 
 def test_video_with_over_100_mb_of_frames_is_tracked_and_redone(tmp_path):

@@ -8,6 +8,8 @@ complete labels of the run before it, byte for byte.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from bson import ObjectId
 
@@ -298,3 +300,27 @@ def test_staged_labels_of_a_deleted_dataset_are_pruned_by_the_next_job(dataset, 
     tracked(dataset, "trk")  # any job
     assert staging.count_documents({"sample": doomed_sample}) == 0, "the deleted dataset's staged labels remain"
     assert staging.count_documents({"sample": live_sample, "status_field": "boxes_status"}) == 1, "a live run's labels were dropped"
+
+
+# --------------------------------------------------------------------------- issue 21, case 9: field names
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [({"keypoints_field": "filepath"}, "filepath"), ({"keypoints_field": "frames"}, "frames"),
+     ({"detections_field": "frame_number"}, "frame_number"), ({"detections_field": "a.b"}, "a.b")],
+)  # fmt: skip
+def test_reserved_and_dotted_output_fields_are_refused_by_the_config(changes, name):
+    """``keypoints_field="filepath"`` / ``"frames"`` were accepted and broke ``to_frames()``."""
+    with pytest.raises(BadInputError, match=rf"{next(iter(changes))}: .*{re.escape(repr(name))}"):
+        PipelineConfig(**changes)
+
+
+@pytest.mark.parametrize("out_field", ["filepath", "frames", "a.b", "metadata", "_private"])
+def test_reserved_and_dotted_output_fields_are_refused_by_every_job(dataset, out_field):
+    """``out_field="filepath"`` broke ``to_frames()``, ``out_field="a.b"`` gave a raw FiftyOne error:
+    both are refused naming the field, before anything is written."""
+    before = snapshot(dataset)
+    with pytest.raises(BadInputError, match=rf"output field: {re.escape(repr(out_field))} is"):
+        tracked(dataset, out_field)
+    assert snapshot(dataset) == before, "a refused job changed the documents"

@@ -137,8 +137,8 @@ def test_unset_flags_leave_the_config_defaults():
         ({"box_alpha": "0.5"}, "config.box_alpha: expected a finite number >= 0 and <= 1, got '0.5'"),
         ({"det_score_threshold": math.nan}, "config.det_score_threshold: expected a finite number"),
         ({"pose_alpha": math.inf}, "config.pose_alpha: expected a finite number >= 0 and <= 0.5, got inf"),
-        ({"box_max_gap": True}, "config.box_max_gap: expected an integer >= 0, got True"),
-        ({"batch_size": "8"}, "config.batch_size: expected an integer >= 1, got '8'"),
+        ({"box_max_gap": True}, "config.box_max_gap: expected an integer >= 0 and <= 100000, got True"),
+        ({"batch_size": "8"}, "config.batch_size: expected an integer >= 1 and <= 1024, got '8'"),
         ({"fusion_weights": (1.0, math.nan)}, "config.fusion_weights: expected 2 finite numbers >= 0"),
         ({"fusion_weights": (1.0,)}, "config.fusion_weights: expected 2 finite numbers >= 0"),
         ({"reid_scales": ()}, "config.reid_scales: expected one or more finite numbers > 0 and <= 4, got ()"),
@@ -149,8 +149,8 @@ def test_unset_flags_leave_the_config_defaults():
         ({"flow_method": "farneback"}, "config.flow_method: expected one of 'lk', 'dis', got 'farneback'"),
         ({"tracker": "deepsort", "tracker_params": {"max_iou_distance": math.nan}}, "config.tracker_params.max_iou_distance: expected a finite number"),
         ({"tracker": "bytetrack", "tracker_params": {"track_thresh": 2.0}}, "config.tracker_params.track_thresh: expected a finite number >= 0 and <= 1, got 2.0"),
-        ({"tracker": "deepsort", "tracker_params": {"nn_budget": "10"}}, "config.tracker_params.nn_budget: expected an integer >= 1, got '10'"),
-        ({"tracker_params": {"max_age": 2.5}}, "config.tracker_params.max_age: expected an integer >= 0, got 2.5"),
+        ({"tracker": "deepsort", "tracker_params": {"nn_budget": "10"}}, "config.tracker_params.nn_budget: expected an integer >= 1 and <= 100000, got '10'"),
+        ({"tracker_params": {"max_age": 2.5}}, "config.tracker_params.max_age: expected an integer >= 0 and <= 100000, got 2.5"),
         ({"tracker": "sort", "tracker_params": {"max_cosine_distance": 0.2}}, "unknown parameter(s) ['max_cosine_distance'] of tracker 'sort'"),
         ({"preset": "nope"}, "config.preset: expected one of 'hie2020', 'accurate', 'balanced', 'fast', 'cpu' or None, got 'nope'"),
     ],
@@ -166,12 +166,12 @@ def test_bad_values_are_refused_by_name(changes, message):
     [
         ("--box-alpha", "nan", "--box-alpha: expected a finite number >= 0 and <= 1, got nan"),
         ("--box-alpha", "half", "--box-alpha: expected a finite number >= 0 and <= 1, got 'half'"),
-        ("--batch-size", "2.5", "--batch-size: expected an integer >= 1, got 2.5"),
-        ("--box-max-gap", "inf", "--box-max-gap: expected an integer >= 0, got inf"),
+        ("--batch-size", "2.5", "--batch-size: expected an integer >= 1 and <= 1024, got 2.5"),
+        ("--box-max-gap", "inf", "--box-max-gap: expected an integer >= 0 and <= 100000, got inf"),
         ("--fusion-weights", "1 -1", "--fusion-weights: expected 2 finite numbers >= 0"),
         ("--keypoints-field", "_x", "--keypoints-field: expected a field name"),
         ("--param", "track_thresh=NaN", "config.tracker_params.track_thresh: expected a finite number"),
-        ("--stale-after", "0", "--stale-after: expected a finite number > 0, got 0"),
+        ("--stale-after", "0", "--stale-after: expected a finite number > 0 and <= 604800, got 0"),
     ],
 )
 def test_bad_command_line_values_are_refused_by_flag(flag, text, message):
@@ -218,7 +218,7 @@ def test_text_parsing_is_shared():
     assert parse_text("fusion_weights", "1,2") == (1.0, 2.0)
     assert parse_text("batch_size", "8") == 8
     assert parse_text("detector2", "none") is None
-    with pytest.raises(BadInputError, match="batch_size: expected an integer >= 1, got '8x'"):
+    with pytest.raises(BadInputError, match="batch_size: expected an integer >= 1 and <= 1024, got '8x'"):
         parse_text("batch_size", "8x")
     assert check_value(ValueSpec("int", lo=0), 3.0, "n") == 3 and isinstance(check_value(ValueSpec("int"), 3.0, "n"), int)
 
@@ -248,7 +248,7 @@ def test_tuning_grid_values_are_checked_before_any_video_is_read():
     from fiftyone_posetrack.fo.tune import tune_tracker
 
     for grid, message in [
-        ({"max_age": [1, -1]}, "grid.max_age: expected an integer >= 0, got -1"),
+        ({"max_age": [1, -1]}, "grid.max_age: expected an integer >= 0 and <= 100000, got -1"),
         ({"iou_threshold": [0.3, float("nan")]}, "grid.iou_threshold: expected a finite number"),
         ({"bogus": [1]}, "grid: tracker 'sort' has no parameter(s) ['bogus']"),
     ]:
@@ -300,3 +300,49 @@ def test_run_form_says_the_default_tracker_parameters_are_the_default_trackers(f
     assert keys.index("tracker_params_note") == keys.index("tracker_params") + 1
     assert chosen["tracker_params_note"].view.label.startswith(f"These default parameters are {OPTIONS['tracker'].default}'s: deepsort")
     assert "tracker_params_note" not in default_tracker and "tracker_params_note" not in edited
+
+
+# --------------------------------------------------------------------------- issue 21, case 5: bounded knobs
+
+
+def _numeric_specs():
+    for table, options in (("option", OPTIONS), ("job option", JOB_OPTIONS)):
+        for name, o in options.items():
+            if o.spec.type in ("int", "float", "floats") and name != "parallel_runs":  # retired with the Ray engine
+                yield f"{table} {name}", o.spec
+    for tracker in available_trackers():
+        for name, spec in _REGISTRY[tracker].PARAMS.items():
+            if spec.type in ("int", "float", "floats"):
+                yield f"tracker {tracker} parameter {name}", spec
+
+
+def test_every_numeric_option_and_tracker_parameter_has_a_maximum():
+    unbounded = [what for what, spec in _numeric_specs() if spec.hi is None]
+    assert not unbounded, f"numeric options without a documented maximum: {unbounded}"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"tracker": "bytetrack", "tracker_params": {"max_age": 2**64}}, r"max_age: expected an integer >= 0 and <= 100000, got 18446744073709551616"),
+        ({"tracker": "deepsort", "tracker_params": {"nn_budget": 10**12}}, r"nn_budget: expected an integer >= 1 and <= 100000"),
+        ({"det_input_size": 10**9}, r"det_input_size: expected an integer >= 0 and <= 8192, got 1000000000"),
+        ({"det_tile_size": 10**6}, r"det_tile_size: expected an integer >= 0 and <= 8192"),
+        ({"post_interpolate": 10**7}, r"post_interpolate: expected an integer >= 0 and <= 3000"),
+        ({"batch_size": 10**6}, r"batch_size: expected an integer >= 1 and <= 1024"),
+    ],
+)
+def test_huge_numbers_are_refused_before_the_run(changes, message):
+    """``max_age=2**64`` and ``det_input_size=10**9`` used to be accepted and crash at run time."""
+    with pytest.raises(BadInputError, match=message):
+        PipelineConfig(**changes)
+
+
+def test_huge_job_options_are_refused_on_the_command_line():
+    parser = build_parser()
+    for flag, text in (("--flush-frames", "1000000000"), ("--stale-after", "1e12")):
+        args = parser.parse_args(["run", "--dataset", "x", flag, text])
+        from fiftyone_posetrack.cli.run import job_options_from_args
+
+        with pytest.raises(BadInputError, match=flag.lstrip("-").replace("-", "[-_]") + ".*<="):
+            job_options_from_args(args)

@@ -46,7 +46,8 @@ def mot_sequence(folder: pathlib.Path, name: str, im_dir: str = "img1") -> pathl
 
 
 def test_safe_name_and_inside(tmp_path):
-    assert safe_name(EVIL) == ".._.._.._somewhere_evil"
+    assert safe_name(EVIL) == "_._.._.._somewhere_evil"  # no hidden dot-file
+    assert safe_name("../..") == "_._.." and not safe_name(".x").startswith(".")
     assert safe_name("a\\b\x00c") == "a_b_c"
     for bad in ("", " ", ".", "..", "x" * 300):
         with pytest.raises(BadInputError, match="seqinfo name: "):
@@ -58,7 +59,7 @@ def test_safe_name_and_inside(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path.parent)
     with pytest.raises(BadInputError, match="leads outside"):
         inside(tmp_path, "link/x.jpg")
-    assert video_name("/data/x/video.mp4") == "x" and video_name("/d/a.mp4", EVIL) == ".._.._.._somewhere_evil"
+    assert video_name("/data/x/video.mp4") == "x" and video_name("/d/a.mp4", EVIL) == "_._.._.._somewhere_evil"
 
 
 def test_mot_name_traversal_stays_in_videos_dir_and_out_dir(dataset, tmp_path):
@@ -67,13 +68,13 @@ def test_mot_name_traversal_stays_in_videos_dir_and_out_dir(dataset, tmp_path):
     mot_sequence(work / "in" / "SEQ", EVIL)
     videos_dir, out_dir = work / "videos", work / "out"
     out = io.import_mot_sequences(dataset, work / "in", videos_dir=videos_dir)
-    assert out["sequences"] == [".._.._.._somewhere_evil"]
-    assert files_under(videos_dir) == {".._.._.._somewhere_evil.mp4"}
+    assert out["sequences"] == ["_._.._.._somewhere_evil"]
+    assert files_under(videos_dir) == {"_._.._.._somewhere_evil.mp4"}
     paths = io.export_mot(dataset, "gt_detections", out_dir, gt=True)
     paths += io.export_mot(dataset, "gt_detections", out_dir / "res")
     assert all(pathlib.Path(p).resolve().is_relative_to(out_dir.resolve()) for p in paths)
     assert files_under(out_dir) == {
-        ".._.._.._somewhere_evil/gt/gt.txt", ".._.._.._somewhere_evil/seqinfo.ini", "res/.._.._.._somewhere_evil.txt",
+        "_._.._.._somewhere_evil/gt/gt.txt", "_._.._.._somewhere_evil/seqinfo.ini", "res/_._.._.._somewhere_evil.txt",
     }  # fmt: skip
     outside_work = {p for p in files_under(tmp_path) if not p.startswith("a/b/c/")}
     assert outside_work == set() and set(os.listdir(work)) == {"in", "videos", "out"}, "nothing written outside"
@@ -108,7 +109,7 @@ def test_posetrack_names_and_file_names_stay_inside(dataset, tmp_path):
     names = [f"images/v1/img1/{n:06d}.jpg" for n in range(1, FRAMES + 1)]
     io.import_posetrack(dataset, posetrack_file(tmp_path / "a.json", EVIL, names), image_root=root,
                         videos_dir=tmp_path / "videos")  # fmt: skip
-    assert files_under(tmp_path / "videos") == {".._.._.._somewhere_evil.mp4"}
+    assert files_under(tmp_path / "videos") == {"_._.._.._somewhere_evil.mp4"}
     (path,) = io.export_posetrack(dataset, "gt_keypoints", tmp_path / "out")
     assert pathlib.Path(path).parent == tmp_path / "out"
     assert not (tmp_path / "videos" / EVIL).parent.exists() and not (tmp_path / "out" / EVIL).parent.exists()
@@ -119,7 +120,7 @@ def test_posetrack_names_and_file_names_stay_inside(dataset, tmp_path):
     with pytest.raises(BadInputError, match=r"video 'other': file_name: '../root/images/v1/img1/000001.jpg' leads outside"):
         io.import_posetrack(dataset, bad, image_root=tmp_path / "elsewhere", videos_dir=tmp_path / "videos")
     assert snapshot(dataset) == before
-    assert files_under(tmp_path / "videos") == {".._.._.._somewhere_evil.mp4"}
+    assert files_under(tmp_path / "videos") == {"_._.._.._somewhere_evil.mp4"}
 
 
 def test_export_of_a_sequence_field_with_separators_stays_in_out_dir(dataset, tmp_path):

@@ -42,7 +42,7 @@ def test_tile_count_of_a_full_hd_frame():
 @pytest.mark.parametrize(
     "size, overlap, merge, match, config_match",
     [
-        (-1, 0.2, "nms", r"det_tile_size.*-1", r"config\.det_tile_size: expected an integer >= 0, got -1"),
+        (-1, 0.2, "nms", r"det_tile_size.*-1", r"config\.det_tile_size: expected an integer >= 0 and <= 8192, got -1"),
         (16, 0.2, "nms", r"det_tile_size: 16", r"config\.det_tile_size: expected 0 or at least 32 pixels.*got 16"),
         (2.5, 0.2, "nms", r"det_tile_size.*2\.5", r"config\.det_tile_size.*2\.5"),
         (640, -0.1, "nms", r"det_tile_overlap.*-0\.1", r"config\.det_tile_overlap: .*<= 0\.9, got -0\.1"),
@@ -69,9 +69,9 @@ def test_tile_larger_than_the_frame_is_refused():
 @pytest.mark.parametrize(
     "value, message",
     [
-        (-32, "config.det_input_size: expected an integer >= 0, got -32"),
+        (-32, "config.det_input_size: expected an integer >= 0 and <= 8192, got -32"),
         (16, "config.det_input_size: expected 0 or at least 32 pixels (the detectors' stride), got 16"),
-        (1.5, "config.det_input_size: expected an integer >= 0, got 1.5"),
+        (1.5, "config.det_input_size: expected an integer >= 0 and <= 8192, got 1.5"),
         ("960", "config.det_input_size"),
     ],
 )

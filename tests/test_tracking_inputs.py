@@ -65,7 +65,7 @@ def test_unknown_tracker_and_parameters():
         make_tracker("deepsort", max_agee=3)
     with pytest.raises(BadInputError, match="nn_budget"):
         make_tracker("deepsort", nn_budget=0)
-    with pytest.raises(BadInputError, match="tracker 'bytetrack': parameter 'max_age': expected an integer >= 0, got 'many'"):
+    with pytest.raises(BadInputError, match="tracker 'bytetrack': parameter 'max_age': expected an integer >= 0 and <= 100000, got 'many'"):
         make_tracker("bytetrack", max_age="many")
 
 

@@ -12,6 +12,7 @@ class:
 3     the database is unavailable (:class:`~fiftyone_posetrack.types.DatabaseUnavailableError`)
 4     a model is unavailable (:class:`~fiftyone_posetrack.types.ModelUnavailableError`)
 5     an optional dependency is missing (:class:`~fiftyone_posetrack.types.MissingDependencyError`)
+130   interrupted (Ctrl-C); 143: terminated (SIGTERM) during a job, its claim released
 141   standard output could not be written (closed, or a closed pipe such as
       ``| head -c1``: 128 + SIGPIPE, the code a shell reports for a process
       stopped by a closed pipe); files the command writes (``--output``) are
@@ -185,7 +186,10 @@ def _other_error(error: BaseException) -> int:
         print(f"posetrack: error: {db}", file=sys.stderr)
         _skip_database_cleanup_if_lost(db)
         return db.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if type(e).__name__ == "Terminated":  # SIGTERM during a job (fiftyone_posetrack.fo.jobs.Terminated)
+            print("posetrack: terminated (SIGTERM); the video being processed was released", file=sys.stderr)
+            return 143
         print("posetrack: interrupted", file=sys.stderr)
         return 130
 

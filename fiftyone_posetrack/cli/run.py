@@ -100,13 +100,24 @@ def _run(args) -> int:
         view = dataset = fo.load_dataset(name)
     with dataset_kept(name):
         summary = run(view, config, **job)
+    claimed = summary.claimed
+    by = ", ".join(f"{n} by run {key}" for key, n in sorted(_count(claimed.values()).items()))
     print(
         f"dataset {dataset.name!r}: {len(summary.processed)} video(s) processed, "
-        f"{len(summary.skipped)} already done, {summary.frames} frames"
+        f"{len(summary.skipped) - len(claimed)} already done, "
+        + (f"{len(claimed)} claimed by other runs ({by}; rerun when they are done or stale), " if claimed else "")
+        + f"{summary.frames} frames"
         + (f" (run record {summary.run_key!r}: posetrack runs {dataset.name} {summary.run_key})" if summary.run_key else "")
     )
     _print_timings(summary.timings, summary.frames)
     return 0
+
+
+def _count(values) -> dict:
+    counts: dict = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
 
 
 def _print_timings(timings: dict, frames: int) -> None:

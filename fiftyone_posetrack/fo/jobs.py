@@ -17,6 +17,23 @@ function that yields ``(frame_number, {field: label})`` for one video.
   heartbeat is older than ``stale_after`` seconds (their worker died) are
   taken over; ``"done"`` videos are skipped unless ``overwrite``, which
   reclaims those finished before this run started.
+- **Fenced claims**: each claim draws a fresh token, stored with the claim
+  of *every* output field ``F`` of the job in the sample field ``F_claim``
+  (``{"token", "run", "job": status field, "at": heartbeat, "live"}``). The
+  claim is refused while another live claim holds any of the job's output
+  fields (e.g. a run of another detection field writing the same keypoints
+  field), or while another job's finished labels are in one of them (unless
+  ``overwrite_fields`` names it). Every heartbeat, every staged write and the
+  final swap are conditional on the token still being current (one atomic
+  update filtering on it; the swap checks it in the same server-side
+  aggregation): a worker whose claim was taken over (it was stopped longer
+  than the other run's ``stale_after``) raises :class:`ClaimLostError`
+  naming the video and the run that took it, writes nothing more, and its
+  staged labels are discarded.
+- **Interrupted runs clean up**: SIGTERM is handled like Ctrl-C (when the run
+  is in the main thread and nobody else handles SIGTERM): the video's claim is
+  released (its earlier state restored) and the run record is closed with
+  outcome ``"interrupted"``.
 - **No half-written labels**: a video's new labels are written aside
   (:mod:`fiftyone_posetrack.fo.staging`) and replace its output fields in one
   swap once the video is complete; a video that fails or is interrupted keeps
@@ -45,10 +62,14 @@ function that yields ``(frame_number, {field: label})`` for one video.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -63,12 +84,16 @@ from fiftyone_posetrack.fo import runs as fruns
 from fiftyone_posetrack.fo.geometry import check_video_file
 from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video, prune_staging
 from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
+from fiftyone_posetrack.values import check_field_name
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "VideoJob",
     "RunSummary",
+    "ClaimLostError",
+    "Terminated",
+    "claim_field",
     "DatabaseUnavailableError",
     "run_video_jobs",
     "claim_video",
@@ -83,6 +108,58 @@ __all__ = [
 DEFAULT_STALE_AFTER = 600.0
 
 FrameLabels = dict[str, "fo.Label | None"]
+
+
+class ClaimLostError(BadInputError):
+    """This run's claim on a video was taken over by another run (CLI exit 2); nothing more was written."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that a run releases its claim and closes its record."""
+
+
+_TERM = threading.local()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within: SIGTERM raises :class:`Terminated` (main thread only, when SIGTERM is not handled already)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    _TERM.critical, _TERM.pending = False, False
+
+    def handler(signum, frame):
+        if _TERM.critical:  # the swap and its status update: finish them, then stop
+            _TERM.pending = True
+            return
+        raise Terminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _uninterrupted():
+    """Defers SIGTERM (see :func:`_sigterm_as_interrupt`) until the block is done."""
+    if getattr(_TERM, "critical", None) is None:
+        yield
+        return
+    _TERM.critical = True
+    try:
+        yield
+    finally:
+        _TERM.critical = False
+
+
+def _stop_if_terminated() -> None:
+    """Raises the SIGTERM deferred by :func:`_uninterrupted`, once the video is recorded."""
+    if getattr(_TERM, "pending", False):
+        _TERM.pending = False
+        raise Terminated("terminated (SIGTERM)")
 
 
 def _db_timeout() -> float:
@@ -182,10 +259,13 @@ class RunSummary:
         timings: seconds per stage (plus ``"write"``)
         run_key: the key of the run's record on the dataset (None when the
             run did nothing and left no record)
+        claimed: ``{sample id: run key}`` of the skipped videos that another
+            live run holds (the others were done already)
     """
 
     processed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    claimed: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -196,6 +276,22 @@ def status_fields(job_or_field: "VideoJob | str") -> tuple[str, str]:
     """The ``(status, claimed_at)`` sample fields of a job (or of its first output field)."""
     first = job_or_field if isinstance(job_or_field, str) else next(iter(job_or_field.outputs))
     return f"{first}_status", f"{first}_claimed_at"
+
+
+def claim_field(frame_field: str) -> str:
+    """The sample field holding the claim on a video's frame field ``frame_field``: ``<field>_claim``."""
+    return f"{frame_field}_claim"
+
+
+def _outputs(job_or_field) -> list[str]:
+    return [job_or_field] if isinstance(job_or_field, str) else list(job_or_field.outputs)
+
+
+def _replaceable(job_or_field) -> set[str]:
+    """Output fields whose labels by another job this job may replace."""
+    if isinstance(job_or_field, str):
+        return set()
+    return set(_outputs(job_or_field)) if job_or_field.replace_existing else set(job_or_field.overwrite_fields)
 
 
 _VIEW_KINDS = (  # the most specific first: patches of a frames view are both
@@ -248,6 +344,8 @@ def check_fields(samples, job: VideoJob) -> None:
     every output field is checked on its own.
     """
     check_collection(samples, job.name)
+    for name in job.outputs:
+        check_field_name(name, f"{job.name}: output field")
     frame_schema = samples.get_frame_field_schema() or {}
     for name, cls in job.outputs.items():
         f = frame_schema.get(name)
@@ -277,7 +375,8 @@ def check_fields(samples, job: VideoJob) -> None:
             "to replace them"
         )
     schema = dataset.get_field_schema()
-    for name, cls in ((status, fo.StringField), (claimed, fo.FloatField), (fruns.run_field(status), fo.StringField)):
+    claims = [(claim_field(f), fo.DictField) for f in job.outputs]
+    for name, cls in ((status, fo.StringField), (claimed, fo.FloatField), (fruns.run_field(status), fo.StringField), *claims):
         if schema.get(name) is not None and not isinstance(schema[name], cls):
             raise BadInputError(f"sample field {name!r} exists and is not a {cls.__name__}")
 
@@ -322,8 +421,15 @@ def check_video(sample: fo.Sample) -> int:
     return check_video_file(sample).frame_count
 
 
-def _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key=None) -> dict | None:
-    """Atomically claims a video; returns its sample document's status fields before the claim, or None."""
+def _claim(
+    dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key=None, token=None
+) -> dict | None:
+    """Atomically claims a video and each of its output fields with ``token``.
+
+    Returns its sample document's status and claim fields before the claim, or
+    None when the video is done, held by a live claim, or one of its output
+    fields holds another job's labels that this job may not replace.
+    """
     status, claimed = status_fields(job_or_field)
     run_name = fruns.run_field(status)
     now = time.time()
@@ -334,14 +440,48 @@ def _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite
     ]
     if overwrite:
         free.append({status: "done", claimed: {"$lt": run_started}})
-    update = {status: "running", claimed: now}
+    conditions = [{"$or": free}]
+    replaceable = _replaceable(job_or_field)
+    for name in _outputs(job_or_field):
+        c = claim_field(name)
+        ok = [{c: None}, {f"{c}.job": status}, {f"{c}.live": True, f"{c}.at": {"$lt": now - stale_after}}]
+        if name in replaceable:
+            ok.append({f"{c}.live": {"$ne": True}})
+        conditions.append({"$or": ok})
+    token = token or uuid.uuid4().hex
+    entry = {"token": token, "run": run_key, "job": status, "at": now, "live": True}
+    update = {status: "running", claimed: now, **{claim_field(f): entry for f in _outputs(job_or_field)}}
     if run_key is not None:
         update[run_name] = run_key
-    return dataset._sample_collection.find_one_and_update(
-        {"_id": ObjectId(sample_id), "$or": free},
-        {"$set": update},
-        projection={"_id": 1, status: 1, claimed: 1, run_name: 1},
+    projection = {"_id": 1, status: 1, claimed: 1, run_name: 1, **{claim_field(f): 1 for f in _outputs(job_or_field)}}
+    before = dataset._sample_collection.find_one_and_update(
+        {"_id": ObjectId(sample_id), "$and": conditions}, {"$set": update}, projection=projection
     )
+    if before is not None:
+        before["_token"] = token
+    return before
+
+
+def _why_not_claimed(dataset, sample_id: str, job: "VideoJob", stale_after: float) -> tuple[str, str | None]:
+    """Why a claim was refused: ``("claimed", run key)``, ``("held", message)`` or ``("done", None)``."""
+    status, claimed = status_fields(job)
+    doc = dataset._sample_collection.find_one({"_id": ObjectId(sample_id)}) or {}
+    now = time.time()
+    for name in job.outputs:
+        c = doc.get(claim_field(name)) or {}
+        if c.get("live") and (c.get("at") or 0) >= now - stale_after and c.get("job") != status:
+            return "claimed", f"{c.get('run')} (writing {name!r} into {c.get('job')!r})"
+    if doc.get(status) == "running" and (doc.get(claimed) or 0) >= now - stale_after:
+        return "claimed", str(doc.get(fruns.run_field(status)))
+    for name in job.outputs:
+        c = doc.get(claim_field(name)) or {}
+        if c and not c.get("live") and c.get("job") != status and name not in _replaceable(job):
+            return "held", (
+                f"frame field {name!r} of this video holds the labels of run {c.get('run')!r} "
+                f"(status field {c.get('job')!r}), not of {job.name} into {status!r}; choose another output "
+                f"field, or pass overwrite_fields=[{name!r}] (--overwrite-field {name}) to replace them"
+            )
+    return "done", None
 
 
 def claim_video(
@@ -353,30 +493,66 @@ def claim_video(
     overwrite: bool = False,
     run_key: str | None = None,
 ) -> bool:
-    """Atomically claims a video (naming ``run_key`` as its writer); False if another worker holds it or it is done."""
+    """Atomically claims a video (naming ``run_key`` as its writer); False if another worker holds it or it is done.
+
+    Declares the claim fields (:func:`claim_field`) of its output fields when missing.
+    """
+    for name in _outputs(job_or_field):
+        if not dataset.has_sample_field(claim_field(name)):
+            dataset.add_sample_field(claim_field(name), fo.DictField)
     return _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key) is not None
 
 
-def _heartbeat(dataset, sample_id: str, job: VideoJob, value: str = "running") -> None:
-    status, claimed = status_fields(job)
-    dataset._sample_collection.update_one(
-        {"_id": ObjectId(sample_id)}, {"$set": {status: value, claimed: time.time()}}
+def _token_filter(sample_id: str, job_or_field, token: str) -> dict:
+    return {"_id": ObjectId(sample_id), **{f"{claim_field(f)}.token": token for f in _outputs(job_or_field)}}
+
+
+def _claim_lost(dataset, sample_id: str, job: "VideoJob", token: str) -> ClaimLostError:
+    status = status_fields(job)[0]
+    doc = dataset._sample_collection.find_one({"_id": ObjectId(sample_id)}) or {}
+    by = None
+    for name in job.outputs:
+        c = doc.get(claim_field(name)) or {}
+        if c.get("token") != token:
+            by = c.get("run") or doc.get(fruns.run_field(status))
+            break
+    where = os.path.basename(doc.get("filepath") or "") or "?"
+    return ClaimLostError(
+        f"{job.name}: lost the claim on video {sample_id} ({where}): run {by!r} took it over (this run's "
+        "heartbeat was older than that run's stale_after, e.g. this process was stopped or stalled); this "
+        "run wrote nothing more and discarded its staged labels; the video's labels are those of run "
+        f"{by!r}"
     )
+
+
+def _heartbeat(dataset, sample_id: str, job: VideoJob, token: str, value: str = "running") -> None:
+    """Refreshes the claim (or marks the video ``value``), only if ``token`` is still its claim."""
+    status, claimed = status_fields(job)
+    now = time.time()
+    update = {status: value, claimed: now, **{f"{claim_field(f)}.at": now for f in job.outputs}}
+    if value != "running":
+        update.update({f"{claim_field(f)}.live": False for f in job.outputs})
+    result = dataset._sample_collection.update_one(_token_filter(sample_id, job, token), {"$set": update})
+    if result.matched_count == 0:
+        raise _claim_lost(dataset, sample_id, job, token)
 
 
 def _restore(dataset, sample_id: str, job: VideoJob, before: dict) -> bool:
     """After a failure: gives a video that was done before the claim its earlier state back.
 
     Returns False (and marks the video failed) when it was not done: its
-    fields hold no complete labels of this job.
+    fields hold no complete labels of this job. Does nothing when the claim
+    was taken over meanwhile (the video is another run's now).
     """
     status, claimed = status_fields(job)
     run_name = fruns.run_field(status)
+    claims = {claim_field(f): before.get(claim_field(f)) for f in job.outputs}
     if before.get(status) == "done":
-        values = {k: before.get(k) for k in (status, claimed, run_name)}
-        dataset._sample_collection.update_one({"_id": ObjectId(sample_id)}, {"$set": values})
+        values = {k: before.get(k) for k in (status, claimed, run_name)} | claims
+        dataset._sample_collection.update_one(_token_filter(sample_id, job, before["_token"]), {"$set": values})
         return True
-    _heartbeat(dataset, sample_id, job, "failed")
+    values = {status: "failed", claimed: time.time()} | claims
+    dataset._sample_collection.update_one(_token_filter(sample_id, job, before["_token"]), {"$set": values})
     return False
 
 
@@ -445,54 +621,73 @@ def run_video_jobs(
     summary = RunSummary()
     run_started = time.time()
     current, released, record = None, False, None  # the claimed video; whether its claim was freed
+    outcome = "interrupted"
     try:
-        check_fields(samples, job)
-        dataset = samples._dataset
-        _ping(dataset)
-        ids, counts = samples.values(["id", "metadata.total_frame_count"])
-        config = job_config(job)
-        check_reruns(samples, job, config, ids, stale_after)
-        if job.prepare is not None:
-            job.prepare(dataset)
-        status = status_fields(job)[0]
-        for name, cls in zip((*status_fields(job), fruns.run_field(status)), (fo.StringField, fo.FloatField, fo.StringField)):
-            if not dataset.has_sample_field(name):
-                dataset.add_sample_field(name, cls)
-        declare_fields(dataset, job.outputs)
-        prune_staging(dataset)  # what killed runs of since deleted datasets left aside
-        record = fruns.begin_run(samples, config)
-        summary.run_key = record.key
-        report = _Progress(progress_callback, sum(n or 0 for n in counts))
-        for sample_id in ids:
+        with _sigterm_as_interrupt():
+            check_fields(samples, job)
+            dataset = samples._dataset
             _ping(dataset)
-            before = _claim(dataset, sample_id, job, run_started, stale_after, job.overwrite, record.key)
-            if before is None:
-                summary.skipped.append(sample_id)
-                continue
-            current, started = sample_id, time.perf_counter()
-            try:
-                frames = _run_one(dataset, sample_id, job, flush_frames, progress, report)
-                summary.frames += frames
-                summary.processed.append(sample_id)
-                record.video(sample_id, "done", frames, time.perf_counter() - started)
-            except ConnectionFailure:
-                released = _release_if_possible(dataset, sample_id, job, before)
-                raise
-            except (BadInputError, FileNotFoundError) as e:
-                logger.warning("%s of video %s failed: %s", job.name, sample_id, e)
-                kept = _restore(dataset, sample_id, job, before)
-                summary.failed[sample_id] = str(e) + ("; its earlier labels are kept" if kept else "")
-                record.video(sample_id, "failed", error=str(e), seconds=time.perf_counter() - started)
-            except BaseException as e:
-                _restore(dataset, sample_id, job, before)  # free the claim for a rerun
-                record.video(sample_id, "interrupted", error=repr(e), seconds=time.perf_counter() - started)
-                raise
-            current = None
-        dataset.reload()
+            ids, counts = samples.values(["id", "metadata.total_frame_count"])
+            config = job_config(job)
+            check_reruns(samples, job, config, ids, stale_after)
+            if job.prepare is not None:
+                job.prepare(dataset)
+            status = status_fields(job)[0]
+            names = (*status_fields(job), fruns.run_field(status), *(claim_field(f) for f in job.outputs))
+            kinds = (fo.StringField, fo.FloatField, fo.StringField, *(fo.DictField for _ in job.outputs))
+            for name, cls in zip(names, kinds):
+                if not dataset.has_sample_field(name):
+                    dataset.add_sample_field(name, cls)
+            declare_fields(dataset, job.outputs)
+            prune_staging(dataset)  # what killed runs of since deleted datasets left aside
+            record = fruns.begin_run(samples, config)
+            summary.run_key = record.key
+            report = _Progress(progress_callback, sum(n or 0 for n in counts))
+            for sample_id in ids:
+                _ping(dataset)
+                before = _claim(dataset, sample_id, job, run_started, stale_after, job.overwrite, record.key)
+                if before is None:
+                    why, detail = _why_not_claimed(dataset, sample_id, job, stale_after)
+                    if why == "held":
+                        summary.failed[sample_id] = detail
+                        record.video(sample_id, "failed", error=detail)
+                        continue
+                    summary.skipped.append(sample_id)
+                    if why == "claimed":
+                        summary.claimed[sample_id] = detail
+                    continue
+                current, started = sample_id, time.perf_counter()
+                try:
+                    frames = _run_one(dataset, sample_id, job, before["_token"], flush_frames, progress, report)
+                    summary.frames += frames
+                    summary.processed.append(sample_id)
+                    record.video(sample_id, "done", frames, time.perf_counter() - started)
+                except ConnectionFailure:
+                    released = _release_if_possible(dataset, sample_id, job, before)
+                    raise
+                except ClaimLostError as e:  # the video is another run's now: leave it as it is
+                    logger.warning("%s", e)
+                    record.video(sample_id, "claim lost", error=str(e), seconds=time.perf_counter() - started)
+                    outcome = "claim lost"
+                    raise
+                except (BadInputError, FileNotFoundError) as e:
+                    logger.warning("%s of video %s failed: %s", job.name, sample_id, e)
+                    kept = _restore(dataset, sample_id, job, before)
+                    summary.failed[sample_id] = str(e) + ("; its earlier labels are kept" if kept else "")
+                    record.video(sample_id, "failed", error=str(e), seconds=time.perf_counter() - started)
+                except BaseException as e:
+                    _restore(dataset, sample_id, job, before)  # free the claim for a rerun
+                    record.video(sample_id, "interrupted", error=repr(e), seconds=time.perf_counter() - started)
+                    raise
+                current = None
+                _stop_if_terminated()
+            dataset.reload()
+            outcome = "finished"
     except ConnectionFailure as e:  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
+        outcome = "database lost"
         raise _lost_database(job, e, current, released, stale_after) from e
     finally:
-        _close_record(record, job, summary)
+        _close_record(record, job, summary, outcome)
     summary.timings = dict(job.timings)
     if summary.failed and raise_on_error:
         names = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed.items())
@@ -500,8 +695,8 @@ def run_video_jobs(
     return summary
 
 
-def _close_record(record, job: VideoJob, summary: RunSummary) -> None:
-    """Stores the timings; drops the record of a run that neither processed nor failed a video."""
+def _close_record(record, job: VideoJob, summary: RunSummary, outcome: str = "finished") -> None:
+    """Stores the timings and the outcome; drops the record of a run that neither processed nor failed a video."""
     if record is None:
         return
     try:
@@ -510,18 +705,18 @@ def _close_record(record, job: VideoJob, summary: RunSummary) -> None:
                 record.delete()
                 summary.run_key = None
             else:
-                record.finish(job.timings)
+                record.finish(job.timings, outcome)
     except PyMongoError:
         logger.warning("could not finish the run record %s (database unavailable)", record.key)
 
 
-def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress: bool, report) -> int:
+def _run_one(dataset, sample_id: str, job: VideoJob, token: str, flush_frames: int, progress: bool, report) -> int:
     sample = dataset[sample_id]
     n_frames = check_video(sample)
     name = os.path.basename(sample.filepath)
     status = status_fields(job)[0]
     discard_video(dataset, sample_id, status)  # whatever a dead run staged
-    staged = StagedVideo(dataset, sample_id, job.outputs, status)
+    staged = StagedVideo(dataset, sample_id, job.outputs, status, token=token)
     pending: dict[str, dict[int, fo.Label | None]] = {f: {} for f in job.outputs}
     count = held = 0
 
@@ -529,6 +724,7 @@ def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress
         nonlocal held
         if held:
             _ping(dataset)
+            _heartbeat(dataset, sample_id, job, token)  # raises ClaimLostError before anything is staged
             start = time.perf_counter()
             staged.write(pending)
             job.timings["write"] += time.perf_counter() - start
@@ -536,7 +732,6 @@ def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress
                 v.clear()
             report(held, f"{name}: {count}/{n_frames} frames")
             held = 0
-            _heartbeat(dataset, sample_id, job)
 
     try:
         with tqdm(total=n_frames, desc=name, unit="frame", disable=not progress) as bar:
@@ -552,14 +747,17 @@ def _run_one(dataset, sample_id: str, job: VideoJob, flush_frames: int, progress
                 if held >= flush_frames:
                     flush()
         flush()
-        start = time.perf_counter()
-        staged.commit()  # the video's labels are replaced in one swap, only now
-        job.timings["write"] += time.perf_counter() - start
+        _heartbeat(dataset, sample_id, job, token)
+        with _uninterrupted():
+            start = time.perf_counter()
+            # the video's labels are replaced in one swap, only now, and only while the claim is this run's
+            staged.commit(guard=(dataset._sample_collection_name, _token_filter(sample_id, job, token)))
+            job.timings["write"] += time.perf_counter() - start
+            _heartbeat(dataset, sample_id, job, token, "done")
     except BaseException:
         try:
             staged.discard()
         except PyMongoError:
             pass
         raise
-    _heartbeat(dataset, sample_id, job, "done")
     return count

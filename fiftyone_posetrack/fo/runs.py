@@ -23,7 +23,9 @@ The run's *config* (``get_run_info(key).config``) holds what was asked:
 
 Its *results* (``load_run_results(key)``) hold what happened, saved after every
 video: ``videos`` (``{sample id: {status, frames, seconds, error}}``),
-``timings`` (seconds per stage), ``finished_at``.
+``timings`` (seconds per stage), ``finished_at`` and ``outcome`` (``"finished"``,
+``"interrupted"`` by Ctrl-C or SIGTERM, ``"claim lost"``, ``"database lost"``;
+None while the run is going or after a SIGKILL).
 
 Each video also names the run that wrote its labels in the sample field
 ``<first field>_run`` (next to ``_status`` / ``_claimed_at``), so a rerun can
@@ -327,6 +329,7 @@ class RunRecord:
         self.videos: dict[str, dict] = {}
         self.timings: dict[str, float] = {}
         self.finished_at: str | None = None
+        self.outcome: str | None = None
 
     def video(self, sample_id: str, status: str, frames: int = 0, seconds: float = 0.0, error: str | None = None):
         """Records a video's outcome (``"done"``, ``"failed"`` or ``"interrupted"``) and saves."""
@@ -336,15 +339,17 @@ class RunRecord:
         self.videos[sample_id] = entry
         self.save()
 
-    def finish(self, timings: Mapping[str, float]) -> None:
-        """Stores the timings and the end time."""
+    def finish(self, timings: Mapping[str, float], outcome: str = "finished") -> None:
+        """Stores the timings, the end time and the outcome (``"finished"``, ``"interrupted"``,
+        ``"claim lost"``, ``"database lost"``)."""
         self.timings = {k: round(float(v), 3) for k, v in timings.items()}
         self.finished_at = _now()
+        self.outcome = outcome
         self.save()
 
     def save(self) -> None:
         results = self.dataset.init_run_results(
-            self.key, videos=self.videos, timings=self.timings, finished_at=self.finished_at
+            self.key, videos=self.videos, timings=self.timings, finished_at=self.finished_at, outcome=self.outcome
         )
         self.dataset.save_run_results(self.key, results, cache=False)
 
@@ -455,9 +460,10 @@ def get_run(dataset, key: str) -> dict:
         results = dataset.load_run_results(key, cache=False, load_view=False)
         videos = dict(getattr(results, "videos", None) or {})
         record.update(videos=videos, timings=getattr(results, "timings", {}) or {},
-                      finished_at=getattr(results, "finished_at", None))  # fmt: skip
+                      finished_at=getattr(results, "finished_at", None),
+                      outcome=getattr(results, "outcome", None))  # fmt: skip
     except Exception:  # noqa: BLE001 - no results saved (killed before the first save)
-        record.update(videos={}, timings={}, finished_at=None)
+        record.update(videos={}, timings={}, finished_at=None, outcome=None)
     counts: dict[str, int] = {}
     for entry in record["videos"].values():
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1

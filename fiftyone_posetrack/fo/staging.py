@@ -73,12 +73,14 @@ class StagedVideo:
         sample_id: the video's sample id
         fields: ``{frame field: label class}`` the job writes
         status_field: the job's status field (names the job's staged documents)
+        token: tags the staged documents (default: a fresh uuid); jobs pass
+            their claim's fencing token
     """
 
-    def __init__(self, dataset, sample_id: str, fields: Mapping[str, type], status_field: str):
+    def __init__(self, dataset, sample_id: str, fields: Mapping[str, type], status_field: str, token: str | None = None):
         self.dataset, self.sample_id, self.fields = dataset, sample_id, dict(fields)
         self.status_field = status_field
-        self.token = uuid.uuid4().hex
+        self.token = token or uuid.uuid4().hex
         self._coll = _staging(dataset)
 
     def write(self, labels: Mapping[str, Mapping[int, "fo.Label | None"]]) -> None:
@@ -102,17 +104,32 @@ class StagedVideo:
         ]
         self._coll.bulk_write(ops, ordered=False)
 
-    def commit(self) -> None:
-        """Replaces the output fields of every frame of the video by the staged labels, then drops them."""
+    def commit(self, guard: tuple[str, dict] | None = None) -> None:
+        """Replaces the output fields of every frame of the video by the staged labels, then drops them.
+
+        Args:
+            guard: ``(collection name, filter)``: the swap writes only while a
+                document of that collection matches the filter, checked in the
+                same server-side aggregation (a job passes its sample document
+                and claim token: a claim taken over writes nothing)
+        """
         from fiftyone.core.frame import Frame
 
         self._declare()
         now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as FiftyOne stores it
         frames = self.dataset._frame_collection
         project = {name: {"$ifNull": [{"$first": f"$_staged.{name}"}, None]} for name in self.fields}
+        fence = []
+        if guard is not None:
+            coll, query = guard
+            fence = [
+                {"$lookup": {"from": coll, "pipeline": [{"$match": query}, {"$project": {"_id": 1}}], "as": "_fence"}},
+                {"$match": {"_fence.0": {"$exists": True}}},
+            ]
         frames.aggregate(
             [
                 {"$match": {"_sample_id": ObjectId(self.sample_id)}},
+                *fence,
                 {
                     "$lookup": {
                         "from": STAGING_COLLECTION,

@@ -34,7 +34,8 @@ _MAX_BYTES = 200
 def safe_name(name, what: str = "name") -> str:
     """``name`` as a single, harmless file-name component.
 
-    Path separators (``/``, ``\\``) and control characters become ``_``;
+    Path separators (``/``, ``\\``) and control characters become ``_``, so
+    does a leading ``.`` (no hidden files: ``"../.."`` gives ``"_._.."``);
     leading and trailing whitespace is dropped. The result never contains a
     separator, so joined onto a folder it names an entry of that folder.
 
@@ -49,6 +50,8 @@ def safe_name(name, what: str = "name") -> str:
     text = _UNSAFE.sub("_", str(name)).strip()
     if text in ("", ".", ".."):
         raise BadInputError(f"{what}: {name!r} cannot name a file or folder")
+    if text.startswith("."):  # "../.." -> ".._.." would be a hidden file
+        text = "_" + text[1:]
     if len(text.encode("utf-8")) > _MAX_BYTES:
         raise BadInputError(f"{what}: {str(name)[:60]!r}... is longer than {_MAX_BYTES} bytes")
     return text

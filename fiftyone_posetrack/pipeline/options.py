@@ -128,6 +128,16 @@ def _preset_choices() -> dict:
     return {name: f"{name}: {p['description']}" for name, p in PRESETS.items()}
 
 
+#: the largest detector input / tile side (pixels): an 8K frame's width
+MAX_PIXELS = 8192
+#: the most frames post-processing may hold back (interpolation gaps, GSI windows, minimum track
+#: lengths): 100 s at 30 fps; more holds that many decoded frames' labels in memory
+MAX_HELD_FRAMES = 3000
+#: the longest gap in frames a track may bridge: about an hour at 30 fps (trackers' ``max_age`` too)
+MAX_TRACK_FRAMES = 100_000
+#: the longest ``stale_after`` (seconds): 7 days
+MAX_STALE_AFTER = 7 * 24 * 3600.0
+
 _MODEL = ValueSpec("str")
 _OPTIONAL_MODEL = ValueSpec("str", nullable=True)
 _FRACTION = ValueSpec("float", lo=0.0, hi=1.0)
@@ -197,18 +207,18 @@ _OPTION_LIST = [
         "detections scoring below it (0-1) are dropped",
     ),
     Option(
-        "fusion_weights", ValueSpec("floats", lo=0.0, length=2), (1.0, 1.0), "detection", "Fusion weights",
-        "weights of the detector and the second detector in weighted box fusion (two numbers >= 0)",
+        "fusion_weights", ValueSpec("floats", lo=0.0, hi=100.0, length=2), (1.0, 1.0), "detection", "Fusion weights",
+        "weights of the detector and the second detector in weighted box fusion (two numbers, 0-100)",
     ),
     Option(
-        "det_input_size", ValueSpec("int", lo=0), _D["det_input_size"], "detection", "Detector input size (px)",
+        "det_input_size", ValueSpec("int", lo=0, hi=MAX_PIXELS), _D["det_input_size"], "detection", "Detector input size (px)",
         "pixels of the detector input's longer side (frames resized keeping their aspect ratio; "
-        "0 or at least 32); 0 = the model's own size (RTMDet-nano: 320)",
+        "0 or 32-8192); 0 = the model's own size (RTMDet-nano: 320)",
     ),
     Option(
-        "det_tile_size", ValueSpec("int", lo=0), _D["det_tile_size"], "detection", "Tile size (px, sliced inference)",
+        "det_tile_size", ValueSpec("int", lo=0, hi=MAX_PIXELS), _D["det_tile_size"], "detection", "Tile size (px, sliced inference)",
         "sliced inference for small people: side in frame pixels of overlapping square tiles detected "
-        "besides the whole frame (0 or at least 32); 0 = no tiling. A size given explicitly must fit every "
+        "besides the whole frame (0 or 32-8192); 0 = no tiling. A size given explicitly must fit every "
         "frame; the default's or a preset's tiles only frames larger than the tile",
     ),
     Option(
@@ -231,9 +241,9 @@ _OPTION_LIST = [
         flag="--param", cli_help="a tracker parameter KEY=VALUE, repeatable, e.g. --param max_age=30",
     ),
     Option(
-        "post_interpolate", ValueSpec("int", lo=0), 0, "tracking", "Interpolate track gaps up to (frames)",
+        "post_interpolate", ValueSpec("int", lo=0, hi=MAX_HELD_FRAMES), 0, "tracking", "Interpolate track gaps up to (frames)",
         "fill gaps of up to this many frames inside a track with boxes on the line between its ends "
-        "(real frame labels, posed too); frames are held that long before output; 0 = off",
+        "(real frame labels, posed too); frames are held that long before output; 0 = off, at most 3000",
     ),
     Option(
         "post_gsi", ValueSpec("bool"), False, "tracking", "Gaussian-smoothed interpolation (GSI)",
@@ -241,12 +251,12 @@ _OPTION_LIST = [
         "frames are held 2 x post_gsi_tau frames before output)",
     ),
     Option(
-        "post_gsi_tau", ValueSpec("float", lo=0.001), 10.0, "tracking", "GSI smoothness tau (frames)",
-        "GSI smoothness in frames (larger = smoother)",
+        "post_gsi_tau", ValueSpec("float", lo=0.001, hi=MAX_HELD_FRAMES / 2), 10.0, "tracking", "GSI smoothness tau (frames)",
+        "GSI smoothness in frames (larger = smoother; at most 1500)",
     ),
     Option(
-        "post_min_length", ValueSpec("int", lo=0), 0, "tracking", "Drop tracks shorter than (frames)",
-        "a track's boxes are output only once it has this many boxes (frames are held that long); 0 = keep all",
+        "post_min_length", ValueSpec("int", lo=0, hi=MAX_HELD_FRAMES), 0, "tracking", "Drop tracks shorter than (frames)",
+        "a track's boxes are output only once it has this many boxes (frames are held that long); 0 = keep all, at most 3000",
     ),
     Option(
         "post_min_score", _FRACTION, 0.0, "tracking", "Drop tracks with mean score below",
@@ -269,8 +279,8 @@ _OPTION_LIST = [
         "weight (0-1) of the detected box in box smoothing; 1 = no smoothing",
     ),
     Option(
-        "box_max_gap", ValueSpec("int", lo=0), 0, "smoothing", "Bridge detection gaps up to (frames)",
-        "fill detection gaps of confirmed tracks of up to this many frames with the flow-propagated box; 0 = never",
+        "box_max_gap", ValueSpec("int", lo=0, hi=MAX_TRACK_FRAMES), 0, "smoothing", "Bridge detection gaps up to (frames)",
+        "fill detection gaps of confirmed tracks of up to this many frames with the flow-propagated box; 0 = never, at most 100000",
     ),
     Option(
         "flow_method", _choices(FLOW_METHODS), "lk", "smoothing", "Optical flow",
@@ -313,8 +323,8 @@ _OPTION_LIST = [
     ),
     # ------------------------------------------------------------------ runtime
     Option(
-        "batch_size", ValueSpec("int", lo=1), 8, "runtime", "Batch size",
-        "frames per detector / pose model call",
+        "batch_size", ValueSpec("int", lo=1, hi=1024), 8, "runtime", "Batch size",
+        "frames per detector / pose model call (1-1024)",
     ),
     Option(
         "device", ValueSpec("str", pattern=r"auto|cpu|cuda(:\d+)?", pattern_help="'auto', 'cpu', 'cuda' or 'cuda:N'"),
@@ -334,13 +344,13 @@ JOB_OPTIONS: dict[str, Option] = {
     o.name: o
     for o in [
         Option(
-            "flush_frames", ValueSpec("int", lo=1), 500, "advanced", "Frames per database write",
-            "frames of labels written per database write; also the claim's heartbeat period",
+            "flush_frames", ValueSpec("int", lo=1, hi=100_000), 500, "advanced", "Frames per database write",
+            "frames of labels written per database write (1-100000); also the claim's heartbeat period",
         ),
         Option(
-            "stale_after", ValueSpec("float", lo=0.0, lo_open=True), 600.0, "advanced",
+            "stale_after", ValueSpec("float", lo=0.0, lo_open=True, hi=MAX_STALE_AFTER), 600.0, "advanced",
             "Take over abandoned videos after (s)",
-            "a video another run claimed and stopped updating for this many seconds is redone",
+            "a video another run claimed and stopped updating for this many seconds is redone (at most 7 days)",
         ),
         Option(
             "parallel_runs", ValueSpec("int", lo=1), 1, "advanced", "Parallel runs",

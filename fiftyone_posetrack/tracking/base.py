@@ -36,6 +36,10 @@ from fiftyone_posetrack.tracking.matching import iou_distance
 from fiftyone_posetrack.types import BadInputError, FrameDetections, FrameTracks
 from fiftyone_posetrack.values import ValueSpec, check_value
 
+#: the most frames a lost track is kept (``max_age``, ``output_missed``): about an hour at 30 fps;
+#: more would keep lost tracks (and their Kalman filters) for the whole of any video
+MAX_AGE = 100_000
+
 __all__ = [
     "Tracker",
     "TrackSet",
@@ -291,7 +295,7 @@ class Tracker(abc.ABC):
         "min_score": ValueSpec("float", lo=0.0, hi=1.0),
         "output": ValueSpec("str", choices=("filtered", "detection")),
         "cmc": ValueSpec("bool"),
-        "output_missed": ValueSpec("int", lo=0),
+        "output_missed": ValueSpec("int", lo=0, hi=MAX_AGE),
         "kalman": ValueSpec("str", choices=("xyah", "xywh")),
         "nsa": ValueSpec("bool"),
         "appearance_on_demand": ValueSpec("bool"),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.base import Tracker, register_tracker
+from fiftyone_posetrack.tracking.base import MAX_AGE, Tracker, register_tracker
 from fiftyone_posetrack.tracking.matching import (
     cosine_distance,
     iou_distance,
@@ -79,8 +79,8 @@ class ByteTrack(Tracker):
         "match_thresh": _UNIT,
         "second_match_thresh": _UNIT,
         "unconfirmed_match_thresh": _UNIT,
-        "max_age": ValueSpec("int", lo=0),
-        "n_init": ValueSpec("int", lo=1),
+        "max_age": ValueSpec("int", lo=0, hi=MAX_AGE),
+        "n_init": ValueSpec("int", lo=1, hi=1000),
         "fuse_score": ValueSpec("bool"),
         "appearance_thresh": _UNIT,
         "proximity_thresh": _UNIT,
@@ -257,8 +257,8 @@ class Sort(ByteTrack):
     PARAMS = {
         **Tracker.PARAMS,
         "iou_threshold": _UNIT,
-        "max_age": ValueSpec("int", lo=0),
-        "n_init": ValueSpec("int", lo=1),
+        "max_age": ValueSpec("int", lo=0, hi=MAX_AGE),
+        "n_init": ValueSpec("int", lo=1, hi=1000),
     }
 
     def __init__(

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.base import Tracker, register_tracker
+from fiftyone_posetrack.tracking.base import MAX_AGE, Tracker, register_tracker
 from fiftyone_posetrack.tracking.kalman import CHI2_95_4DOF
 from fiftyone_posetrack.tracking.matching import (
     INF_COST,
@@ -90,11 +90,11 @@ class DeepSort(Tracker):
     PARAMS = {
         **Tracker.PARAMS,
         "max_cosine_distance": ValueSpec("float", lo=0.0, hi=2.0),
-        "nn_budget": ValueSpec("int", lo=1),
-        "max_age": ValueSpec("int", lo=0),
-        "n_init": ValueSpec("int", lo=1),
+        "nn_budget": ValueSpec("int", lo=1, hi=100_000),
+        "max_age": ValueSpec("int", lo=0, hi=MAX_AGE),
+        "n_init": ValueSpec("int", lo=1, hi=1000),
         "max_iou_distance": ValueSpec("float", lo=0.0, hi=1.0),
-        "gating_threshold": ValueSpec("float", lo=0.0, lo_open=True),
+        "gating_threshold": ValueSpec("float", lo=0.0, lo_open=True, hi=10_000.0),
         "only_position": ValueSpec("bool"),
         "ema_momentum": ValueSpec("float", lo=0.0, hi=1.0, hi_open=True, nullable=True),
     }

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiftyone_posetrack.tracking.base import Tracker, register_tracker
+from fiftyone_posetrack.tracking.base import MAX_AGE, Tracker, register_tracker
 from fiftyone_posetrack.tracking.bytetrack import ByteTrack
 from fiftyone_posetrack.tracking.matching import INF_COST, iou_distance, iou_matrix, linear_assignment
 from fiftyone_posetrack.types import BadInputError, FrameDetections
@@ -77,11 +77,11 @@ class OCSort(ByteTrack):
         "det_thresh": ValueSpec("float", lo=0.0, hi=1.0),
         "low_thresh": ValueSpec("float", lo=0.0, hi=1.0, nullable=True),
         "iou_threshold": ValueSpec("float", lo=0.0, hi=1.0),
-        "delta_t": ValueSpec("int", lo=1),
-        "inertia": ValueSpec("float", lo=0.0),
+        "delta_t": ValueSpec("int", lo=1, hi=1000),
+        "inertia": ValueSpec("float", lo=0.0, hi=10.0),
         "use_byte": ValueSpec("bool"),
-        "max_age": ValueSpec("int", lo=0),
-        "n_init": ValueSpec("int", lo=1),
+        "max_age": ValueSpec("int", lo=0, hi=MAX_AGE),
+        "n_init": ValueSpec("int", lo=1, hi=1000),
         "oru": ValueSpec("bool"),
         "ocr": ValueSpec("bool"),
     }
