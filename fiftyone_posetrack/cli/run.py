@@ -24,18 +24,19 @@ def config_from_args(args):
     return PipelineConfig(**values_from_args(args))
 
 
-_CLI_JOB_OPTIONS = ("flush_frames", "stale_after")
+_CLI_JOB_OPTIONS = ("flush_frames", "stale_after", "engine", "workers", "ray_address")
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--flush-frames`` and ``--stale-after`` (:data:`~fiftyone_posetrack.pipeline.options.JOB_OPTIONS`)."""
+    """``--flush-frames``, ``--stale-after``, ``--engine``, ``--workers`` and ``--ray-address``
+    (:data:`~fiftyone_posetrack.pipeline.options.JOB_OPTIONS`)."""
     from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, add_arguments
 
     add_arguments(parser, {k: JOB_OPTIONS[k] for k in _CLI_JOB_OPTIONS})
 
 
 def job_options_from_args(args) -> dict:
-    """``{"flush_frames": ..., "stale_after": ...}``: the flags given, else the defaults."""
+    """``{"flush_frames": ..., "stale_after": ..., "engine": ..., ...}``: the flags given, else the defaults."""
     from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, values_from_args
 
     options = {k: JOB_OPTIONS[k] for k in _CLI_JOB_OPTIONS}

@@ -72,6 +72,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "run_video_jobs",
     "claim_video",
+    "release_claim",
     "status_fields",
     "check_video",
     "check_collection",
@@ -357,6 +358,21 @@ def claim_video(
     return _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key) is not None
 
 
+def release_claim(dataset: fo.Dataset, sample_id: str, job_or_field: "VideoJob | str", run_key: str) -> bool:
+    """Frees a video that run ``run_key`` claimed and no longer works on (its worker died:
+    the Ray engine's retry, or its driver's clean-up); True if it was claimed by that run.
+
+    Its heartbeat is set to 0, so the next claim of any run takes it over as
+    stale (clearing what the dead attempt staged). Videos of other runs are
+    left alone: the claim still guards against a second driver.
+    """
+    status, claimed = status_fields(job_or_field)
+    result = dataset._sample_collection.update_one(
+        {"_id": ObjectId(sample_id), status: "running", fruns.run_field(status): run_key}, {"$set": {claimed: 0.0}}
+    )
+    return result.modified_count > 0
+
+
 def _heartbeat(dataset, sample_id: str, job: VideoJob, value: str = "running") -> None:
     status, claimed = status_fields(job)
     dataset._sample_collection.update_one(
@@ -417,6 +433,7 @@ def run_video_jobs(
     raise_on_error: bool = True,
     stale_after: float = DEFAULT_STALE_AFTER,
     progress_callback: Callable[[float, str], None] | None = None,
+    record: "fruns.RunRecord | None" = None,
 ) -> RunSummary:
     """Runs a :class:`VideoJob` over the videos of a collection (see the module docstring).
 
@@ -431,6 +448,10 @@ def run_video_jobs(
             ``"running"`` video is taken over
         progress_callback: called as ``callback(fraction_done, label)`` after
             every bulk write (e.g. an operator's ``ctx.set_progress``)
+        record: the record of a run this call is a part of (a Ray worker's
+            video of the driver's run, :mod:`fiftyone_posetrack.fo.engine_ray`):
+            claims name its key and outcomes are added to it; it is neither
+            begun nor finished here. None: this call is a run of its own
 
     Raises:
         BadInputError: for a refused collection or field (nothing is written),
@@ -444,7 +465,8 @@ def run_video_jobs(
         raise BadInputError(f"stale_after: expected a number of seconds > 0, got {stale_after}")
     summary = RunSummary()
     run_started = time.time()
-    current, released, record = None, False, None  # the claimed video; whether its claim was freed
+    current, released = None, False  # the claimed video; whether its claim was freed
+    joined, record = record, None
     try:
         check_fields(samples, job)
         dataset = samples._dataset
@@ -460,7 +482,7 @@ def run_video_jobs(
                 dataset.add_sample_field(name, cls)
         declare_fields(dataset, job.outputs)
         prune_staging(dataset)  # what killed runs of since deleted datasets left aside
-        record = fruns.begin_run(samples, config)
+        record = joined if joined is not None else fruns.begin_run(samples, config)
         summary.run_key = record.key
         report = _Progress(progress_callback, sum(n or 0 for n in counts))
         for sample_id in ids:
@@ -492,7 +514,8 @@ def run_video_jobs(
     except ConnectionFailure as e:  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
         raise _lost_database(job, e, current, released, stale_after) from e
     finally:
-        _close_record(record, job, summary)
+        if joined is None:
+            _close_record(record, job, summary)
     summary.timings = dict(job.timings)
     if summary.failed and raise_on_error:
         names = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed.items())

@@ -337,6 +337,22 @@ JOB_OPTIONS: dict[str, Option] = {
             "a video another run claimed and stopped updating for this many seconds is redone",
         ),
         Option(
+            "engine", ValueSpec("str", choices=("inprocess", "ray")), "inprocess", "advanced", "Engine",
+            "where the videos are processed: in this process, one video at a time, or on a Ray cluster, one "
+            "video per worker at a time (docs/scaleout.md)",
+            choices={"inprocess": "In this process", "ray": "On Ray (one video per worker)"},
+        ),
+        Option(
+            "workers", ValueSpec("int", lo=1, nullable=True), None, "advanced", "Ray workers",
+            "Ray actors processing videos at once (engine ray): one GPU each on a cluster with GPUs, else one "
+            "CPU each; default: as many as the cluster holds",
+        ),
+        Option(
+            "ray_address", ValueSpec("str", nullable=True), None, "advanced", "Ray cluster address",
+            "the Ray cluster to join (engine ray): auto (started with `ray start --head` on this machine), "
+            "ray://HOST:PORT or HOST:PORT; default: a local Ray instance started for the run",
+        ),
+        Option(
             "parallel_runs", ValueSpec("int", lo=1), 1, "advanced", "Parallel runs",
             "total runs sharing these videos: the extra runs are queued as delegated operations, one per "
             "`fiftyone delegated launch` worker; each video is processed by one run",
