@@ -46,6 +46,7 @@ import re
 import socket
 import time
 from collections import defaultdict
+from functools import partial
 from typing import Callable
 
 import fiftyone as fo
@@ -64,7 +65,7 @@ from fiftyone_posetrack.fo.jobs import (
 )
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["ENGINES", "check_engine", "check_ray_address", "run_on_ray", "worker_resources"]
+__all__ = ["ENGINES", "check_engine", "check_ray_address", "picklable_job", "run_on_ray", "worker_resources"]
 
 #: the engines of every label-writing run
 ENGINES = ("inprocess", "ray")
@@ -167,6 +168,25 @@ def worker_resources(use_gpus: bool, workers: int | None, num_cpus: float = 1.0)
         size = f"{gpus:g} GPU(s), one per worker" if unit == "GPU" else f"{cpus:g} CPU(s), {num_cpus:g} per worker"
         raise BadInputError(f"workers: the Ray cluster holds at most {capacity} worker(s) ({size}), got {workers}")
     return resources, workers
+
+
+def picklable_job(job: VideoJob) -> Callable[[], VideoJob]:
+    """``make_job`` for :func:`run_on_ray` from a built job: each worker unpickles its own copy.
+
+    Raises:
+        BadInputError: when the job (a model object it holds) cannot be pickled
+    """
+    import ray.cloudpickle as cloudpickle
+
+    try:
+        payload = cloudpickle.dumps(job)
+    except Exception as e:  # noqa: BLE001 - TypeError, PicklingError, ...
+        raise BadInputError(
+            f"{job.name}: engine='ray' sends the job and its models to each worker, but they cannot be pickled "
+            f"({type(e).__name__}: {str(e)[:200]}); run the whole pipeline with fiftyone_posetrack.run(..., "
+            "engine='ray') (each worker builds its models from the configuration), or use engine='inprocess'"
+        ) from None
+    return partial(cloudpickle.loads, payload)
 
 
 def _worker_env() -> dict:
@@ -308,8 +328,9 @@ def run_on_ray(
         flush_frames, progress, raise_on_error, stale_after, progress_callback:
             as :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` (``progress``:
             one bar of frames over all workers)
-        on_start: called with ``{"progress": actor, "workers": [actor handles]}``
-            once the workers are up (tests use it to find a worker's process)
+        on_start: called with ``{"progress": actor, "workers": [actor handles],
+            "identities": [{node, host, worker, cuda_visible_devices, pid}]}``
+            once the workers are up (tests and benchmarks use it to find the workers' processes)
 
     Raises:
         BadInputError: for a bad worker count or address, a dataset that is
@@ -355,9 +376,9 @@ def run_on_ray(
     bar = tqdm(total=total, desc=f"{job.name} on {len(actors)} Ray worker(s)", unit="frame", disable=not progress)
     timings: dict[str, float] = defaultdict(float)
     try:
-        ray.get([a.identity.remote() for a in actors])  # up, models built: the job is sound
+        identities = ray.get([a.identity.remote() for a in actors])  # up, models built: the job is sound
         if on_start is not None:
-            on_start({"progress": tracker, "workers": actors})
+            on_start({"progress": tracker, "workers": actors, "identities": identities})
         if job.prepare is not None:
             job.prepare(dataset)
         record = fruns.begin_run(samples, config)
@@ -365,7 +386,17 @@ def run_on_ray(
         pool = ActorPool(actors)
         for sample_id in ids:
             pool.submit(lambda a, sid: a.process.remote(sid, record.key), sample_id)
-        shown = 0
+        shown = finished = 0  # frames on the bar; frames of the videos finished
+
+        def show(frames: int) -> None:
+            nonlocal shown
+            frames = min(total, max(frames, finished))  # a redone video's first attempt counted too
+            if frames != shown:
+                bar.update(frames - shown)
+                shown = frames
+                if progress_callback is not None:
+                    progress_callback(frames / max(1, total), f"{frames}/{total} frames")
+
         while pool.has_next():
             try:
                 out = pool.get_next_unordered(timeout=0.5)
@@ -373,11 +404,9 @@ def run_on_ray(
                 out = None
             except Exception as e:  # noqa: BLE001 - a worker's error, re-raised as itself
                 raise _cause(e) from None
-            frames = ray.get(tracker.state.remote())[0]
-            bar.update(frames - shown)
-            shown = frames
-            if progress_callback is not None:
-                progress_callback(min(1.0, frames / max(1, total)), f"{frames}/{total} frames")
+            if out is not None:
+                finished += int((out["entry"] or {}).get("frames") or 0)
+            show(ray.get(tracker.state.remote())[0])
             if out is None:
                 continue
             sample_id, entry, part = out["sample_id"], out["entry"], out["summary"]

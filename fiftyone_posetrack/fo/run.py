@@ -27,7 +27,7 @@ from fiftyone_posetrack.skeleton import fiftyone_skeleton
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.video import VideoReader
 
-__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "check_tile_size", "PIPELINE_MODELS"]
+__all__ = ["RunSummary", "run", "pipeline_job", "ray_jobs", "status_field", "check_tile_size", "PIPELINE_MODELS"]
 
 #: the config options that name models (their files are hashed into the run record)
 PIPELINE_MODELS = ("detector", "detector2", "pose", "pose2", "reid")
@@ -82,6 +82,12 @@ class _Described:
 def build_pipeline_job(config: PipelineConfig) -> VideoJob:
     """The job of a pipeline built from ``config`` (a Ray worker's: its models load once)."""
     return pipeline_job(PoseTrackingPipeline(config))
+
+
+def ray_jobs(config: PipelineConfig) -> tuple[VideoJob, Callable[[], VideoJob]]:
+    """``(job, make_job)`` of :func:`fiftyone_posetrack.fo.engine_ray.run_on_ray` for ``config``:
+    the driver's job (checked and recorded, no models built) and each worker's builder."""
+    return pipeline_job(_Described(config)), partial(build_pipeline_job, config)
 
 
 def check_tile_size(samples, config: PipelineConfig) -> None:
@@ -144,7 +150,7 @@ def run(
         config = config or PipelineConfig()
         check_tile_size(samples, config)
         summary = run_on_ray(
-            samples, pipeline_job(_Described(config)), partial(build_pipeline_job, config), workers=workers,
+            samples, *ray_jobs(config), workers=workers,
             ray_address=ray_address, use_gpus=config.device != "cpu", flush_frames=flush_frames,
             progress=progress, raise_on_error=raise_on_error, stale_after=stale_after,
             progress_callback=progress_callback,

@@ -14,7 +14,7 @@ generated from it:
   their parameter reads (:func:`values_from_params`).
 
 :data:`JOB_OPTIONS` declares the same way the options of a run that are not
-part of the configuration (scale-out and database-write knobs).
+part of the configuration (engine, database-write and claim knobs).
 
 Adding an option is one entry here: append ``Option(...)`` to the list below,
 in its group, and read it where the pipeline uses it
@@ -351,17 +351,6 @@ JOB_OPTIONS: dict[str, Option] = {
             "ray_address", ValueSpec("str", nullable=True), None, "advanced", "Ray cluster address",
             "the Ray cluster to join (engine ray): auto (started with `ray start --head` on this machine), "
             "ray://HOST:PORT or HOST:PORT; default: a local Ray instance started for the run",
-        ),
-        Option(
-            "parallel_runs", ValueSpec("int", lo=1), 1, "advanced", "Parallel runs",
-            "total runs sharing these videos: the extra runs are queued as delegated operations, one per "
-            "`fiftyone delegated launch` worker; each video is processed by one run",
-        ),
-        Option(
-            "wait_for_others", ValueSpec("bool"), True, "advanced",
-            "Finish the videos of stopped workers (delegated runs)",
-            "a delegated run, after its own share, waits while other runs hold videos and redoes those whose "
-            "worker stopped (no heartbeat for stale_after s); immediate runs never wait",
         ),
     ]
 }
