@@ -18,9 +18,9 @@ ByteTrack motion-only, MoveNet, no smoothing; ``device="cpu"``) into a private
 Printed: each engine's wall time, the speed-up (in-process seconds / Ray
 seconds; the issue's target is >= 1.7x on 2 cores), the labels' equality, and
 Ray's fixed costs: per run (starting Ray, starting the workers and building
-their models, tearing down; = Ray wall time - the busiest worker's video
-seconds) and per video (a Ray video's seconds - an in-process video's
-seconds: the per-video checks, claims and record of a worker). The load
+their models, tearing down; = Ray wall time - the busiest worker's task
+seconds) and per video (a worker's task seconds - its video's seconds: the
+per-video checks, claim and record). The load
 average is printed: on a shared machine the numbers move with it.
 
 With ``--device cuda`` nothing is pinned: the in-process run uses one GPU, the
@@ -165,13 +165,13 @@ def _bench(args, root: pathlib.Path) -> int:
     print(f"labels identical: {same}")
     busiest: dict[str, float] = {}
     for v in ray_videos.values():
-        busiest[v["worker"]] = busiest.get(v["worker"], 0.0) + v["seconds"]
+        busiest[v["worker"]] = busiest.get(v["worker"], 0.0) + v["task_seconds"]
     per_run = t_ray - max(busiest.values())
-    per_video = sum(v["seconds"] for v in ray_videos.values()) / len(ray_videos) - sum(
-        v["seconds"] for v in in_videos.values()
-    ) / len(in_videos)
+    per_video = sum(v["task_seconds"] - v["seconds"] for v in ray_videos.values()) / len(ray_videos)
+    slower = sum(v["seconds"] for v in ray_videos.values()) / sum(v["seconds"] for v in in_videos.values())
     print(f"Ray fixed cost per run: {per_run:.2f} s (ray.init, workers up with their models, teardown)")
-    print(f"Ray cost per video: {per_video:+.2f} s (a worker's video seconds - an in-process video's seconds)")
+    print(f"Ray cost per video: {per_video:.2f} s (a worker's task seconds - its video's seconds: the per-video "
+          f"checks, claim and record); a video's own seconds on Ray / in-process: {slower:.2f}")  # fmt: skip
     print(f"videos per worker: { {w: sum(1 for v in ray_videos.values() if v['worker'] == w) for w in busiest} }")
     print(f"load average after: {os.getloadavg()}")
     if args.json:
@@ -181,7 +181,7 @@ def _bench(args, root: pathlib.Path) -> int:
             "device": args.device, "videos": args.videos, "frames": args.frames, "size": [args.width, args.height],
             "workers": args.workers, "inprocess_s": t_in, "ray_s": t_ray, "ray_init_s": t_init,
             "speedup": t_in / t_ray, "labels_identical": same, "fixed_cost_per_run_s": per_run,
-            "cost_per_video_s": per_video, "videos_record": ray_videos, "loadavg": os.getloadavg(),
+            "cost_per_video_s": per_video, "video_seconds_ratio": slower, "videos_record": ray_videos, "loadavg": os.getloadavg(),
         }, indent=1))  # fmt: skip
     ray.shutdown()
     for name in ("bench-ray-inprocess", "bench-ray-ray"):

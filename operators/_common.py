@@ -18,7 +18,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.fo.scaleout import worker_id
+from fiftyone_posetrack.fo.scaleout import record_workers, worker_id
 from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
@@ -438,7 +438,12 @@ def run_job(ctx, operator, view, status_field: str, once, what: str, ray: bool =
     if totals.run_key:
         from fiftyone_posetrack.fo.runs import brief, get_run
 
-        result["run_record"] = brief(get_run(view._dataset, totals.run_key))
+        record = get_run(view._dataset, totals.run_key)
+        result["run_record"] = brief(record)
+        videos = record["videos"]
+        record_workers(view._dataset, status_field, {
+            sid: videos.get(sid, {}).get("worker") or worker_id() for sid in totals.processed
+        })  # fmt: skip
     result["engine"] = engine.get("engine", "inprocess")
     raise_failures(totals, what)
     return result

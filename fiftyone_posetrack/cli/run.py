@@ -62,8 +62,11 @@ def _run(args) -> int:
     from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset
     from fiftyone_posetrack.fo.run import run
 
+    from fiftyone_posetrack.fo.engine_ray import check_engine
+
     config = config_from_args(args)
     job = job_options_from_args(args)
+    check_engine(job["engine"], job["workers"], job["ray_address"])  # before a dataset is made or videos added
     if not args.dataset and not args.videos:
         raise BadInputError("give video files/folders, or --dataset NAME, or both")
     name = args.dataset or "posetrack"

@@ -28,7 +28,9 @@ of model-holding actors):
   are skipped, as in-process.
 - **Recorded**: the run record has, per video, the node (``node``: Ray node
   id, ``host``), the worker (``worker``: ``host:pid``), the GPUs it saw
-  (``cuda_visible_devices``) and the seconds it took. Progress is one bar of
+  (``cuda_visible_devices``), the seconds the video took (``seconds``, as
+  in-process) and the worker's whole task (``task_seconds``: with its checks,
+  claim and record). Progress is one bar of
   frames over all workers (a small progress actor the workers report to).
 
 With no ``ray_address`` the driver joins the Ray instance it is already
@@ -276,7 +278,7 @@ def _actor_classes():
                 done_here = doc.get(_status(self.job)) == "done" and doc.get(_run(self.job)) == run_key
                 entry = {"status": "done", "frames": n_frames, "seconds": 0.0} if done_here else None
             if entry is not None:
-                entry = dict(entry, **self.where, seconds=round(time.perf_counter() - start, 3))
+                entry = dict(entry, **self.where, task_seconds=round(time.perf_counter() - start, 3))
             return {"sample_id": sample_id, "entry": entry, "summary": summary, "timings": timings}
 
     return Progress, ray.remote(VideoWorker)
