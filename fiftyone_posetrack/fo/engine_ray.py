@@ -366,11 +366,12 @@ def run_on_ray(
     Progress, Worker = _actor_classes()
     tracker = Progress.remote()
     options = {"flush_frames": int(flush_frames), "stale_after": float(stale_after)}
+    job_ref = ray.put(make_job)  # held until the run ends: a restarted worker rebuilds its job from it
     actors = [
         Worker.options(
             **resources, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
             scheduling_strategy="SPREAD", runtime_env={"env_vars": _worker_env()},
-        ).remote(make_job, dataset.name, options, tracker)
+        ).remote(job_ref, dataset.name, options, tracker)
         for _ in range(min(workers, len(ids)))
     ]  # fmt: skip
     record = None
