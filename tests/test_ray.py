@@ -119,6 +119,7 @@ def reference(videos, config) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_ray_run_equals_a_one_process_run_and_spreads_over_both_nodes(cluster, videos, config, reference):
     ds = make_dataset("ray-spread", videos)
     summary = run(ds, config, engine="ray", workers=2, ray_address=cluster.address, progress=False)
@@ -153,6 +154,7 @@ def test_a_stage_whose_models_cannot_be_pickled_is_refused_before_anything_is_wr
     ds.delete()
 
 
+@pytest.mark.slow
 def test_run_operator_on_ray_drives_gpu_workers_that_each_see_their_own_cuda_visible_devices(
     cluster, videos, shared_dir, reference, fo_home
 ):
