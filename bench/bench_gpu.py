@@ -30,6 +30,9 @@ run cut short still leaves what it measured):
    batch size (:meth:`Detector.detect`), and the CPU preprocessing alone.
 4. ``reid``: OSNet x1.0 (random weights) crops/s, fp32 / fp16.
 5. ``paths``: every CUDA path the package offers, run once, with its outcome.
+6. ``ray`` (only when named in ``--parts``): the Ray engine with one worker per
+   GPU against an in-process run, through ``bench/bench_ray.py --device cuda``
+   (it needs FiftyOne and Ray: skipped, saying so, where they do not import).
 
 ``cpu_floor`` (after ``pipeline``): the pipeline with a free detector and a free
 pose model: what its CPU stages (tracking, optical-flow smoothing) cost per
@@ -653,7 +656,7 @@ def markdown(results: dict) -> str:
         lines += ["", "Pipeline (fp32, no ReID) frames/s over the per-frame demo loop's: "
                   + ", ".join(f"{k} {v}x" for k, v in results["pipeline_vs_baseline"].items())]  # fmt: skip
     rows = results.get("rows", [])
-    for part in ("pipeline", "baseline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths"):
+    for part in ("pipeline", "baseline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths", "ray"):
         part_rows = [r for r in rows if r["part"] == part]
         if not part_rows:
             continue
@@ -699,6 +702,34 @@ def environment(device: str) -> dict:
 
 
 PARTS = ("pipeline", "cpu_floor", "cpu_prep", "pose", "det", "reid", "paths")
+#: parts run only when named (``--parts ...,ray``): they need FiftyOne, a mongod and Ray
+EXTRA_PARTS = ("ray",)
+
+
+def part_ray(b: Bench, device: str) -> None:
+    """The Ray engine with one worker per GPU against one in-process run (``bench/bench_ray.py``,
+    which starts its own mongod and Ray instance): wall times, speed-up, labels identical,
+    which GPU (``CUDA_VISIBLE_DEVICES``) each worker saw."""
+    import importlib.util
+    import subprocess
+
+    missing = [m for m in ("ray", "fiftyone") if importlib.util.find_spec(m) is None]
+    if missing:
+        b.skip("ray", f"not importable here: {missing} (carry their wheels to run the Ray part)")
+        return
+    out = b.out / "bench_ray.json"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_ray.py"), "--device", device, "--json", str(out)]
+    if b.sizes.get("frames", 96) < 16:  # smoke
+        cmd += ["--frames", "8", "--width", "320", "--height", "192"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(60.0, b.left()))
+    print(proc.stdout[-4000:], proc.stderr[-2000:], flush=True)
+    if proc.returncode not in (0, 1) or not out.exists():
+        raise RuntimeError(f"bench_ray.py exit status {proc.returncode}: {proc.stderr[-1500:]}")
+    r = json.loads(out.read_text())
+    b.row("ray", workers=r["workers"], videos=r["videos"], inprocess_s=sig(r["inprocess_s"]), ray_s=sig(r["ray_s"]),
+          speedup=sig(r["speedup"]), labels_identical=r["labels_identical"],
+          fixed_cost_per_run_s=sig(r["fixed_cost_per_run_s"]), cost_per_video_s=sig(r["cost_per_video_s"]),
+          gpus_seen=sorted({v.get("cuda_visible_devices") or "" for v in r["videos_record"].values()}))  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -715,9 +746,9 @@ def main(argv=None) -> int:
                    help="real ONNX / ReID model files for the paths part (default: .gpuwheels/models, else ../shared/models)")  # fmt: skip
     args = p.parse_args(argv)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - set(PARTS) - set(EXTRA_PARTS))
     if unknown:
-        p.error(f"unknown parts {unknown}; expected a subset of {list(PARTS)}")
+        p.error(f"unknown parts {unknown}; expected a subset of {list(PARTS + EXTRA_PARTS)}")
 
     import torch
 
@@ -771,6 +802,8 @@ def main(argv=None) -> int:
                 part_reid(b, frames, boxes)
             elif part == "paths":
                 part_paths(b, frames, boxes, models_dir)
+            elif part == "ray":
+                part_ray(b, args.device)
         except Exception as e:
             b.error(part, e)
         b.results.setdefault("part_seconds", {})[part] = sig(time.perf_counter() - t0)

@@ -11,7 +11,9 @@
 #   OUT                    results folder (the device tool's; default <repo>/out/gpu)
 #   GPU_CHECK_SITE         where the packages go (default /tmp/site; put first on PYTHONPATH)
 #   GPU_CHECK_BUDGET_S     seconds bench_gpu.py may spend on new measurements (default 300)
-#   GPU_CHECK_PARTS        bench parts (default: all; e.g. "pipeline,pose")
+#   GPU_CHECK_PARTS        bench parts (default: all; e.g. "pipeline,pose"); "ray" is the Ray run with one
+#                          worker per GPU (bench/bench_ray.py --device cuda; skipped, saying so, when the
+#                          carried packages lack ray or fiftyone)
 #   GPU_CHECK_BUILD_MMCV   1: compile mmcv's C++/CUDA ops (sm_90, MAX_JOBS=16) instead of using
 #                          bench/mmcv_ext_torchvision.py for nms / roi_align; the build is cut off
 #                          after GPU_CHECK_MMCV_TIMEOUT seconds (default 420) and then falls back
@@ -104,7 +106,7 @@ log "install done"
 smoke=()
 [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]] && smoke=(--smoke)
 "$PY" "$REPO/bench/bench_gpu.py" --out "$OUT" --device "${GPU_CHECK_DEVICE:-cuda}" \
-    --budget-s "${GPU_CHECK_BUDGET_S:-300}" --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,cpu_prep,pose,det,reid,paths}" "${smoke[@]}"
+    --budget-s "${GPU_CHECK_BUDGET_S:-300}" --parts "${GPU_CHECK_PARTS:-pipeline,cpu_floor,cpu_prep,pose,det,reid,paths,ray}" "${smoke[@]}"
 rc=$?
 log "bench_gpu.py exit status $rc; results: $OUT/bench_gpu.json, $OUT/bench_gpu.md"
 return $rc

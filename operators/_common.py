@@ -20,7 +20,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_posetrack.fo.scaleout import queue_delegated_copies, run_until_done, worker_id
+from fiftyone_posetrack.fo.scaleout import record_workers, worker_id
 from fiftyone_posetrack.pipeline.options import GROUPS, JOB_OPTIONS, OPTIONS, values_from_params
 from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.values import ValueSpec, check_value
@@ -187,7 +187,7 @@ def grouped_option_inputs(inputs, ctx, names):
         if group == COLLAPSED_GROUPS[0]:
             inputs.bool(
                 "show_advanced", default=False, required=False, label="Show advanced options",
-                description="runtime (device, batch size, models folder) and scale-out (parallel runs, "
+                description="runtime (device, batch size, models folder) and scale-out (run on Ray, "
                 "database writes, taking over abandoned videos)", view=types.SwitchView(),
             )  # fmt: skip
         if group in COLLAPSED_GROUPS and not show:
@@ -250,7 +250,9 @@ def _model_choices(kind: str) -> dict:
 
 
 RUNTIME_OPTIONS = ("models_dir", "device", "batch_size")
-SCALEOUT_OPTIONS = ("parallel_runs", "wait_for_others", "flush_frames")
+SCALEOUT_OPTIONS = ("flush_frames",)
+#: the "Run on Ray" fields (:mod:`fiftyone_posetrack.fo.engine_ray`)
+RAY_OPTIONS = ("engine", "workers", "ray_address")
 
 
 def runtime_inputs(inputs, batch=True):
@@ -455,8 +457,8 @@ def summary_outputs(outputs, ctx=None):
     outputs.int("frames", label="Frames processed")
     if ctx is None or (ctx.results or {}).get("failed"):
         outputs.obj("failed", label="Failed videos", view=types.JSONView())
-    if ctx is None or (ctx.results or {}).get("queued_runs"):
-        outputs.list("queued_runs", types.String(), label="Parallel runs queued")
+    if ctx is None or (ctx.results or {}).get("engine") == "ray":
+        outputs.str("engine", label="Engine")
     outputs.str("worker", label="Worker")
     if ctx is None or (ctx.results or {}).get("run_key"):
         outputs.str("run_key", label="Run record (the Pose tracking panel lists the runs)")
@@ -485,17 +487,9 @@ def raise_failures(summary, what: str) -> None:
 # --------------------------------------------------------------------------- scale-out
 
 
-def scaleout_inputs(inputs):
-    """``parallel_runs``, ``wait_for_others`` and ``flush_frames``."""
-    option_inputs(inputs, SCALEOUT_OPTIONS)
-
-
-def queue_copies(ctx, operator, count: int) -> list[str]:
-    """Queues ``count`` delegated copies of this operation (``parallel_runs=1``); returns their ids."""
-    return queue_delegated_copies(
-        operator.uri, operator.config.label, ctx.request_params, ctx.params, str(ctx.dataset._doc.id), count,
-        ctx.delegation_target,
-    )  # fmt: skip
+def scaleout_inputs(inputs, ray: bool = False):
+    """``flush_frames``, and with ``ray`` the "Run on Ray" fields (``engine``, ``workers``, ``ray_address``)."""
+    option_inputs(inputs, (*RAY_OPTIONS, *SCALEOUT_OPTIONS) if ray else SCALEOUT_OPTIONS)
 
 
 #: how a missing model's error tells a form user where models go (instead of the CLI's flags)
@@ -526,24 +520,35 @@ def for_the_form(message: str) -> str:
                   lambda m: "(" + MODELS_FIELD_HINT.format(name=m.group(1)) + ")", message)  # fmt: skip
 
 
-def run_job(ctx, operator, view, status_field: str, once, what: str) -> dict:
-    """Runs ``once`` over ``view`` with the operator's scale-out parameters
-    (:func:`fiftyone_posetrack.fo.scaleout.run_until_done`), after queueing the
-    extra ``parallel_runs``; only delegated runs wait for the others."""
+def engine_options(ctx) -> dict:
+    """``{"engine": "ray", "workers": ..., "ray_address": ...}`` when the form asks for Ray, else ``{}``."""
     p = Params(ctx)
-    runs = p.option("parallel_runs")
-    queued = queue_copies(ctx, operator, runs - 1) if runs > 1 else []
+    if p.option("engine") != "ray":
+        return {}
+    return {k: p.option(k) for k in RAY_OPTIONS}
+
+
+def run_job(ctx, operator, view, status_field: str, once, what: str, ray: bool = False) -> dict:
+    """Runs ``once(view, **job_options)`` with the operator's job parameters (``flush_frames``,
+    ``stale_after``; with ``ray``, ``engine`` / ``workers`` / ``ray_address``: a delegated
+    operation is then the Ray driver, its progress that of all workers)."""
+    p = Params(ctx)
+    engine = engine_options(ctx) if ray else {}
     with models_named_for_the_form():
-        totals = run_until_done(
-            view, status_field, once, flush_frames=p.option("flush_frames"), stale_after=p.option("stale_after"),
-            wait_for_others=p.option("wait_for_others") and ctx.delegated,  # an App request must not block on others
-            progress_callback=progress_callback(ctx),
+        totals = once(
+            view, flush_frames=p.option("flush_frames"), progress=False, raise_on_error=False,
+            stale_after=p.option("stale_after"), progress_callback=progress_callback(ctx), **engine,
         )  # fmt: skip
     result = summary_result(totals)
     if totals.run_key:
         from fiftyone_posetrack.fo.runs import brief, get_run
 
-        result["run_record"] = brief(get_run(view._dataset, totals.run_key))
-    result["queued_runs"] = queued
+        record = get_run(view._dataset, totals.run_key)
+        result["run_record"] = brief(record)
+        videos = record["videos"]
+        record_workers(view._dataset, status_field, {
+            sid: videos.get(sid, {}).get("worker") or worker_id() for sid in totals.processed
+        })  # fmt: skip
+    result["engine"] = engine.get("engine", "inprocess")
     raise_failures(totals, what)
     return result

@@ -311,14 +311,13 @@ class RunPoseTracking(_Stage):
         p = Params(ctx)
         config = _config(**p.options(OPTIONS))
         view = target_view(ctx)
-        pipeline = []  # built on the first pass, after the parallel runs are queued
 
         def once(samples, **job_options):
-            if not pipeline:
-                pipeline.append(PoseTrackingPipeline(config))
-            return run(samples, config, pipeline=pipeline[0], **job_options)
+            if job_options.get("engine") == "ray":  # "Run on Ray": each worker builds the models
+                return run(samples, config, **job_options)
+            return run(samples, config, pipeline=PoseTrackingPipeline(config), **job_options)
 
-        result = run_job(ctx, self, view, status_field(config), once, "pose tracking")
+        result = run_job(ctx, self, view, status_field(config), once, "pose tracking", ray=True)
         result["detections_field"] = config.detections_field
         result["keypoints_field"] = config.keypoints_field
         self._finish(ctx, view, config.keypoints_field)

@@ -115,7 +115,7 @@ setup() {
 }
 
 DEMO_EXTRAS=onnx,lite,reid
-FULL_EXTRAS=onnx,lite,reid,test,docs
+FULL_EXTRAS=onnx,lite,reid,ray,test,docs
 full_mm=$([[ ${POSETRACK_NO_MM:-0} == 1 ]] && echo 0 || echo 1)
 
 cmd=${1:-}

@@ -25,6 +25,10 @@ def video(tmp_path_factory):
         (["run", "x.mp4", "--tracker", "kalmanish"], "--tracker: expected one of 'bytetrack', 'deepsort', 'ocsort', 'sort', got 'kalmanish'"),
         (["run", "x.mp4", "--param", "max_age"], "--param: expected KEY=VALUE"),
         (["run", "x.mp4", "--device", "tpu"], "--device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+        (["run", "x.mp4", "--engine", "spark"], "--engine: expected one of 'inprocess', 'ray', got 'spark'"),
+        (["run", "x.mp4", "--engine", "ray", "--workers", "0"], "--workers: expected an integer >= 1"),
+        (["run", "x.mp4", "--engine", "ray", "--ray-address", "nowhere"], "ray_address: expected 'auto', 'ray://HOST:PORT'"),
+        (["run", "x.mp4", "--workers", "2"], "workers and ray_address are options of engine='ray'"),
         (["demo", "--video", "/nonexistent/v.mp4"], "/nonexistent/v.mp4"),
     ],
 )

@@ -154,25 +154,24 @@ def test_delegated_run_records_progress(dataset, models):
     assert dataset.count("frames.poses2") == FRAMES
 
 
-def test_parallel_runs_queue_copies_that_split_the_videos(dataset, models, crowd, tmp_path):
-    # two more videos: three in all
-    for name in ("b.mp4", "c.mp4"):
+def test_queued_runs_split_the_videos_and_no_run_queues_copies(dataset, models, crowd, tmp_path):
+    """The retired ``parallel_runs`` knob queues nothing (a request with parallel_runs=10**6 once queued
+    13,160 operations); two queued runs on one dataset split its videos through the per-video claims."""
+    for name in ("b.mp4", "c.mp4"):  # two more videos: three in all
         os.link(crowd.video_path, tmp_path / name)
     dataset.add_samples([fo.Sample(filepath=str(tmp_path / n)) for n in ("b.mp4", "c.mp4")])
     dataset.compute_metadata()
-    params = fast(models, parallel_runs=2, pose_smoothing="none", box_smoothing=False)
-    first = foo.execute_operator(uri("run_pose_tracking"), ctx={"dataset": dataset.name, "params": params, "request_delegation": True})
+    params = fast(models, parallel_runs=10**6, pose_smoothing="none", box_smoothing=False)
+    ctx = {"dataset": dataset.name, "params": params, "request_delegation": True}
+    first, second = (foo.execute_operator(uri("run_pose_tracking"), ctx=ctx) for _ in range(2))
     service = DelegatedOperationService()
-    runs = service.execute_queued_operations(operator=uri("run_pose_tracking"), limit=1)
-    assert runs[0].error is None, runs[0].error
-    (copy_id,) = runs[0].result["queued_runs"]
-    copy = service.get(ObjectId(copy_id))
-    assert copy.context.request_params["params"]["parallel_runs"] == 1
-    # the first run did all the videos; the copy finds nothing left to do
-    (second,) = service.execute_queued_operations(operator=uri("run_pose_tracking"), limit=1)
-    assert second.error is None, second.error
-    assert runs[0].result["processed"] == 3 and second.result["processed"] == 0 and second.result["skipped"] == 3
-    assert service.get(first.result["id"]).run_state == service.get(ObjectId(copy_id)).run_state
+    assert len(service.list_operations(operator=uri("run_pose_tracking"))) == 2, "no copies queued"
+    (a,) = service.execute_queued_operations(operator=uri("run_pose_tracking"), limit=1)
+    (b,) = service.execute_queued_operations(operator=uri("run_pose_tracking"), limit=1)
+    assert a.error is None and b.error is None, (a.error, b.error)
+    assert a.result["processed"] == 3 and b.result["processed"] == 0 and b.result["skipped"] == 3
+    assert a.result["engine"] == "inprocess"
+    assert len(service.list_operations(operator=uri("run_pose_tracking"))) == 2
 
 
 def test_tune_tracker_operator(dataset):

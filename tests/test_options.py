@@ -51,7 +51,7 @@ def test_python_fields_equal_cli_flags_equal_run_operator_inputs(fo_home):
         ds.delete()
     assert inputs == set(fields) | set(JOB_OPTIONS), inputs ^ (set(fields) | set(JOB_OPTIONS))
     hidden = {n for n, o in {**OPTIONS, **JOB_OPTIONS}.items() if o.group in ("runtime", "advanced")}
-    assert {"parallel_runs", "flush_frames", "stale_after", "batch_size", "device"} <= hidden
+    assert {"engine", "workers", "ray_address", "flush_frames", "stale_after", "batch_size", "device"} <= hidden
     assert collapsed == inputs - hidden, "runtime and scale-out knobs are behind the advanced switch"
 
 
@@ -72,7 +72,7 @@ def test_run_form_is_grouped_with_human_labels_and_own_help(fo_home):
     headers = [k for k in props if k.startswith("header_")]
     assert headers == [f"header_{g}" for g in GROUPS], "one header per group, in order"
     order = [k for k in props if not k.startswith("header_")]
-    assert order.index("detector") < order.index("tracker") < order.index("pose_smoothing") < order.index("keypoints_field") < order.index("parallel_runs")
+    assert order.index("detector") < order.index("tracker") < order.index("pose_smoothing") < order.index("keypoints_field") < order.index("engine")
     flow = {c.value: c.label for c in props["flow_method"].view.choices}
     assert flow["lk"].startswith("Lucas-Kanade") and flow["dis"].startswith("DIS")
     trackers = {c.value: c.label for c in props["tracker"].view.choices}

@@ -1,17 +1,19 @@
-"""Scale-out: `fiftyone delegated launch` workers sharing one MongoDB split the videos.
+"""Several runs on one dataset: `fiftyone delegated launch` workers sharing one MongoDB split the videos.
 
 Everything runs in separate processes against a standalone ``mongod`` on a
 free loopback port (``FIFTYONE_DATABASE_URI``), as on several machines: this
 file is also the driver script (``python tests/test_scaleout.py CMD ...``)
 that creates the dataset, queues the operator and reports the state.
 
-1. Two workers, one queued run with ``parallel_runs=2`` (the first worker
-   queues the second run, the idle worker picks it up): every video is
-   labelled exactly once, by one of the two workers, and both take part.
+Scale-out proper is the Ray engine (``tests/test_ray.py``); what is left here
+is the per-video claim as the guard between two drivers on one dataset:
+
+1. Two workers, two queued runs of the operator: every video is labelled
+   exactly once, by one of the two runs (its run record), and both take part.
 2. A worker is killed (SIGKILL) in the middle of a video: the video is left
-   ``running`` with part of its labels; a rerun on another worker waits until
-   the claim is stale, clears the partial labels and redoes the video, whose
-   labels then equal those of an uninterrupted run of the same video.
+   ``running`` with part of its labels; once its claim is stale, a rerun on
+   another worker clears the partial labels and redoes the video, whose labels
+   then equal those of an uninterrupted run of the same video.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def driver(argv: list[str]) -> dict:
         dataset = fo.load_dataset(argv[1])
         dataset.reload()
         schema = dataset.get_field_schema()
-        fields = [f for f in ("pred_detections_status", "pred_detections_worker") if f in schema]
+        fields = [f for f in ("pred_detections_status", "pred_detections_run", "pred_detections_claimed_at") if f in schema]
         has_labels = dataset.has_frame_field("pred_keypoints")
         staging = dataset._frame_collection.database["posetrack_staging"]
         out = []
@@ -105,7 +107,8 @@ def driver(argv: list[str]) -> dict:
                     "video": os.path.basename(os.path.dirname(sample.filepath)),
                     "frames": sample.metadata.total_frame_count,
                     "status": sample[fields[0]] if len(fields) > 0 else None,
-                    "worker": sample[fields[1]] if len(fields) > 1 else None,
+                    "run": sample[fields[1]] if len(fields) > 1 else None,
+                    "claimed_at": sample[fields[2]] if len(fields) > 2 else None,
                     # written frames: in the frame documents, or still staged (swapped in when the video is complete)
                     "labelled": sum(x is not None for x in labels) + staging.count_documents(
                         {"sample": ObjectId(sample.id), "pred_keypoints": {"$ne": None}}
@@ -218,8 +221,9 @@ def cluster(shared_dir, tmp_path_factory):
 def test_two_workers_split_the_videos(cluster):
     assert cluster.drive("setup", "split", cluster.root / "videos", 6, 24, 0)["videos"] == 6
     a, b = cluster.worker("worker-a"), cluster.worker("worker-b")
-    params = _fast(cluster.models, parallel_runs=2, stale_after=120.0, flush_frames=10)
+    params = _fast(cluster.models, stale_after=120.0, flush_frames=10)
     start = time.time()
+    cluster.drive("queue", "split", json.dumps(params))
     cluster.drive("queue", "split", json.dumps(params))
     ops = cluster.wait_ops(2, timeout=240)
     print(f"\nboth runs completed {time.time() - start:.1f} s after queueing")
@@ -227,9 +231,9 @@ def test_two_workers_split_the_videos(cluster):
         w.send_signal(signal.SIGTERM)
     state = cluster.drive("state", "split")["videos"]
 
-    print("\nscale-out: which worker labelled which video")
+    print("\nscale-out: which run labelled which video")
     for v in state:
-        print(f"  {v['video']}: {v['status']} by {v['worker']} ({v['labelled']}/{v['frames']} frames labelled)")
+        print(f"  {v['video']}: {v['status']} by {v['run']} ({v['labelled']}/{v['frames']} frames labelled)")
     by_op = {op["result"]["worker"]: op["result"]["processed_ids"] for op in ops}
     for op in ops:
         r = op["result"]
@@ -241,7 +245,8 @@ def test_two_workers_split_the_videos(cluster):
     assert len(by_op) == 2 and all(by_op.values()), f"both workers took part: {by_op}"
     for v in state:
         assert v["status"] == "done" and v["labelled"] == v["frames"], v
-        assert v["id"] in by_op[v["worker"]], "the recorded worker is the run that processed the video"
+        run_of = {op["result"]["run_key"]: op["result"]["processed_ids"] for op in ops}
+        assert v["id"] in run_of[v["run"]], "the video names the run record of the run that processed it"
     assert sum(op["result"]["skipped"] for op in ops) == len(ids), "each run skipped the other's videos"
 
 
@@ -250,7 +255,7 @@ def test_a_killed_worker_s_video_is_redone_cleanly(cluster):
     frames = 30
     cluster.drive("setup", "kill", cluster.root / "videos", 3, frames, 1)  # three copies of one video
     a = cluster.worker("worker-a")
-    params = _fast(cluster.models, stale_after=3.0, flush_frames=5, wait_for_others=True)
+    params = _fast(cluster.models, stale_after=3.0, flush_frames=5)
     cluster.drive("queue", "kill", json.dumps(params))
     deadline = time.time() + 120
     while True:  # kill worker A in the middle of a video
@@ -266,16 +271,23 @@ def test_a_killed_worker_s_video_is_redone_cleanly(cluster):
     print(f"\nworker A killed while labelling {killed['video']} ({killed['labelled']}/{frames} frames written)")
     assert 0 < killed["labelled"] < frames
 
+    deadline = time.time() + 60
+    while True:  # the rerun comes once the dead worker's claim is stale (no heartbeat for stale_after s)
+        claimed = next(v for v in cluster.drive("state", "kill")["videos"] if v["id"] == killed["id"])["claimed_at"]
+        if time.time() - claimed > params["stale_after"]:
+            break
+        assert time.time() < deadline
+        time.sleep(0.5)
     b = cluster.worker("worker-b")
     cluster.drive("queue", "kill", json.dumps(params))  # the rerun (A's run stays RUNNING: its worker died)
     (op,) = cluster.wait_ops(1, timeout=180)
     b.send_signal(signal.SIGTERM)
     after = {v["id"]: v for v in cluster.drive("state", "kill")["videos"]}
     for v in after.values():
-        print(f"  {v['video']}: {v['status']} by {v['worker']} ({v['labelled']}/{v['frames']} frames)")
+        print(f"  {v['video']}: {v['status']} by {v['run']} ({v['labelled']}/{v['frames']} frames)")
         assert v["status"] == "done" and v["labelled"] == frames, v
     assert killed["id"] in op["result"]["processed_ids"], "worker B redid the killed video"
-    assert after[killed["id"]]["worker"] == op["result"]["worker"]
+    assert after[killed["id"]]["run"] == op["result"]["run_key"]
     # the redone video's labels equal those of a copy processed without interruption
     other = next(i for i in after if i != killed["id"])
     assert cluster.drive("labels", "kill", killed["id"]) == cluster.drive("labels", "kill", other)

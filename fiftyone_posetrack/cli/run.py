@@ -25,18 +25,19 @@ def config_from_args(args):
     return PipelineConfig(**values_from_args(args))
 
 
-_CLI_JOB_OPTIONS = ("flush_frames", "stale_after")
+_CLI_JOB_OPTIONS = ("flush_frames", "stale_after", "engine", "workers", "ray_address")
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--flush-frames`` and ``--stale-after`` (:data:`~fiftyone_posetrack.pipeline.options.JOB_OPTIONS`)."""
+    """``--flush-frames``, ``--stale-after``, ``--engine``, ``--workers`` and ``--ray-address``
+    (:data:`~fiftyone_posetrack.pipeline.options.JOB_OPTIONS`)."""
     from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, add_arguments
 
     add_arguments(parser, {k: JOB_OPTIONS[k] for k in _CLI_JOB_OPTIONS})
 
 
 def job_options_from_args(args) -> dict:
-    """``{"flush_frames": ..., "stale_after": ...}``: the flags given, else the defaults."""
+    """``{"flush_frames": ..., "stale_after": ..., "engine": ..., ...}``: the flags given, else the defaults."""
     from fiftyone_posetrack.pipeline.options import JOB_OPTIONS, values_from_args
 
     options = {k: JOB_OPTIONS[k] for k in _CLI_JOB_OPTIONS}
@@ -85,8 +86,11 @@ def _run(args) -> int:
     from fiftyone_posetrack.fo.dataset import add_videos, get_or_create_dataset
     from fiftyone_posetrack.fo.run import run
 
+    from fiftyone_posetrack.fo.engine_ray import check_engine
+
     config = config_from_args(args)
     job = job_options_from_args(args)
+    check_engine(job["engine"], job["workers"], job["ray_address"])  # before a dataset is made or videos added
     if not args.dataset and not args.videos:
         raise BadInputError("give video files/folders, or --dataset NAME, or both")
     name = args.dataset or "posetrack"

@@ -97,6 +97,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "run_video_jobs",
     "claim_video",
+    "release_claim",
     "status_fields",
     "check_video",
     "check_collection",
@@ -507,6 +508,28 @@ def _token_filter(sample_id: str, job_or_field, token: str) -> dict:
     return {"_id": ObjectId(sample_id), **{f"{claim_field(f)}.token": token for f in _outputs(job_or_field)}}
 
 
+def release_claim(dataset: fo.Dataset, sample_id: str, job_or_field: "VideoJob | str", run_key: str) -> bool:
+    """Frees a video that run ``run_key`` claimed and no longer works on (its worker died:
+    the Ray engine's retry, or its driver's clean-up); True if it was claimed by that run.
+
+    Its heartbeat is set to 0 and its claim token replaced, so the next claim of
+    any run takes it over as stale (clearing what the dead attempt staged), and
+    a worker of the dead attempt that still runs (a stalled process) can neither
+    renew nor commit it: its writes are fenced off. Videos of other runs are
+    left alone: the claim still guards against a second driver.
+    """
+    status, claimed = status_fields(job_or_field)
+    fenced = "released-" + uuid.uuid4().hex
+    update = {claimed: 0.0}
+    for f in _outputs(job_or_field):
+        update[f"{claim_field(f)}.at"] = 0.0
+        update[f"{claim_field(f)}.token"] = fenced
+    result = dataset._sample_collection.update_one(
+        {"_id": ObjectId(sample_id), status: "running", fruns.run_field(status): run_key}, {"$set": update}
+    )
+    return result.modified_count > 0
+
+
 def _claim_lost(dataset, sample_id: str, job: "VideoJob", token: str) -> ClaimLostError:
     status = status_fields(job)[0]
     doc = dataset._sample_collection.find_one({"_id": ObjectId(sample_id)}) or {}
@@ -593,6 +616,7 @@ def run_video_jobs(
     raise_on_error: bool = True,
     stale_after: float = DEFAULT_STALE_AFTER,
     progress_callback: Callable[[float, str], None] | None = None,
+    record: "fruns.RunRecord | None" = None,
 ) -> RunSummary:
     """Runs a :class:`VideoJob` over the videos of a collection (see the module docstring).
 
@@ -607,6 +631,10 @@ def run_video_jobs(
             ``"running"`` video is taken over
         progress_callback: called as ``callback(fraction_done, label)`` after
             every bulk write (e.g. an operator's ``ctx.set_progress``)
+        record: the record of a run this call is a part of (a Ray worker's
+            video of the driver's run, :mod:`fiftyone_posetrack.fo.engine_ray`):
+            claims name its key and outcomes are added to it; it is neither
+            begun nor finished here. None: this call is a run of its own
 
     Raises:
         BadInputError: for a refused collection or field (nothing is written),
@@ -620,7 +648,8 @@ def run_video_jobs(
         raise BadInputError(f"stale_after: expected a number of seconds > 0, got {stale_after}")
     summary = RunSummary()
     run_started = time.time()
-    current, released, record = None, False, None  # the claimed video; whether its claim was freed
+    current, released = None, False  # the claimed video; whether its claim was freed
+    joined, record = record, None  # a record given by the caller (the Ray engine) stays open
     outcome = "interrupted"
     try:
         with _sigterm_as_interrupt():
@@ -640,7 +669,7 @@ def run_video_jobs(
                     dataset.add_sample_field(name, cls)
             declare_fields(dataset, job.outputs)
             prune_staging(dataset)  # what killed runs of since deleted datasets left aside
-            record = fruns.begin_run(samples, config)
+            record = joined if joined is not None else fruns.begin_run(samples, config)
             summary.run_key = record.key
             report = _Progress(progress_callback, sum(n or 0 for n in counts))
             for sample_id in ids:
@@ -687,7 +716,8 @@ def run_video_jobs(
         outcome = "database lost"
         raise _lost_database(job, e, current, released, stale_after) from e
     finally:
-        _close_record(record, job, summary, outcome)
+        if joined is None:
+            _close_record(record, job, summary, outcome)
     summary.timings = dict(job.timings)
     if summary.failed and raise_on_error:
         names = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed.items())

@@ -13,6 +13,8 @@ safety are those of :mod:`fiftyone_posetrack.fo.jobs`: the status fields are
 
 from __future__ import annotations
 
+from collections import defaultdict
+from functools import partial
 from typing import Callable
 
 import fiftyone as fo
@@ -22,9 +24,10 @@ from fiftyone_posetrack.fo.jobs import DEFAULT_STALE_AFTER, RunSummary, VideoJob
 from fiftyone_posetrack.fo.labels import poses_to_keypoints, tracks_to_detections
 from fiftyone_posetrack.pipeline import PipelineConfig, PoseTrackingPipeline
 from fiftyone_posetrack.skeleton import fiftyone_skeleton
+from fiftyone_posetrack.types import BadInputError
 from fiftyone_posetrack.video import VideoReader
 
-__all__ = ["RunSummary", "run", "pipeline_job", "status_field", "check_tile_size", "PIPELINE_MODELS"]
+__all__ = ["RunSummary", "run", "pipeline_job", "ray_jobs", "status_field", "check_tile_size", "PIPELINE_MODELS"]
 
 #: the config options that name models (their files are hashed into the run record)
 PIPELINE_MODELS = ("detector", "detector2", "pose", "pose2", "reid")
@@ -69,6 +72,24 @@ def pipeline_job(pipeline: PoseTrackingPipeline) -> VideoJob:
     )
 
 
+class _Described:
+    """A pipeline's configuration without its models: what a Ray driver checks and records."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config, self.timings = config, defaultdict(float)
+
+
+def build_pipeline_job(config: PipelineConfig) -> VideoJob:
+    """The job of a pipeline built from ``config`` (a Ray worker's: its models load once)."""
+    return pipeline_job(PoseTrackingPipeline(config))
+
+
+def ray_jobs(config: PipelineConfig) -> tuple[VideoJob, Callable[[], VideoJob]]:
+    """``(job, make_job)`` of :func:`fiftyone_posetrack.fo.engine_ray.run_on_ray` for ``config``:
+    the driver's job (checked and recorded, no models built) and each worker's builder."""
+    return pipeline_job(_Described(config)), partial(build_pipeline_job, config)
+
+
 def check_tile_size(samples, config: PipelineConfig) -> None:
     """Refuses, before anything is written, tiles larger than a video's frames (a tile size
     given explicitly; the default's or a preset's tile size leaves smaller videos untiled)."""
@@ -90,6 +111,9 @@ def run(
     raise_on_error: bool = True,
     stale_after: float = DEFAULT_STALE_AFTER,
     progress_callback: Callable[[float, str], None] | None = None,
+    engine: str = "inprocess",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> RunSummary:
     """Runs pose tracking over the videos of a collection and writes frame labels.
 
@@ -99,6 +123,12 @@ def run(
         pipeline: a prebuilt pipeline (models load once); built from ``config`` if None
         flush_frames, progress, raise_on_error, stale_after, progress_callback:
             see :func:`fiftyone_posetrack.fo.jobs.run_video_jobs`
+        engine: ``"inprocess"`` (one video at a time, here) or ``"ray"``
+            (one video per Ray worker at a time, each worker building the
+            models of ``config`` once; :mod:`fiftyone_posetrack.fo.engine_ray`)
+        workers: Ray workers (None: one per GPU of the cluster, else per CPU)
+        ray_address: the Ray cluster to join (None: the one this process is
+            connected to, else a new local one; ``"auto"``; ``"ray://HOST:PORT"``)
 
     Returns:
         a :class:`fiftyone_posetrack.fo.jobs.RunSummary` (``run_key`` names
@@ -111,6 +141,22 @@ def run(
             another configuration (unless ``config.overwrite``); nothing is
             written then
     """
+    from fiftyone_posetrack.fo.engine_ray import check_engine, run_on_ray
+
+    engine, workers, ray_address = check_engine(engine, workers, ray_address)
+    if engine == "ray":
+        if pipeline is not None:
+            raise BadInputError("engine='ray' builds the pipeline in each worker: pass config, not pipeline")
+        config = config or PipelineConfig()
+        check_tile_size(samples, config)
+        summary = run_on_ray(
+            samples, *ray_jobs(config), workers=workers,
+            ray_address=ray_address, use_gpus=config.device != "cpu", flush_frames=flush_frames,
+            progress=progress, raise_on_error=raise_on_error, stale_after=stale_after,
+            progress_callback=progress_callback,
+        )  # fmt: skip
+        apply_track_colors(samples._dataset, [config.detections_field, config.keypoints_field])
+        return summary
     if pipeline is None:
         pipeline = PoseTrackingPipeline(config or PipelineConfig())
     elif config is not None and config != pipeline.config:

@@ -47,6 +47,21 @@ def _frame_labels(dataset, sample_id: str, field: str) -> FrameLabelCursor:
     return FrameLabelCursor(dataset, sample_id, field)
 
 
+def _execute(samples, job: VideoJob, engine: str = "inprocess", workers=None, ray_address=None, **kwargs) -> RunSummary:
+    """Runs ``job`` in this process, or with ``engine="ray"`` on Ray workers
+    (:func:`fiftyone_posetrack.fo.engine_ray.run_on_ray`: each worker gets a
+    copy of the job, its models included, pickled once per worker)."""
+    from fiftyone_posetrack.fo.engine_ray import check_engine, picklable_job, run_on_ray
+
+    engine, workers, ray_address = check_engine(engine, workers, ray_address)
+    if engine == "inprocess":
+        return run_video_jobs(samples, job, **kwargs)
+    has_models = any(m is not None for m in job.models.values())  # model-free stages take CPU workers
+    return run_on_ray(
+        samples, job, picklable_job(job), workers=workers, ray_address=ray_address, use_gpus=has_models, **kwargs
+    )
+
+
 def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **kwargs) -> RunSummary:
     """Runs ``job``, refusing to replace its input unless ``overwrite_input``.
 
@@ -61,7 +76,7 @@ def _run(samples, job: VideoJob, in_field: str | None, overwrite_input: bool, **
                 f"the output field {out_field!r} is the input field; pass overwrite_input=True to replace it"
             )
         job.replace_existing = True
-    return run_video_jobs(samples, job, **kwargs)
+    return _execute(samples, job, **kwargs)
 
 
 def detect_persons(
@@ -83,7 +98,8 @@ def detect_persons(
         overwrite: recompute videos already done (also by other parameters)
         overwrite_fields: output fields that may be replaced although
             another job wrote them
-        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options, and
+            ``engine`` / ``workers`` / ``ray_address`` (as :func:`fiftyone_posetrack.fo.run.run`)
     """
 
     def compute(sample, n_frames):
@@ -98,7 +114,7 @@ def detect_persons(
         options={"field": field, "batch_size": batch_size, "detector": describe_object(detector)},
         models={"detector": detector}, overwrite_fields=tuple(overwrite_fields),
     )  # fmt: skip
-    return run_video_jobs(samples, job, **kwargs)
+    return _execute(samples, job, **kwargs)
 
 
 def track_detections(
@@ -132,7 +148,8 @@ def track_detections(
         overwrite_input: allow ``out_field == in_field``
         overwrite_fields: output fields that may be replaced although
             another job wrote them
-        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options, and
+            ``engine`` / ``workers`` / ``ray_address`` (as :func:`fiftyone_posetrack.fo.run.run`)
     """
     from fiftyone_posetrack.pipeline.core import embed_needed
     from fiftyone_posetrack.tracking.base import make_tracker
@@ -154,7 +171,7 @@ def track_detections(
         trk = make_tracker(tracker, **(tracker_params or {}))
         if box_smoother is not None:
             box_smoother.reset()
-        inputs = _frame_labels(dataset, sample.id, job.input_field)
+        inputs = _frame_labels(sample._dataset, sample.id, job.input_field)
         frames = None
         if needs_frames:
             frames = VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h))
@@ -213,7 +230,8 @@ def estimate_poses(
         overwrite: recompute videos already done (also by other parameters)
         overwrite_fields: output fields that may be replaced although
             another job wrote them
-        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options, and
+            ``engine`` / ``workers`` / ``ray_address`` (as :func:`fiftyone_posetrack.fo.run.run`)
     """
     from fiftyone_posetrack.pipeline.core import sanitize_poses
 
@@ -223,7 +241,7 @@ def estimate_poses(
 
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
-        inputs = _frame_labels(dataset, sample.id, tracks_field)
+        inputs = _frame_labels(sample._dataset, sample.id, tracks_field)
         with VideoReader(sample.filepath, expected_frames=n_frames, expected_size=(w, h)) as reader:
             for numbers, frames in reader.batches(batch_size):
                 boxed = [detections_to_arrays(inputs.get(n), w, h) for n in numbers]
@@ -241,7 +259,7 @@ def estimate_poses(
         "pose estimation", {out_field: fo.Keypoints}, compute, overwrite, options=options,
         models={"pose": pose_estimator}, overwrite_fields=tuple(overwrite_fields),
     )  # fmt: skip
-    summary = run_video_jobs(samples, job, **kwargs)
+    summary = _execute(samples, job, **kwargs)
     apply_track_colors(dataset, [tracks_field, out_field])  # skeletons in their track's colour
     return summary
 
@@ -272,7 +290,8 @@ def smooth_poses(
         overwrite_input: allow ``out_field == in_field``
         overwrite_fields: output fields that may be replaced although
             another job wrote them
-        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options
+        **kwargs: :func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` options, and
+            ``engine`` / ``workers`` / ``ray_address`` (as :func:`fiftyone_posetrack.fo.run.run`)
     """
     from fiftyone_posetrack.pose.smoothing import SMOOTHERS, FlowPoseSmoother, OneEuroPoseSmoother
 
@@ -286,7 +305,7 @@ def smooth_poses(
 
     def compute(sample, n_frames):
         w, h = sample.metadata.frame_width, sample.metadata.frame_height
-        inputs = _frame_labels(dataset, sample.id, job.input_field)
+        inputs = _frame_labels(sample._dataset, sample.id, job.input_field)
 
         def poses(n):
             kps, scores, index = keypoints_to_arrays(inputs.get(n), w, h)

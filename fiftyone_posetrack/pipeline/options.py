@@ -14,7 +14,7 @@ generated from it:
   their parameter reads (:func:`values_from_params`).
 
 :data:`JOB_OPTIONS` declares the same way the options of a run that are not
-part of the configuration (scale-out and database-write knobs).
+part of the configuration (engine, database-write and claim knobs).
 
 Adding an option is one entry here: append ``Option(...)`` to the list below,
 in its group, and read it where the pipeline uses it
@@ -353,15 +353,20 @@ JOB_OPTIONS: dict[str, Option] = {
             "a video another run claimed and stopped updating for this many seconds is redone (at most 7 days)",
         ),
         Option(
-            "parallel_runs", ValueSpec("int", lo=1), 1, "advanced", "Parallel runs",
-            "total runs sharing these videos: the extra runs are queued as delegated operations, one per "
-            "`fiftyone delegated launch` worker; each video is processed by one run",
+            "engine", ValueSpec("str", choices=("inprocess", "ray")), "inprocess", "advanced", "Engine",
+            "where the videos are processed: in this process, one video at a time, or on a Ray cluster, one "
+            "video per worker at a time (docs/scaleout.md)",
+            choices={"inprocess": "In this process", "ray": "On Ray (one video per worker)"},
         ),
         Option(
-            "wait_for_others", ValueSpec("bool"), True, "advanced",
-            "Finish the videos of stopped workers (delegated runs)",
-            "a delegated run, after its own share, waits while other runs hold videos and redoes those whose "
-            "worker stopped (no heartbeat for stale_after s); immediate runs never wait",
+            "workers", ValueSpec("int", lo=1, nullable=True), None, "advanced", "Ray workers",
+            "Ray actors processing videos at once (engine ray): one GPU each on a cluster with GPUs, else one "
+            "CPU each; default: as many as the cluster holds",
+        ),
+        Option(
+            "ray_address", ValueSpec("str", nullable=True), None, "advanced", "Ray cluster address",
+            "the Ray cluster to join (engine ray): auto (started with `ray start --head` on this machine), "
+            "ray://HOST:PORT or HOST:PORT; default: a local Ray instance started for the run",
         ),
     ]
 }
