@@ -74,11 +74,11 @@ SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data"
 BENCHMARKS = ("mot17", "dancetrack", "tud", "crowd")
 
-#: leave-one-sequence-out grid: parameters varied around the default (one at a time)
+#: leave-one-sequence-out grid around the default: ``{label: (parameter overrides, post-processing or None)}``
 LOSO_GRID = {
-    "det_thresh": (0.5, 0.7),
-    "max_age": (15, 60),
-    "iou_threshold": (0.2, 0.4),
+    "max_age=60": ({"max_age": 60}, None),
+    "det_thresh=0.5": ({"det_thresh": 0.5}, None),
+    "no post-processing": ({}, {}),
 }
 
 
@@ -129,13 +129,10 @@ def configurations() -> dict[str, tuple[str, dict, dict]]:
 
 
 def loso_grid() -> dict[str, tuple[str, dict, dict]]:
-    """The default with one parameter of :data:`LOSO_GRID` changed at a time."""
+    """The default with one change of :data:`LOSO_GRID` at a time."""
     p = load_tracker_preset(DEFAULT_TRACKER_PRESET)
-    out = {}
-    for key, values in LOSO_GRID.items():
-        for v in values:
-            out[f"grid:{key}={v}"] = (p["tracker"], dict(p["params"], **{key: v}), p["postprocess"])
-    return out
+    return {f"grid:{label}": (p["tracker"], dict(p["params"], **over), p["postprocess"] if post is None else post)
+            for label, (over, post) in LOSO_GRID.items()}  # fmt: skip
 
 
 _DATA: dict = {}
