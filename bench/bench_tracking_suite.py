@@ -245,8 +245,7 @@ def main(argv=None) -> int:
         cells = []
         for b in benches:
             m = loso(results[b], labels)
-            cells.append(f"{100 * m['hota']:.1f}" + ("" if np.isnan(m["hota"]) else f" / {100 * m['mota']:.1f} / "
-                                                     f"{100 * m['idf1']:.1f} / {m['idsw']}"))  # fmt: skip
+            cells.append("n/a (one sequence)" if np.isnan(m["hota"]) else _cell(m))
         print("| default, leave-one-sequence-out (grid on the other sequences) | " + " | ".join(cells) + " |")
     print()
     losses = {}
