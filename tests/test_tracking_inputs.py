@@ -119,3 +119,52 @@ def test_unknown_confidence_counts_as_one():
     res = track_mot_array(d, make_tracker("bytetrack"))
     assert len(res) == 20 and (res[:, 6] == 1).all()
     assert len(track_mot_array(np.zeros((0, 7)), make_tracker("sort"))) == 0
+
+
+@pytest.mark.parametrize("name", ["deepsort", "bytetrack", "ocsort", "sort"])
+def test_frame_gaps_of_millions_cost_only_their_rows(name):
+    # rows at frames 1..10 and 100000000..100000009: without images only the frames with
+    # detections and those where live tracks age are run; the rest of the gap is skipped
+    d = mot_dets()
+    far = d.copy()
+    far[:, 0] += 100_000_000 - 1
+    res = track_mot_array(np.concatenate([d, far]), make_tracker(name, n_init=1))
+    frames = np.unique(res[:, 0]).astype(np.int64)
+    early = set(frames[frames < 100_000_000].tolist())
+    assert set(range(3, 11)) <= early and max(early) < 100
+    assert frames.max() == 100_000_009 and (frames >= 100_000_000).sum() >= 8
+    # the second burst is tracked as in a file of its own (new ids: every track died in the gap)
+    alone = track_mot_array(far, make_tracker(name, n_init=1))
+    tail = res[res[:, 0] >= 100_000_000]
+    np.testing.assert_allclose(tail[:, [0, 2, 3, 4, 5]], alone[:, [0, 2, 3, 4, 5]])
+    assert set(tail[:, 1]).isdisjoint(res[res[:, 0] < 100, 1])
+
+
+def test_skip_frames_needs_no_live_tracks():
+    t = make_tracker("bytetrack", n_init=1)
+    t.skip_frames(5)
+    assert t.frame_count == 5
+    t.update(np.array([[0, 0, 10, 20, 0.9]]))
+    with pytest.raises(BadInputError, match="tracks are alive"):
+        t.skip_frames(3)
+
+
+def test_track_mot_cli_on_frames_that_jump_by_millions_finishes_in_seconds(tmp_path):
+    import subprocess
+    import sys
+
+    from fiftyone_posetrack.formats.mot import read_mot
+
+    d = mot_dets()
+    far = d.copy()
+    far[:, 0] += 100_000_000 - 1
+    det = tmp_path / "det.txt"
+    det.write_text("".join(f"{int(r[0])},-1,{r[2]:.1f},{r[3]:.1f},{r[4]:.1f},{r[5]:.1f},{r[6]:.2f}\n"
+                           for r in np.concatenate([d, far])))  # fmt: skip
+    out = tmp_path / "out.txt"
+    # a guard, not the assertion: the old code looped over 10^8 empty frames (hours)
+    proc = subprocess.run([sys.executable, "-m", "fiftyone_posetrack.cli", "track-mot", str(det), str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    res = read_mot(out)
+    assert res[:, 0].min() <= 3 and res[:, 0].max() == 100_000_009

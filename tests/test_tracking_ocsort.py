@@ -30,10 +30,10 @@ def test_ocsort_follows_walkers_with_missed_detections():
 
 
 def test_ocm_direction_prefers_the_detection_on_the_track_s_course():
-    t = make_tracker("ocsort", n_init=1, inertia=0.2)
+    t = make_tracker("ocsort", n_init=1, inertia=0.2, ocm_corners=False)  # the paper's center OCM
     for f in range(1, 8):
         t.update(_frame(_box(100 + 6 * f, w=60, h=60)))
-    np.testing.assert_allclose(t.tracks.direction[0], [1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(t.tracks.direction[0], [[1.0, 0.0]], atol=1e-9)  # (points, xy): the center
     pred = t.kf.predict(t.tracks.mean, t.tracks.cov)[0]
     t.pred_boxes = t.kf.to_boxes(pred)
     x, y = t.pred_boxes[0, :2]

@@ -2,7 +2,7 @@
 
 ::
 
-    posetrack track-mot det.txt out.txt                      # the mot17 preset (bytetrack + GSI)
+    posetrack track-mot det.txt out.txt                      # the ocsort preset (OC-SORT + GSI)
     posetrack track-mot det.txt out.txt --tracker ocsort --interpolate 20
     posetrack track-mot det.txt out.txt --tracker deepsort --param max_age=60
     posetrack track-mot det.txt out.txt --frames img1/ --smooth 0.5 --bridge 3
@@ -31,8 +31,8 @@ def register(subparsers) -> None:
             "(frame,id,x,y,w,h,score,-1,-1,-1). With --frames (a video or an image folder, "
             "frame 1 = first image) appearance features from the embedder are used, and "
             "optionally optical-flow box smoothing; without it tracking is motion only. Without "
-            "--tracker, the 'mot17' tracker preset is used (ByteTrack + interpolation + GSI, chosen on "
-            "MOT17 half-val); post-processing options override the preset's."
+            "--tracker, the 'ocsort' tracker preset is used (OC-SORT + interpolation + GSI, chosen across "
+            "the shared benchmarks by its worst loss; docs/tracking.md); post-processing options override the preset's."
         ),
     )
     track.add_argument("det", metavar="DET.txt", help="MOT detection file")
@@ -92,7 +92,7 @@ def register(subparsers) -> None:
 
 def _common(parser) -> None:
     """``--tracker`` and ``--param KEY=VALUE`` (the pipeline's own flags; track-mot without
-    ``--tracker`` uses the mot17 tracker preset, tune uses bytetrack)."""
+    ``--tracker`` uses the ocsort tracker preset, tune uses bytetrack)."""
     from fiftyone_posetrack.pipeline.options import OPTIONS, add_arguments
 
     add_arguments(parser, {k: OPTIONS[k] for k in _TRACKER_OPTIONS})

@@ -339,6 +339,23 @@ class Tracker(abc.ABC):
     def _extra_fields(self) -> dict:
         return {}
 
+    def has_tracks(self) -> bool:
+        """Whether any track (tentative, confirmed or lost) is alive."""
+        return len(self.tracks) > 0
+
+    def skip_frames(self, n: int) -> None:
+        """Advances the frame count by ``n`` empty frames at once.
+
+        Only allowed when no track is alive (an empty frame then changes
+        nothing but the count), so a gap of millions of frames costs nothing.
+
+        Raises:
+            BadInputError: when tracks are alive (they must age frame by frame)
+        """
+        if self.has_tracks():
+            raise BadInputError("skip_frames: tracks are alive; feed the empty frames with update(None)")
+        self.frame_count += int(n)
+
     # -- per-frame driver --------------------------------------------------
 
     def appearance_needed(self, dets) -> np.ndarray:

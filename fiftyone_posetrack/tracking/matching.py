@@ -13,6 +13,8 @@ __all__ = [
     "INF_COST",
     "iou_matrix",
     "iou_distance",
+    "buffered_boxes",
+    "height_iou_matrix",
     "cosine_distance",
     "gallery_distance",
     "linear_assignment",
@@ -41,6 +43,34 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def iou_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``1 - IoU`` of ``(N, 4)`` and ``(M, 4)`` boxes -> ``(N, M)`` in ``[0, 1]``."""
     return 1.0 - iou_matrix(a, b)
+
+
+def buffered_boxes(boxes: np.ndarray, scale: float) -> np.ndarray:
+    """C-BIoU's buffered boxes (Yang et al., WACV 2023): each ``[x1, y1, x2, y2]``
+    box grown by ``scale`` times its own width (left and right) and height (top
+    and bottom), so that the buffered IoU of two boxes that moved apart by a
+    fraction of their size is still positive. ``scale`` is in box units (0 = the
+    box itself)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not scale:
+        return boxes
+    pad = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1) * float(scale)
+    return boxes + pad * np.array([-1.0, -1.0, 1.0, 1.0])
+
+
+def height_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hybrid-SORT's height IoU (Yang et al., AAAI 2024): the overlap of the
+    vertical extents ``[y1, y2]`` of ``(N, 4)`` and ``(M, 4)`` boxes over the
+    extent of their union, ``(N, M)`` in ``[0, 1]``. Multiplying the IoU by it
+    (height-modulated IoU) penalises pairs of different heights, e.g. a near
+    and a far person whose boxes overlap."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    inter = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    union = np.maximum(a[:, None, 3], b[None, :, 3]) - np.minimum(a[:, None, 1], b[None, :, 1])
+    return np.divide(np.clip(inter, 0, None), union, out=np.zeros_like(inter), where=union > 0)
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:

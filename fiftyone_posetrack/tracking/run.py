@@ -5,6 +5,11 @@ MOT arrays are ``(N, >=6)`` rows ``frame, id, x, y, w, h[, conf, ...]`` with
 :func:`fiftyone_posetrack.formats.mot.read_mot` returns them. Input ids are
 ignored; rows may come in any frame order; a missing or negative confidence
 (``-1`` = unknown in MOT15 files) counts as 1.
+
+Without images, only the frames that matter are run: those with detections
+and the empty frames in which live tracks age; a longer gap is skipped in one
+step, so frame numbers that jump by millions (rows at frame 1 and 100000000)
+cost what their rows cost.
 """
 
 from __future__ import annotations
@@ -80,16 +85,36 @@ def open_frames(path) -> Iterator[tuple[int, np.ndarray]]:
         yield from reader
 
 
-def _frame_rows(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame numbers and the row slice bounds of each frame in a sorted array."""
+def _frame_rows(dets: np.ndarray) -> dict[int, slice]:
+    """``{frame: row slice}`` of the frames that have detections, in a sorted array
+    (sized by the rows, never by the largest frame number)."""
     frames = dets[:, 0].astype(np.int64)
-    bounds = np.searchsorted(frames, np.arange(1, frames.max() + 2 if len(frames) else 2))
-    return frames, bounds
+    uniq, starts = np.unique(frames, return_index=True)
+    ends = np.append(starts[1:], len(frames))
+    return {int(f): slice(int(a), int(b)) for f, a, b in zip(uniq, starts, ends)}
 
 
-def _iter_frames(last: int, frames) -> Iterator[tuple[int, np.ndarray | None]]:
+def _needed_frames(rows: dict[int, slice], tracker) -> Iterator[int]:
+    """The frame numbers a tracker must see without images: every frame with
+    detections, and after it the empty frames while the tracker still has live
+    tracks (they age there); a gap beyond that is skipped in one step
+    (:meth:`~fiftyone_posetrack.tracking.base.Tracker.skip_frames`), so frame
+    numbers that jump by millions cost nothing."""
+    frames = sorted(rows)
+    for i, f in enumerate(frames):
+        yield f
+        nxt = frames[i + 1] if i + 1 < len(frames) else f + 1
+        g = f + 1
+        while g < nxt and tracker.has_tracks():
+            yield g
+            g += 1
+        if g < nxt:
+            tracker.skip_frames(nxt - g)
+
+
+def _iter_frames(last: int, frames, needed: Iterator[int] | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
     if frames is None:
-        for f in range(1, last + 1):
+        for f in needed if needed is not None else range(1, last + 1):
             yield f, None
         return
     count = 0
@@ -105,13 +130,14 @@ def _iter_frames(last: int, frames) -> Iterator[tuple[int, np.ndarray | None]]:
 def embed_mot_detections(dets, frames, embedder, progress: bool = False) -> dict[int, np.ndarray]:
     """Appearance features of every detection: ``{frame: (n_frame, D)}`` in row order."""
     dets = check_mot_detections(dets)
-    _, bounds = _frame_rows(dets)
-    last = len(bounds) - 1
+    if len(dets) == 0:
+        return {}
+    where = _frame_rows(dets)
+    last = max(where)
     out = {}
     for f, img in tqdm(_iter_frames(last, frames), total=last, disable=not progress, desc="embed"):
-        rows = dets[bounds[f - 1] : bounds[f]]
-        if len(rows):
-            out[f] = embedder.embed(img, xywh_to_xyxy(rows[:, 2:6]))
+        if f in where:
+            out[f] = embedder.embed(img, xywh_to_xyxy(dets[where[f], 2:6]))
     return out
 
 
@@ -148,11 +174,13 @@ def track_mot_array(
         smoother.reset()
     if len(dets) == 0:
         return np.zeros((0, 10))
-    _, bounds = _frame_rows(dets)
-    last = len(bounds) - 1
+    where = _frame_rows(dets)
+    last = max(where)
+    needed = _needed_frames(where, tracker) if frames is None else None
     out = []
-    for f, img in tqdm(_iter_frames(last, frames), total=last, disable=not progress, desc="track"):
-        rows = dets[bounds[f - 1] : bounds[f]]
+    empty = dets[:0]
+    for f, img in tqdm(_iter_frames(last, frames, needed), total=last, disable=not progress, desc="track"):
+        rows = dets[where[f]] if f in where else empty
         boxes = xywh_to_xyxy(rows[:, 2:6])
         emb = None
         if embeddings is not None and f in embeddings:
