@@ -88,6 +88,9 @@ def replace(path, other):
     shutil.copyfile(other, path)
 
 
+JOB_FIELDS = ("trk", "trk_status", "trk_claimed_at", "trk_run", "trk_claim")  # the run's own fields
+
+
 def test_file_replaced_by_another_size_is_refused_and_labels_untouched(dataset, videos, tmp_path):
     path = tmp_path / "clip.mp4"
     shutil.copyfile(videos["plain"], path)
@@ -96,16 +99,16 @@ def test_file_replaced_by_another_size_is_refused_and_labels_untouched(dataset, 
     write_mot(tmp_path / "gt.txt", rows, gt=True)
     import_mot_ground_truth(dataset[sid], tmp_path / "gt.txt")
     replace(path, make_video(tmp_path / "other.mp4", frames=N, size=(128, 128)))
-    before = snapshot(dataset, ("trk", "trk_status", "trk_claimed_at", "trk_run"))
+    before = snapshot(dataset, JOB_FIELDS)
     with pytest.raises(BadInputError, match=r"clip.mp4: the frames decode as 128x128 but the metadata says 160x96; "
                                             r"the file is \d+ bytes but the metadata says \d+"):
         track_detections(dataset, "gt_detections", "trk", tracker="bytetrack", progress=False)
-    assert snapshot(dataset, ("trk", "trk_status", "trk_claimed_at", "trk_run")) == before
+    assert snapshot(dataset, JOB_FIELDS) == before
     assert not dataset.has_frame_field("trk") or dataset.count("frames.trk") == 0
     ensure_metadata(dataset)  # keeps the metadata (and its fingerprint): never blesses the new file silently
     with pytest.raises(VideoChangedError, match="clip.mp4: the frames decode as 128x128"):
         check_video_file(dataset[sid])
-    assert snapshot(dataset, ("trk", "trk_status", "trk_claimed_at", "trk_run")) == before
+    assert snapshot(dataset, JOB_FIELDS) == before
     ensure_metadata(dataset, overwrite=True)
     assert (dataset[sid].metadata.frame_width, dataset[sid].metadata.frame_height) == (128, 128)
     assert check_video_file(dataset[sid]).width == 128
@@ -160,7 +163,7 @@ def test_stage_on_rotated_video_reads_and_normalises_the_displayed_frames(datase
 
     if shutil.which("ffprobe"):
         dataset.compute_metadata(overwrite=True, progress=False)  # FiftyOne's unrotated size
-        before = snapshot(dataset, ("smooth2", "smooth2_status", "smooth2_claimed_at", "smooth2_run"))
+        before = snapshot(dataset, ("smooth2", "smooth2_status", "smooth2_claimed_at", "smooth2_run", "smooth2_claim"))
         with pytest.raises(BadInputError, match=r"rotated.mp4: the frames decode as 96x160 but the metadata says 160x96"):
             smooth_poses(dataset, "kps", "smooth2", method="flow", progress=False)
-        assert snapshot(dataset, ("smooth2", "smooth2_status", "smooth2_claimed_at", "smooth2_run")) == before
+        assert snapshot(dataset, ("smooth2", "smooth2_status", "smooth2_claimed_at", "smooth2_run", "smooth2_claim")) == before

@@ -160,13 +160,14 @@ def test_eval_key_whose_fields_exist_is_refused_by_every_evaluation(dataset):
     tracked(dataset)
     dataset.add_sample_field("x_mota", fo.FloatField)
     dataset.add_sample_field("y_ap", fo.FloatField)
+    dataset.clone_frame_field("gt_keypoints", "copied_keypoints")  # a field to evaluate (never itself)
     before = snapshot(dataset)
     with pytest.raises(BadInputError, match=r"eval_key 'x': the run would write the existing field 'x_mota'"):
         evaluate_tracking(dataset, "pred_detections", "gt_detections", eval_key="x")
     with pytest.raises(BadInputError, match=r"eval_key 'y': the run would write the existing field 'y_ap'"):
         evaluate_person_detection(dataset, "pred_detections", "gt_detections", eval_key="y")
     with pytest.raises(BadInputError, match=r"eval_key 'y': the run would write the existing field 'y_ap'"):
-        evaluate_poses(dataset, "gt_keypoints", "gt_keypoints", eval_key="y", gt_box_field=None, pred_box_field=None)
+        evaluate_poses(dataset, "copied_keypoints", "gt_keypoints", eval_key="y", gt_box_field=None, pred_box_field=None)
     with pytest.raises(BadInputError, match=r"eval_key: names starting with '_'"):
         evaluate_tracking(dataset, "pred_detections", "gt_detections", eval_key="_x")
     assert snapshot(dataset) == before

@@ -159,6 +159,8 @@ def test_track_mot_cli_on_frames_that_jump_by_millions_finishes_in_seconds(tmp_p
     far = d.copy()
     far[:, 0] += 100_000_000 - 1
     det = tmp_path / "det.txt"
+    # a sequence this long (seqLength; else read_mot refuses frames above formats.mot.MAX_FRAME)
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nname=far\nseqLength=100000010\n")
     det.write_text("".join(f"{int(r[0])},-1,{r[2]:.1f},{r[3]:.1f},{r[4]:.1f},{r[5]:.1f},{r[6]:.2f}\n"
                            for r in np.concatenate([d, far])))  # fmt: skip
     out = tmp_path / "out.txt"
@@ -166,5 +168,5 @@ def test_track_mot_cli_on_frames_that_jump_by_millions_finishes_in_seconds(tmp_p
     proc = subprocess.run([sys.executable, "-m", "fiftyone_posetrack.cli", "track-mot", str(det), str(out)],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    res = read_mot(out)
+    res = read_mot(out, max_frame=None)
     assert res[:, 0].min() <= 3 and res[:, 0].max() == 100_000_009

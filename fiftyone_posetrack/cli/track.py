@@ -35,7 +35,8 @@ def register(subparsers) -> None:
             "the shared benchmarks by its worst loss; docs/tracking.md); post-processing options override the preset's."
         ),
     )
-    track.add_argument("det", metavar="DET.txt", help="MOT detection file")
+    track.add_argument("det", metavar="DET.txt", help="MOT detection file (frames up to seqLength of a "
+                       "seqinfo.ini next to it or one folder up, else formats.mot.MAX_FRAME)")
     track.add_argument("out", metavar="OUT.txt", help="result file to write")
     _common(track)
     track.add_argument("--tracker-preset", metavar="NAME_OR_JSON",
@@ -120,7 +121,7 @@ def _embedder(args):
 
 
 def _track_mot(args) -> int:
-    from fiftyone_posetrack.formats.mot import read_mot, write_mot
+    from fiftyone_posetrack.formats.mot import MAX_FRAME, read_mot, sequence_length_of, write_mot
     from fiftyone_posetrack.cli.postprocess import postprocess_options
     from fiftyone_posetrack.tracking import make_tracker
     from fiftyone_posetrack.tracking.postprocess import postprocess_tracks
@@ -146,7 +147,7 @@ def _track_mot(args) -> int:
         from fiftyone_posetrack.tracking.box_smoothing import FlowBoxSmoother
 
         smoother = FlowBoxSmoother(alpha=args.smooth, max_gap=args.bridge)
-    dets = read_mot(args.det)
+    dets = read_mot(args.det, max_frame=sequence_length_of(args.det) or MAX_FRAME)
     if args.frames and not os.path.exists(args.frames):
         raise FileNotFoundError(f"--frames not found: {args.frames}")
     res = track_mot_array(dets, tracker, frames=args.frames, embedder=_embedder(args),

@@ -30,7 +30,6 @@ FiftyOne and ``(0, 0)`` with visibility 0 in PoseTrack files.
 
 from __future__ import annotations
 
-import configparser
 import logging
 import os
 from dataclasses import dataclass, field
@@ -126,21 +125,10 @@ class MotSequence:
     length: int | None = None
 
 
-def _read_seqinfo(path: str) -> dict:
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as e:
-        raise BadInputError(f"{path}: not a seqinfo.ini file ({e})") from None
-    if not parser.has_section("Sequence"):
-        raise BadInputError(f"{path}: no [Sequence] section")
-    return {k.lower(): v.strip() for k, v in parser.items("Sequence")}
-
-
 def _sequence(path: str) -> MotSequence | None:
     """The sequence in folder ``path``, or None when it is not one."""
     info_path = os.path.join(path, "seqinfo.ini")
-    info = _read_seqinfo(info_path) if os.path.isfile(info_path) else {}
+    info = mot.read_seqinfo(info_path) if os.path.isfile(info_path) else {}
     im_dir = inside(path, info.get("imdir") or "img1", f"{info_path}: imDir")
     video = os.path.join(path, "video.mp4")
     has_video, has_images = os.path.isfile(video), os.path.isdir(im_dir)

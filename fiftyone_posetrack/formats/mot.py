@@ -25,6 +25,7 @@ or above ``max_frame`` (default :data:`MAX_FRAME`), an id's magnitude exceeds
 
 from __future__ import annotations
 
+import configparser
 import os
 
 import numpy as np
@@ -43,6 +44,42 @@ MAX_FRAME = 1_000_000
 MAX_ID = 2**53 - 1
 
 _NAMES = ("frame", "id", "bb_left", "bb_top", "bb_width", "bb_height", "conf", "class", "visibility")
+def read_seqinfo(path: str | os.PathLike) -> dict[str, str]:
+    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``, keys lower-cased.
+
+    Raises:
+        BadInputError: when the file does not parse or has no ``[Sequence]`` section
+    """
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as e:
+        raise BadInputError(f"{path}: not a seqinfo.ini file ({e})") from None
+    if not parser.has_section("Sequence"):
+        raise BadInputError(f"{path}: no [Sequence] section")
+    return {k.lower(): v.strip() for k, v in parser.items("Sequence")}
+
+
+def sequence_length_of(det_path: str | os.PathLike) -> int | None:
+    """``seqLength`` of the sequence a MOT file belongs to, or None when unknown.
+
+    Looks for ``seqinfo.ini`` next to the file and one folder up (MOTChallenge's
+    ``SEQ/det/det.txt`` and ``SEQ/gt/gt.txt`` next to ``SEQ/seqinfo.ini``).
+    """
+    folder = os.path.dirname(os.path.abspath(det_path))
+    for candidate in (folder, os.path.dirname(folder)):
+        info_path = os.path.join(candidate, "seqinfo.ini")
+        if os.path.isfile(info_path):
+            value = read_seqinfo(info_path).get("seqlength")
+            if value is None:
+                return None
+            try:
+                return int(value)
+            except ValueError:
+                raise BadInputError(f"{info_path}: seqlength must be a number, got {value!r}") from None
+    return None
+
+
 def read_mot(
     path: str | os.PathLike,
     min_columns: int = 6,

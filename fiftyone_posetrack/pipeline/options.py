@@ -137,6 +137,8 @@ MAX_HELD_FRAMES = 3000
 MAX_TRACK_FRAMES = 100_000
 #: the longest ``stale_after`` (seconds): 7 days
 MAX_STALE_AFTER = 7 * 24 * 3600.0
+#: the most Ray workers (actors) one run may start: more than any cluster's GPUs
+MAX_WORKERS = 10_000
 
 _MODEL = ValueSpec("str")
 _OPTIONAL_MODEL = ValueSpec("str", nullable=True)
@@ -359,7 +361,7 @@ JOB_OPTIONS: dict[str, Option] = {
             choices={"inprocess": "In this process", "ray": "On Ray (one video per worker)"},
         ),
         Option(
-            "workers", ValueSpec("int", lo=1, nullable=True), None, "advanced", "Ray workers",
+            "workers", ValueSpec("int", lo=1, hi=MAX_WORKERS, nullable=True), None, "advanced", "Ray workers",
             "Ray actors processing videos at once (engine ray): one GPU each on a cluster with GPUs, else one "
             "CPU each; default: as many as the cluster holds",
         ),

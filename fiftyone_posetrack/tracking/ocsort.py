@@ -145,11 +145,11 @@ class OCSort(ByteTrack):
         "n_init": ValueSpec("int", lo=1, hi=1000),
         "oru": ValueSpec("bool"),
         "ocr": ValueSpec("bool"),
-        "ocr_max_age": ValueSpec("int", lo=0, nullable=True),
+        "ocr_max_age": ValueSpec("int", lo=0, hi=MAX_AGE, nullable=True),
         "hmiou": ValueSpec("bool"),
         "buffer": ValueSpec("float", lo=0.0, hi=2.0),
         "ocm_corners": ValueSpec("bool"),
-        "tcm": ValueSpec("float", lo=0.0),
+        "tcm": ValueSpec("float", lo=0.0, hi=10.0),
     }
 
     def __init__(
