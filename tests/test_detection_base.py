@@ -118,3 +118,38 @@ def test_detector_rejects_bad_frames(frames, match):
     det = _FixedBoxes(np.zeros((0, 4)), np.zeros(0))
     with pytest.raises(BadInputError, match=match):
         det.detect(frames)
+
+
+def test_cpu_threads_follow_omp_num_threads_then_the_affinity(monkeypatch):
+    """Ray sets ``OMP_NUM_THREADS`` to an actor's CPUs; without it, the cores the process may use."""
+    import os
+    import subprocess
+    import sys
+
+    from fiftyone_posetrack.detection.runtime import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert cpu_threads() == 7 and cpu_threads(most=4) == 4
+    for junk in ("", "0", "two", "-3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", junk)
+        assert cpu_threads() == len(os.sched_getaffinity(0))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    core = min(os.sched_getaffinity(0))
+    code = (f"import os; os.sched_setaffinity(0, {{{core}}}); "
+            "from fiftyone_posetrack.detection.runtime import cpu_threads; print(cpu_threads())")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"  # pinned to one core (taskset, a cpuset): one thread
+
+
+def test_onnx_sessions_get_one_thread_per_allowed_core(monkeypatch, shared_dir):
+    """An onnxruntime session opened without ``threads`` uses :func:`cpu_threads`, not every core of the machine."""
+    from fiftyone_posetrack.detection.runtime import onnx_session
+
+    path = shared_dir / "models" / "rtmdet-nano-person" / "end2end.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert onnx_session(path, "cpu").get_session_options().intra_op_num_threads == 1
+    assert onnx_session(path, "cpu", threads=2).get_session_options().intra_op_num_threads == 2

@@ -65,6 +65,23 @@ def onnx_providers(device: str = "auto") -> list:
     return ["CPUExecutionProvider"]
 
 
+def cpu_threads(most: int | None = None) -> int:
+    """The CPU threads a model runtime should use in this process.
+
+    ``OMP_NUM_THREADS`` when it is a positive integer (Ray sets it to an
+    actor's ``num_cpus``; onnxruntime and LiteRT do not read it themselves),
+    else the cores this process may run on (its CPU affinity: ``taskset``, a
+    container's cpuset), at most ``most``. One thread per core: more threads
+    than cores make onnxruntime's spinning workers wait on each other.
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        n = int(env)
+    else:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n, most) if most else n)
+
+
 def onnx_session(
     path, device: str = "auto", what: str = "ONNX model", source: str = "", threads: int = 0
 ):
@@ -75,7 +92,7 @@ def onnx_session(
         device: see :func:`onnx_providers`
         what: what the model is (for error messages)
         source: where to get the file (for error messages)
-        threads: intra-op CPU threads (0: onnxruntime's default)
+        threads: intra-op CPU threads (0: :func:`cpu_threads`)
 
     Returns:
         an ``onnxruntime.InferenceSession``
@@ -91,8 +108,7 @@ def onnx_session(
     path = check_model_file(path, what, source or "the model's release page")
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = int(threads)
+    options.intra_op_num_threads = int(threads) if threads else cpu_threads()
     try:
         return ort.InferenceSession(path, sess_options=options, providers=onnx_providers(device))
     except Exception as e:  # onnxruntime raises its own Fail / InvalidProtobuf types

@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from fiftyone_posetrack.detection.runtime import check_model_file
+from fiftyone_posetrack.detection.runtime import check_model_file, cpu_threads
 from fiftyone_posetrack.pose.base import PoseEstimator
 from fiftyone_posetrack.skeleton import flip_permutation
 from fiftyone_posetrack.pose.crops import (
@@ -56,8 +56,8 @@ class MoveNetTFLite(PoseEstimator):
         model_path: the ``.tflite`` file
         device: ignored: TFLite runs on the CPU (a warning says so for ``"cuda"``)
         padding: box enlargement before the square crop (1.25)
-        threads: interpreter CPU threads (None: the cores this process may
-            use, at most 4; LiteRT's own default is one thread, and two threads
+        threads: interpreter CPU threads (None:
+            :func:`~fiftyone_posetrack.detection.runtime.cpu_threads`, at most 4; LiteRT's own default is one thread, and two threads
             measured 3.2 instead of 4.8 ms per crop on 2 cores)
         flip_test: also run each crop mirrored and average (see the module docs)
     """
@@ -81,8 +81,7 @@ class MoveNetTFLite(PoseEstimator):
         except ImportError as e:
             raise missing_dependency("MoveNet TFLite", "ai-edge-litert", "lite", e) from e
         if threads is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            threads = max(1, min(4, cores or 1))
+            threads = cpu_threads(most=4)
         try:
             self.interpreter = Interpreter(model_path=path, num_threads=int(threads))
             self.interpreter.allocate_tensors()
