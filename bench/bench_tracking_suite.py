@@ -1,7 +1,10 @@
 """Tracking suite: every shared benchmark x (default, each tracker, each named preset).
 
 Run: ``nice python bench/bench_tracking_suite.py [--jobs 2] [--benchmarks mot17,dancetrack,tud,crowd]
-[--configs default,ocsort,...] [--no-loso] [--dancetrack 0004,0019,0034,0063]``
+[--configs default,ocsort,...] [--no-loso] [--dancetrack 0004,0019,0034,0063] [--variants FILE.json]``
+
+``--variants`` adds rows from a JSON file ``{label: [tracker, params, postprocess]}``
+(``bench/tracking_variants.json`` holds the variants measured in ``docs/tracking.md``).
 
 Cost (estimated from single-sequence timings): ~6 s CPU per row on MOT17, ~2 min on DanceTrack (13 sequences), a few s on
 TUD and the crowd: ~25 CPU minutes in all, ~13 min wall on 2 idle cores (more than the 5 asked).
@@ -144,6 +147,19 @@ def loso_grid() -> dict[str, tuple[str, dict, dict]]:
             for label, (over, post) in LOSO_GRID.items()}  # fmt: skip
 
 
+def read_variants(path) -> dict[str, tuple[str, dict, dict]]:
+    """Rows from a JSON file ``{label: [tracker, params, postprocess]}``, each checked as a preset."""
+    import json
+
+    from fiftyone_posetrack.tracking.presets import check_preset
+
+    rows = {}
+    for label, (tracker, params, post) in json.loads(pathlib.Path(path).read_text()).items():
+        p = check_preset({"tracker": tracker, "params": params, "postprocess": post}, f"variant {label!r}")
+        rows[f"variant:{label}"] = (p["tracker"], p["params"], p["postprocess"])
+    return rows
+
+
 _DATA: dict = {}
 
 
@@ -203,6 +219,7 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", help="comma-separated row labels (default: all; 'default' always runs)")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-sequence-out grid")
     ap.add_argument("--dancetrack", metavar="0004,0019,...", help="only these DanceTrack sequences (a quick subset)")
+    ap.add_argument("--variants", metavar="FILE.json", help="extra rows: {label: [tracker, params, postprocess]}")
     args = ap.parse_args(argv)
     global DANCE_SUBSET
     DANCE_SUBSET = args.dancetrack.split(",") if args.dancetrack else None
@@ -220,6 +237,8 @@ def main(argv=None) -> int:
         if bad:
             ap.error(f"unknown configuration(s) {bad}; known: {list(configs)}")
         configs = {k: configs[k] for k in wanted}
+    if args.variants:
+        configs.update(read_variants(args.variants))
     grid = {} if args.no_loso else loso_grid()
     order = sorted(benches, key=lambda b: b != "dancetrack")  # the longest first
     jobs = [(b, lb, c) for b in order for lb, c in {**configs, **grid}.items()]
