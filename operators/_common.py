@@ -455,6 +455,8 @@ def summary_outputs(outputs, ctx=None):
     outputs.int("processed", label="Videos processed")
     outputs.int("skipped", label="Videos skipped (done, or claimed by another worker)")
     outputs.int("frames", label="Frames processed")
+    if ctx is None or (ctx.results or {}).get("claimed"):
+        outputs.obj("claimed", label="Videos another live run holds (its run key per video)", view=types.JSONView())
     if ctx is None or (ctx.results or {}).get("failed"):
         outputs.obj("failed", label="Failed videos", view=types.JSONView())
     if ctx is None or (ctx.results or {}).get("engine") == "ray":
@@ -469,6 +471,7 @@ def summary_result(summary) -> dict:
     return {
         "processed": len(summary.processed),
         "skipped": len(summary.skipped),
+        "claimed": dict(summary.claimed),
         "frames": int(summary.frames),
         "failed": dict(summary.failed),
         "processed_ids": list(summary.processed),

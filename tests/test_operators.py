@@ -170,6 +170,7 @@ def test_queued_runs_split_the_videos_and_no_run_queues_copies(dataset, models, 
     (b,) = service.execute_queued_operations(operator=uri("run_pose_tracking"), limit=1)
     assert a.error is None and b.error is None, (a.error, b.error)
     assert a.result["processed"] == 3 and b.result["processed"] == 0 and b.result["skipped"] == 3
+    assert b.result["claimed"] == {}, "videos done already are not reported as held by another run"
     assert a.result["engine"] == "inprocess"
     assert len(service.list_operations(operator=uri("run_pose_tracking"))) == 2
 

@@ -248,6 +248,10 @@ def test_two_workers_split_the_videos(cluster):
         run_of = {op["result"]["run_key"]: op["result"]["processed_ids"] for op in ops}
         assert v["id"] in run_of[v["run"]], "the video names the run record of the run that processed it"
     assert sum(op["result"]["skipped"] for op in ops) == len(ids), "each run skipped the other's videos"
+    for op, other in ((ops[0], ops[1]), (ops[1], ops[0])):
+        held = op["result"]["claimed"]  # skipped while the other run held them (the rest: done already)
+        assert set(held) <= set(other["result"]["processed_ids"]), (held, other["result"]["processed_ids"])
+        assert set(held.values()) <= {other["result"]["run_key"]}, held
 
 
 @pytest.mark.slow
