@@ -27,7 +27,7 @@ import pytest
 import fiftyone as fo
 
 from fiftyone_posetrack.fo.plugin import install_plugin
-from test_app_browser import ARGS, CHROMIUM, _dismiss_popover, _free_port, playwright  # noqa: F401 (fixture)
+from test_app_browser import ARGS, CHROMIUM, _dismiss_popover, _free_port, _wait, playwright  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -119,10 +119,21 @@ def test_panel_flags_table_opens_a_flagged_frame(page, scored_app, tmp_path):
     table.locator("tbody tr").first.click()
     expect(page.locator("[data-cy=modal]").first).to_be_visible()
     expect(page.get_by_role("textbox").filter(has_text="ToClips").or_(page.locator("input[value=ToClips]")).first).to_be_visible()
-    assert session.view.first().support[0] == first["frame_number"]  # the App shows the clip from that frame
+    # the App tells its Python session about the new view asynchronously: wait for it
+    def clip_start():
+        view = session.view
+        sample = view.first() if view is not None and len(view) else None
+        return getattr(sample, "support", [None])[0]
+
+    _wait(lambda: clip_start() == first["frame_number"], 60, f"the session's view to be the clip from frame {first['frame_number']}")
     seconds = (first["frame_number"] - 1) / dataset.first().metadata.frame_rate
     # the video loads slowly on busy cores: its time display shows the frame once it has
-    expect(page.get_by_text(f"0:{seconds:05.2f}").first).to_be_visible(timeout=240_000)
+    try:
+        expect(page.get_by_text(f"0:{seconds:05.2f}").first).to_be_visible(timeout=240_000)
+    except AssertionError as e:  # say what the player showed instead (a flake seen once, 2026-12-07)
+        shot = _shot(page, tmp_path, "flagged_frame_failure")
+        shown = page.locator("[data-cy=modal]").first.inner_text(timeout=5_000)[:500]
+        raise AssertionError(f"the player never showed 0:{seconds:05.2f} (screenshot {shot}); the modal shows: {shown!r}") from e
     page.mouse.move(600, 500)
     _shot(page, tmp_path, "flagged_frame")
 
