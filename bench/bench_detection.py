@@ -69,6 +69,7 @@ def parse_config(name: str) -> dict:
     opts = {k: CPU_TUNED[k] for k in ("detector", "det_input_size", "det_tile_size", "det_tile_overlap",
                                       "det_tile_merge", "det_score_threshold")}  # fmt: skip
     opts["detector2"], flip = None, False
+    opts["merge_iou"], opts["model_nms_iou"] = 0.5, None
     if name == "cpu":
         return dict(opts, flip=flip)
     if name[0].isdigit() or name.startswith("tiles"):  # the former names: 960, tiles640@320[-wbf]
@@ -95,6 +96,10 @@ def parse_config(name: str) -> dict:
             opts["det_tile_overlap"] = float(tok[1:])
         elif tok[0] == "i":
             opts["det_input_size"] = int(tok[1:])
+        elif tok[0] == "m":
+            opts["merge_iou"] = float(tok[1:])
+        elif tok[0] == "n":
+            opts["model_nms_iou"] = float(tok[1:])
         else:
             raise SystemExit(f"unknown configuration token {tok!r} in {name!r}")
     return dict(opts, flip=flip)
@@ -124,7 +129,9 @@ def build(name: str, models_dir: str, score: float | None = None):
     from fiftyone_posetrack.pipeline.core import FUSION_MEMBER_THRESHOLD, build_detector
 
     opts = parse_config(name)
-    flip = opts.pop("flip")
+    flip, merge_iou, model_nms_iou = opts.pop("flip"), opts.pop("merge_iou"), opts.pop("model_nms_iou")
+    if model_nms_iou is not None:
+        models_dir = with_model_nms(models_dir, opts["detector"], model_nms_iou)
     if score is not None and not any(t.startswith("s") for t in name.split("_")):
         opts["det_score_threshold"] = score
     config = PipelineConfig(models_dir=models_dir, device="cpu", batch_size=8, **opts)
@@ -137,8 +144,36 @@ def build(name: str, models_dir: str, score: float | None = None):
                                  score_threshold=opts["det_score_threshold"], batch_size=8)  # fmt: skip
     if opts["det_tile_size"]:
         detector = TiledDetector(detector, opts["det_tile_size"], opts["det_tile_overlap"], opts["det_tile_merge"],
-                                 strict=False)  # fmt: skip
+                                 iou_threshold=merge_iou, strict=False)  # fmt: skip
     return detector
+
+
+def with_model_nms(models_dir: str, detector: str, iou: float) -> str:
+    """A temporary models folder whose ``detector`` ONNX has its NonMaxSuppression IoU set to ``iou``."""
+    import os
+    import shutil
+    import tempfile
+
+    import onnx
+    from onnx import numpy_helper
+
+    src = pathlib.Path(models_dir)
+    root = pathlib.Path(tempfile.mkdtemp(prefix="bench-det-nms-"))
+    for d in src.iterdir():
+        if d.name != detector:
+            os.symlink(d, root / d.name)
+    shutil.copytree(src / detector, root / detector, ignore=shutil.ignore_patterns("*.onnx"))
+    for path in (src / detector).glob("*.onnx"):
+        model = onnx.load(path)
+        consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+        nodes = [n for n in model.graph.node if n.op_type == "NonMaxSuppression"]
+        if not nodes:
+            raise SystemExit(f"{path} has no NonMaxSuppression node: the n token applies to RTMDet's export only")
+        for node in nodes:  # inputs: boxes, scores, max_output_boxes_per_class, iou_threshold, score_threshold
+            tensor = consts[node.input[3]].attribute[0].t
+            tensor.CopyFrom(numpy_helper.from_array(np.array([iou], dtype=np.float32), tensor.name))
+        onnx.save(model, root / detector / path.name)
+    return str(root)
 
 
 def load_mot17(root: pathlib.Path) -> dict:
@@ -169,6 +204,46 @@ def to_mot(dets: list) -> np.ndarray:
             rows.append([f, next_id, box[0], box[1], box[2] - box[0], box[3] - box[1], score, -1, -1])
             next_id += 1
     return np.asarray(rows, dtype=np.float64).reshape(-1, 9)
+
+
+def false_positives(detector, data) -> None:
+    """Prints what the MOT17 false positives of ``detector`` are (see the module docstring)."""
+    from fiftyone_posetrack.eval.mot import DISTRACTOR_CLASSES
+
+    kinds = {"inside a pedestrian's box (a visible part)": 0, "on a distractor's box": 0,
+             "overlapping a pedestrian (IoU 0.1-0.5)": 0, "on nobody": 0}
+    total = 0
+    for frames, gt in data.values():
+        for f, d in enumerate(run_detector(detector, frames)[0], start=1):
+            g = gt[gt[:, 0] == f]
+            boxes = np.c_[g[:, 2:4], g[:, 2:4] + g[:, 4:6]]
+            ped = (g[:, 7] == 1) & (g[:, 6] == 1)
+            iou = box_iou(d.boxes, boxes) if len(g) else np.zeros((len(d), 0))
+            taken, matched = np.zeros(len(g), dtype=bool), np.zeros(len(d), dtype=bool)
+            for i in np.argsort(-d.scores, kind="stable"):
+                cand = np.where(~taken & ped & (iou[i] >= 0.5), iou[i], -1.0)
+                j = int(np.argmax(cand)) if len(g) else -1
+                if j >= 0 and cand[j] >= 0.5:
+                    taken[j] = matched[i] = True
+            for i in np.where(~matched)[0]:
+                b = d.boxes[i]
+                wh = np.clip(np.minimum(b[2:], boxes[:, 2:]) - np.maximum(b[:2], boxes[:, :2]), 0, None)
+                inside = wh.prod(axis=1) / max((b[2] - b[0]) * (b[3] - b[1]), 1e-9)
+                distractor = np.isin(g[:, 7], DISTRACTOR_CLASSES)
+                if len(g) and (iou[i][distractor] >= 0.5).any():
+                    continue  # a distractor's match: removed by the evaluation (approximately as it does)
+                total += 1
+                if len(g) and (inside[ped] >= 0.8).any():
+                    kinds["inside a pedestrian's box (a visible part)"] += 1
+                elif len(g) and (inside[distractor] >= 0.8).any():
+                    kinds["on a distractor's box"] += 1
+                elif len(g) and (iou[i][ped] >= 0.1).any():
+                    kinds["overlapping a pedestrian (IoU 0.1-0.5)"] += 1
+                else:
+                    kinds["on nobody"] += 1
+    print(f"\nMOT17 false positives of the first configuration: {total}")
+    for kind, n in kinds.items():
+        print(f"  {kind}: {n} ({n / max(total, 1):.0%})")
 
 
 def evaluate_mot17(detector, data) -> dict:
@@ -299,6 +374,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models-dir", default=str(SHARED / "models"))
     parser.add_argument("--score", type=float, default=None, help="score threshold of configurations without s...")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated configurations")
+    parser.add_argument("--false-positives", action="store_true", help="what the first configuration's MOT17 FPs are")
     args = parser.parse_args(argv)
     if not (SHARED / "data" / "mot17-frames").exists():
         print(f"skipped: {SHARED / 'data' / 'mot17-frames'} is absent (the shared data folder)")
@@ -348,6 +424,8 @@ def main(argv=None) -> int:
         ok = m["recall"] >= 0.70 and m["precision"] >= 0.70
         print(f"{name:<18}" + "".join(f"{loss[k]:13.3f}" for k in sets) + f"{max(loss.values()):8.3f}  "
               + ("yes" if ok else "no"))  # fmt: skip
+    if args.false_positives:
+        false_positives(build(names[0], args.models_dir, args.score), mot)
     return 0
 
 
