@@ -215,3 +215,32 @@ def test_mkdocs_build_strict(tmp_path):
     for chart in ("detection_sizes.png", "demo_stages.png"):
         assert (site / "img" / "generated" / chart).stat().st_size > 10_000, chart
     assert (site / "bad-input" / "index.html").exists() and (site / "tracking" / "index.html").exists()
+
+
+_CONFLICT = re.compile(r"^(<{7} |>{7} |={7}$)", re.MULTILINE)
+
+
+def _conflicted(paths, root: pathlib.Path = REPO) -> list[str]:
+    """``path:line`` (relative to ``root``) of every merge-conflict marker line in ``paths``."""
+    found = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(root)
+        found += [f"{where}:{text.count(chr(10), 0, m.start()) + 1}" for m in _CONFLICT.finditer(text)]
+    return found
+
+
+def test_no_merge_conflict_markers_in_the_tracked_text_files():
+    """A merge left ``<<<<<<< HEAD`` / ``=======`` / ``>>>>>>> ray`` in docs/scaleout.md once, and it was
+    published as the page's first lines (mkdocs renders the markers as text)."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    suffixes = {".md", ".py", ".yml", ".yaml", ".toml", ".sh", ".json", ".txt", ".cfg", ".ini"}
+    paths = [REPO / p for p in tracked.splitlines() if pathlib.Path(p).suffix in suffixes and (REPO / p).is_file()]
+    assert len(paths) > 50, "git ls-files listed too few files to check"
+    assert _conflicted(paths) == []
+
+
+def test_the_conflict_marker_check_finds_markers(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n<<<<<<< HEAD\nours\n=======\ntheirs\n>>>>>>> branch\n| a | b |\n|===|\n")
+    assert _conflicted([page], tmp_path) == [f"page.md:{n}" for n in (2, 4, 6)]
