@@ -150,6 +150,7 @@ def build(name: str, models_dir: str, score: float | None = None):
 
 def with_model_nms(models_dir: str, detector: str, iou: float) -> str:
     """A temporary models folder whose ``detector`` ONNX has its NonMaxSuppression IoU set to ``iou``."""
+    import atexit
     import os
     import shutil
     import tempfile
@@ -159,6 +160,7 @@ def with_model_nms(models_dir: str, detector: str, iou: float) -> str:
 
     src = pathlib.Path(models_dir)
     root = pathlib.Path(tempfile.mkdtemp(prefix="bench-det-nms-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     for d in src.iterdir():
         if d.name != detector:
             os.symlink(d, root / d.name)
@@ -218,18 +220,12 @@ def false_positives(detector, data) -> None:
             g = gt[gt[:, 0] == f]
             boxes = np.c_[g[:, 2:4], g[:, 2:4] + g[:, 4:6]]
             ped = (g[:, 7] == 1) & (g[:, 6] == 1)
-            iou = box_iou(d.boxes, boxes) if len(g) else np.zeros((len(d), 0))
-            taken, matched = np.zeros(len(g), dtype=bool), np.zeros(len(d), dtype=bool)
-            for i in np.argsort(-d.scores, kind="stable"):
-                cand = np.where(~taken & ped & (iou[i] >= 0.5), iou[i], -1.0)
-                j = int(np.argmax(cand)) if len(g) else -1
-                if j >= 0 and cand[j] >= 0.5:
-                    taken[j] = matched[i] = True
-            for i in np.where(~matched)[0]:
+            iou = box_iou(d.boxes, boxes)
+            distractor = np.isin(g[:, 7], DISTRACTOR_CLASSES)
+            for i in np.flatnonzero(greedy_match(iou, d.scores, eligible=ped) < 0):
                 b = d.boxes[i]
                 wh = np.clip(np.minimum(b[2:], boxes[:, 2:]) - np.maximum(b[:2], boxes[:, :2]), 0, None)
                 inside = wh.prod(axis=1) / max((b[2] - b[0]) * (b[3] - b[1]), 1e-9)
-                distractor = np.isin(g[:, 7], DISTRACTOR_CLASSES)
                 if len(g) and (iou[i][distractor] >= 0.5).any():
                     continue  # a distractor's match: removed by the evaluation (approximately as it does)
                 total += 1
@@ -308,6 +304,22 @@ def load_coco_boxes(path: pathlib.Path):
     return frames, boxes, ignore, regions
 
 
+def greedy_match(iou: np.ndarray, scores: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
+    """For each detection (rows of ``iou``), by descending score, the free ground-truth box of highest
+    IoU >= 0.5 among ``eligible`` columns (all by default), or -1."""
+    match = np.full(len(iou), -1, dtype=np.int64)
+    if iou.shape[1] == 0:
+        return match
+    taken = np.zeros(iou.shape[1], dtype=bool) if eligible is None else ~np.asarray(eligible, dtype=bool)
+    for i in np.argsort(-scores, kind="stable"):
+        cand = np.where(~taken & (iou[i] >= 0.5), iou[i], -1.0)
+        j = int(np.argmax(cand))
+        if cand[j] >= 0.5:
+            taken[j] = True
+            match[i] = j
+    return match
+
+
 def evaluate_boxes(dets, boxes, ignore, regions) -> tuple[float, float]:
     """Recall / precision at IoU 0.5, greedy by score.
 
@@ -317,15 +329,9 @@ def evaluate_boxes(dets, boxes, ignore, regions) -> tuple[float, float]:
     tp = fp = n_gt = 0
     for d, g, ig, polys in zip(dets, boxes, ignore, regions):
         n_gt += int((~ig).sum())
-        taken = np.zeros(len(g), dtype=bool)
-        iou = box_iou(d.boxes, g)
-        for i in np.argsort(-d.scores, kind="stable"):
-            cand = np.where(~taken & (iou[i] >= 0.5), iou[i], -1.0)
-            j = int(np.argmax(cand)) if len(g) else -1
-            if j >= 0 and cand[j] >= 0.5:
-                taken[j] = True
-                tp += int(not ig[j])
-                continue
+        match = greedy_match(box_iou(d.boxes, g), d.scores)
+        tp += int(((match >= 0) & ~ig[np.maximum(match, 0)]).sum()) if len(g) else 0
+        for i in np.flatnonzero(match < 0):
             cx, cy = (d.boxes[i, :2] + d.boxes[i, 2:]) / 2
             if not any(cv2.pointPolygonTest(p, (float(cx), float(cy)), False) >= 0 for p in polys):
                 fp += 1

@@ -227,7 +227,6 @@ def _bench(args, root: pathlib.Path, mongod_pid: int) -> int:
     t_ceiling = _ceiling(args, root, paths, dataset) if args.ceiling and not gpu else None
     if t_ceiling:
         print(f"  mongod used {cpu_seconds(mongod_pid) - db_cpu:.2f} CPU s during the ceiling run")
-    if t_ceiling:
         print(f"ceiling speed-up: {t_in / t_ceiling:.2f}x (two cores, no engine)")
 
     # ------------------------------------------------------------------ Ray, one core per worker

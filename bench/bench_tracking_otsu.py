@@ -18,23 +18,9 @@ import multiprocessing as mp
 import sys
 
 import numpy as np
+from skimage.filters import threshold_otsu  # scikit-image: a FiftyOne dependency
 
 import bench_tracking_suite as suite
-from fiftyone_posetrack.eval import mot as mot_eval
-from fiftyone_posetrack.tracking import make_tracker
-from fiftyone_posetrack.tracking.postprocess import postprocess_tracks
-from fiftyone_posetrack.tracking.run import track_mot_array
-
-
-def otsu(scores: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of ``scores`` (the split maximising the between-class variance)."""
-    hist, edges = np.histogram(scores, bins=bins)
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)[:-1]
-    w1 = hist.sum() - w0
-    m0 = np.cumsum(hist * centers)[:-1] / np.maximum(w0, 1)
-    m1 = (np.sum(hist * centers) - np.cumsum(hist * centers)[:-1]) / np.maximum(w1, 1)
-    return float(centers[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
 
 
 def job(args) -> tuple[str, str, str, dict]:
@@ -44,12 +30,10 @@ def job(args) -> tuple[str, str, str, dict]:
     for seq, (gt, det) in suite.load(bench).items():
         s = det[:, 6][det[:, 6] >= 0.1]
         fixed = offset is None or len(np.unique(s)) < 3
-        th = preset["params"].get("det_thresh", 0.6) if fixed else float(np.clip(otsu(s) + offset, 0.3, 0.8))
+        th = preset["params"].get("det_thresh", 0.6) if fixed else float(np.clip(threshold_otsu(s) + offset, 0.3, 0.8))
         chosen[seq] = round(th, 2)
-        res = track_mot_array(det, make_tracker(preset["tracker"], **dict(preset["params"], det_thresh=th)))
-        res = postprocess_tracks(res, preset["postprocess"])
-        g, p, frames, _, _ = mot_eval._prepare(gt, res, 0.5, None)
-        per[seq] = [m.eval_sequence(mot_eval._hota_data(g, p, frames)) for m in metrics]
+        params = dict(preset["params"], det_thresh=th)
+        per[seq] = suite.track_and_score(gt, det, preset["tracker"], params, preset["postprocess"], metrics)
     label = "fixed default" if offset is None else f"otsu{offset:+.2f}"
     return bench, label, suite._cell(suite.combine(per)), chosen
 

@@ -175,15 +175,19 @@ def run_config(job) -> tuple[str, str, dict, float]:
     if bench not in _DATA:
         _DATA[bench] = load(bench)
     start = time.process_time()
-    metrics, per = _metrics(), {}
-    for seq, (gt, det) in _DATA[bench].items():
-        res = track_mot_array(det, make_tracker(tracker, **params))
-        if post:
-            res = postprocess_tracks(res, post)
-        g, p, frames, _, _ = mot_eval._prepare(gt, res, 0.5, None)
-        data = mot_eval._hota_data(g, p, frames)
-        per[seq] = [m.eval_sequence(data) for m in metrics]
+    metrics = _metrics()
+    per = {seq: track_and_score(gt, det, tracker, params, post, metrics) for seq, (gt, det) in _DATA[bench].items()}
     return bench, label, per, time.process_time() - start
+
+
+def track_and_score(gt, det, tracker: str, params: dict, post: dict, metrics) -> list:
+    """One sequence tracked (then post-processed) and scored: TrackEval's results of each of ``metrics``."""
+    res = track_mot_array(det, make_tracker(tracker, **params))
+    if post:
+        res = postprocess_tracks(res, post)
+    g, p, frames, _, _ = mot_eval._prepare(gt, res, 0.5, None)
+    data = mot_eval._hota_data(g, p, frames)
+    return [m.eval_sequence(data) for m in metrics]
 
 
 def combine(per: dict, seqs=None) -> dict:
