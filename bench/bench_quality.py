@@ -3,8 +3,8 @@
 Run: ``python bench/bench_quality.py [--sets synth,mot17,dancetrack] [--share 0.05] [--synth-frames 300]
 [--low-conf-seconds S]``
 
-Each set is tracked motion only with the default tracker preset (ByteTrack
-``mot17`` with interpolation and GSI) from its detections, scored with
+Each set is tracked motion only with the ``track-mot`` default tracker preset
+(:data:`~fiftyone_posetrack.tracking.presets.DEFAULT_TRACKER_PRESET`) from its detections, scored with
 :func:`fiftyone_posetrack.tracking.quality.score_mot_tracks` (no ground
 truth), and the ground truth is then used only to count:
 

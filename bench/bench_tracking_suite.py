@@ -1,6 +1,6 @@
 """Tracking suite: every shared benchmark x (default, each tracker, each named preset).
 
-Run: ``nice python bench/bench_tracking_suite.py [--jobs 2] [--benchmarks mot17,dancetrack,tud,crowd]
+Run: ``nice python bench/bench_tracking_suite.py [--jobs 2] [--benchmarks mot17,dancetrack,tud,crowd] [--per-sequence]
 [--configs default,ocsort,...] [--no-loso] [--dancetrack 0004,0019,0034,0063] [--variants FILE.json]``
 
 ``--variants`` adds rows from a JSON file ``{label: [tracker, params, postprocess]}``
@@ -216,6 +216,22 @@ def _cell(m: dict) -> str:
     return f"{100 * m['hota']:.1f} / {100 * m['mota']:.1f} / {100 * m['idf1']:.1f} / {m['idsw']}"
 
 
+def print_per_sequence(results: dict, benches: list[str], labels: list[str]) -> None:
+    """Each sequence's HOTA per row, and per row the count of sequences above / below the default."""
+    for b in benches:
+        seqs = list(results[b]["default"])
+        if len(seqs) < 2:
+            continue
+        hota = {lb: {s: combine(results[b][lb], [s])["hota"] for s in seqs} for lb in labels}
+        print(f"\n{b}, HOTA per sequence (last column: sequences above / below the default by > 0.1)\n")
+        print("| config | " + " | ".join(s.replace("dancetrack", "") for s in seqs) + " | +/- |")
+        print("|---" * (len(seqs) + 2) + "|")
+        for lb in labels:
+            d = [hota[lb][s] - hota["default"][s] for s in seqs]
+            up, down = sum(x > 0.001 for x in d), sum(x < -0.001 for x in d)
+            print(f"| {lb} | " + " | ".join(f"{100 * hota[lb][s]:.1f}" for s in seqs) + f" | {up} / {down} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one core each)")
@@ -224,6 +240,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-sequence-out grid")
     ap.add_argument("--dancetrack", metavar="0004,0019,...", help="only these DanceTrack sequences (a quick subset)")
     ap.add_argument("--variants", metavar="FILE.json", help="extra rows: {label: [tracker, params, postprocess]}")
+    ap.add_argument("--per-sequence", action="store_true",
+                    help="also print each sequence's HOTA per row, and in how many sequences each row beats the default")
     args = ap.parse_args(argv)
     global DANCE_SUBSET
     DANCE_SUBSET = args.dancetrack.split(",") if args.dancetrack else None
@@ -270,6 +288,8 @@ def main(argv=None) -> int:
             m = loso(results[b], labels)
             cells.append("n/a (one sequence)" if np.isnan(m["hota"]) else _cell(m))
         print("| default, leave-one-sequence-out (grid on the other sequences) | " + " | ".join(cells) + " |")
+    if args.per_sequence:
+        print_per_sequence(results, benches, list(configs))
     print()
     losses = {}
     for b in benches:

@@ -9,14 +9,14 @@ a JSON file, e.g. one written by ``posetrack tune --save-preset FILE``::
     tracker = make_tracker(preset["tracker"], **preset["params"])
 
 ``ocsort`` (OC-SORT with its defaults: box-state Kalman filter, corner OCM,
-detection boxes out; then linear interpolation of gaps up to 20 frames and
-GSI) is the default of ``posetrack track-mot``: chosen by its worst HOTA loss
+detection boxes out; then motion-only tracklet linking across gaps of up to
+60 frames, linear interpolation of gaps up to 20 frames and GSI) is the default of ``posetrack track-mot``: chosen by its worst HOTA loss
 against each shared benchmark's best row (MOT17 half-val, DanceTrack val dev,
 TUD re-tracking, the synthetic crowd) with ``bench/bench_tracking_suite.py``
 (``docs/tracking.md``). ``mot17`` (ByteTrack 0.6 / 0.7, match 0.9, max_age
 60 + the same post-processing) was chosen on the MOT17 half-val split alone
 (sequences 02, 04, 05, 09) by ``bench/bench_mot17.py``: a named preset for
-MOT17-like footage, not the default (DanceTrack dev: 41.0 HOTA, the default 49.9).
+MOT17-like footage, not the default (DanceTrack dev: 41.0 HOTA, the default 50.7).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ TRACKER_PRESETS: dict[str, dict] = {
     "ocsort": {
         "tracker": "ocsort",
         "params": {},
-        "postprocess": {"interpolate": 20, "gsi": True, "gsi_tau": 10.0},
+        "postprocess": {"link": True, "interpolate": 20, "gsi": True, "gsi_tau": 10.0},
     },
 }
 
