@@ -1,7 +1,7 @@
 """The tracking suite bench against the numbers docs/tracking.md reports for the ``track-mot`` default.
 
 The two cheap benchmarks (MOT17 half-val, TUD: a few seconds) are re-run; the default's cells
-must be the ones the docs' suite table shows, so a change of the default (or of the trackers)
+must be the ones the docs' suite table shows (and ``--per-sequence`` lists each sequence), so a change of the default (or of the trackers)
 that is not re-measured and re-documented fails here.
 """
 
@@ -29,12 +29,17 @@ def _default_row(text: str, header_at: int) -> dict[str, str]:
 def test_suite_default_row_is_the_documented_one(shared_dir):
     out = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_tracking_suite.py"), "--jobs", "1", "--no-loso",
-         "--benchmarks", "mot17,tud", "--configs", "default"],
+         "--benchmarks", "mot17,tud", "--configs", "default", "--per-sequence"],
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout  # fmt: skip
     measured = _default_row(out, out.index("| config |"))
     assert set(measured) == {"mot17", "tud"}
     assert all(re.fullmatch(r"\d+\.\d / -?\d+\.\d / \d+\.\d / \d+", c) for c in measured.values()), measured
+
+    # --per-sequence: one HOTA per sequence; the default against itself is 0 / 0
+    tud = _default_row(out, out.index("| config | TUD-Campus"))
+    assert set(tud) == {"TUD-Campus", "TUD-Stadtmitte", "+/-"} and tud["+/-"] == "0 / 0"
+    assert all(0 < float(tud[s]) < 100 for s in ("TUD-Campus", "TUD-Stadtmitte"))
 
     doc = (REPO / "docs" / "tracking.md").read_text()
     suite = doc.index("## The suite")
