@@ -56,7 +56,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import configparser  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
@@ -86,13 +85,6 @@ LOSO_GRID = {
     "det_thresh=0.5": ({"det_thresh": 0.5}, None),
     "no post-processing": ({}, {}),
 }
-
-
-def _frame_rate(seq: pathlib.Path, default: float) -> float:
-    ini = configparser.ConfigParser()
-    if ini.read(seq / "seqinfo.ini") and ini.has_option("Sequence", "frameRate"):
-        return float(ini["Sequence"]["frameRate"])
-    return default
 
 
 #: ``--dancetrack`` subset (sequence numbers), set by :func:`main` before the workers fork
