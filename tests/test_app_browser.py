@@ -226,12 +226,16 @@ def _wait(predicate, timeout=30.0, what=""):
 
 
 def _click_until(locator, predicate, what, tries=3, timeout=20.0):
-    """Clicks until ``predicate`` holds: a click that lands while the panel re-renders is dropped."""
+    """Clicks until ``predicate`` holds: a click that lands while the panel re-renders is dropped,
+    and while it re-renders the element may be gone for a while (seen on a cold CI machine: the
+    track row was replaced just after it was checked, and the click waited 30 s for it)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for attempt in range(tries):
-        locator.click()
         try:
+            locator.click(timeout=30_000)  # the locator is resolved again on each try
             return _wait(predicate, timeout=timeout, what=what)
-        except AssertionError:
+        except (AssertionError, PlaywrightTimeout):
             if attempt == tries - 1:
                 raise
 

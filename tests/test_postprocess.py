@@ -119,6 +119,52 @@ def test_link_with_features_forbids_different_appearance():
     assert set(out[:, 1].astype(int)) == {1}
 
 
+def test_link_candidates_are_every_pair_within_the_gap():
+    from fiftyone_posetrack.tracking.postprocess import _link_candidates
+
+    rng = np.random.default_rng(0)
+    first = rng.integers(1, 500, 300).astype(float)
+    last = first + rng.integers(0, 80, 300)
+    a, b = _link_candidates(first, last, 40)
+    gap = first[None, :] - last[:, None]
+    want = set(zip(*np.nonzero((gap >= 1) & (gap <= 40))))
+    assert len(a) == len(want) and set(zip(a.tolist(), b.tolist())) == want
+
+
+def test_link_assignment_by_groups_is_the_one_dense_assignment():
+    from fiftyone_posetrack.tracking.matching import linear_assignment
+    from fiftyone_posetrack.tracking.postprocess import _assign_sparse
+
+    rng = np.random.default_rng(1)
+    n = 200
+    pairs = {(int(i), int(j)) for i, j in rng.integers(0, n, (600, 2))}
+    a, b = np.array(sorted(pairs)).T
+    cost = rng.uniform(0, 1.5, len(a))  # above 1: never linked
+    m = _assign_sparse(n, a, b, cost)
+    dense = np.full((n, n), 2.0)
+    dense[a, b] = cost
+    ref, _, _ = linear_assignment(dense, 1.0)
+    assert len(m) == len(ref) > 0
+    assert dense[m[:, 0], m[:, 1]].sum() == pytest.approx(dense[ref[:, 0], ref[:, 1]].sum(), abs=1e-9)
+    assert (dense[m[:, 0], m[:, 1]] <= 1.0).all()
+    assert len(set(m[:, 0])) == len(m) == len(set(m[:, 1]))  # one-to-one
+
+
+def test_link_joins_two_thousand_tracklets_of_twenty_people():
+    # 20 people over 3000 frames in 1 s tracklets: 2000 tracklets, each re-found on its line;
+    # (the candidates are found by a sorted search, not an n x n matrix: bench/bench_link.py measures it)
+    rows = []
+    for k in range(2000):
+        person, seg = k % 20, k // 20
+        start = 1 + 30 * seg
+        frames = np.arange(start, start + 25)  # 5-frame gaps between a person's tracklets
+        rows.append(_track(k + 1, frames, x0=100 + 80 * person, vx=0.5, y0=50 + 20 * person, vy=0.0))
+    out = link_tracklets(np.concatenate(rows), max_gap=10, max_distance=0.5)
+    assert len(np.unique(out[:, 1])) == 20  # every person one id
+    for person in range(20):
+        assert len(np.unique(out[out[:, 1] == person + 1, 0])) == 100 * 25
+
+
 def test_link_then_interpolate_fills_the_bridged_gap():
     a = _track(1, range(1, 31), x0=100, vx=4)
     b = _track(2, range(41, 71), x0=100, vx=4)

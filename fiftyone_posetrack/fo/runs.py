@@ -47,6 +47,7 @@ from typing import Any, Mapping
 
 import fiftyone as fo
 
+from fiftyone_posetrack.fo.doclock import dataset_document_lock
 from fiftyone_posetrack.types import BadInputError
 
 __all__ = [
@@ -355,8 +356,9 @@ class RunRecord:
 
     def delete(self) -> None:
         """Removes the record (a run that processed nothing leaves none)."""
-        if self.key in self.dataset.list_runs():
-            self.dataset.delete_run(self.key)
+        with dataset_document_lock(self.dataset):  # the runs as the database has them, not this copy's
+            if self.key in self.dataset.list_runs():
+                self.dataset.delete_run(self.key)
 
 
 def new_config(job_name: str, fields: list[str], status_field: str, options: Mapping, models: Mapping) -> dict:
@@ -387,15 +389,10 @@ def begin_run(samples, config: dict) -> RunRecord:
     with it (FiftyOne's ``load_run_view``).
     """
     dataset = samples._root_dataset
-    for _ in range(5):  # another worker may take the same number at once
+    # under the lock (the runs reloaded): two runs starting at once never take the same key
+    with dataset_document_lock(dataset):
         key = _next_key(dataset)
-        try:
-            samples.register_run(key, samples.init_run(method=RUN_METHOD, **config), overwrite=False)
-            break
-        except ValueError:
-            dataset.reload()
-    else:
-        raise BadInputError("could not register a run record: keys kept colliding with other workers")
+        samples.register_run(key, samples.init_run(method=RUN_METHOD, **config), overwrite=False)
     record = RunRecord(dataset, key, config)
     record.save()
     return record

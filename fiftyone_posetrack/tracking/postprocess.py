@@ -354,6 +354,51 @@ def _endpoint_motion(arr: np.ndarray, rows: np.ndarray, end: bool, window: int =
     return c[i], vel, t[i]
 
 
+def _link_candidates(first: np.ndarray, last: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(a, b)``: tracklet ``b`` starts 1 to ``max_gap`` frames after tracklet ``a`` ends.
+
+    Found by a sorted search over the start frames, so their number (not the
+    square of the tracklet count) sets the cost: hours of video stay linear.
+    """
+    order = np.argsort(first, kind="stable")
+    starts = first[order]
+    lo = np.searchsorted(starts, last + 1, side="left")
+    hi = np.searchsorted(starts, last + max_gap, side="right")
+    counts = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(len(last)), counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return a, order[np.repeat(lo, counts) + within]
+
+
+def _assign_sparse(n: int, a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Minimum-cost one-to-one links (ends ``a`` to starts ``b``, cost <= 1) as ``(K, 2)`` pairs.
+
+    The admissible pairs split into connected groups (tracklets near in time);
+    each group is solved on its own dense matrix (Jonker-Volgenant), which is
+    the same assignment as one matrix over all tracklets, without its n^2 memory.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from fiftyone_posetrack.tracking.matching import linear_assignment
+
+    if len(a) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a)), (a, n + b)), shape=(2 * n, 2 * n))
+    _, label = connected_components(graph, directed=False)
+    order = np.argsort(label[a], kind="stable")
+    bounds = np.flatnonzero(np.diff(label[a][order])) + 1
+    out = []
+    for sel in np.split(order, bounds):
+        rows, ri = np.unique(a[sel], return_inverse=True)
+        cols, ci = np.unique(b[sel], return_inverse=True)
+        dense = np.full((len(rows), len(cols)), 2.0)
+        dense[ri, ci] = cost[sel]
+        m, _, _ = linear_assignment(dense, 1.0)
+        out.append(np.column_stack([rows[m[:, 0]], cols[m[:, 1]]]))
+    return np.concatenate(out).astype(np.int64)
+
+
 def link_tracklets(
     tracks,
     max_gap: int = 60,
@@ -388,7 +433,7 @@ def link_tracklets(
     Returns:
         ``(N, 10)`` tracks with the ids of linked tracklets replaced
     """
-    from fiftyone_posetrack.tracking.matching import cosine_distance, linear_assignment
+    from fiftyone_posetrack.tracking.matching import normalize_rows
 
     arr = check_tracks(tracks)
     max_gap = _check_number("max_gap", max_gap, 1, integer=True)
@@ -414,29 +459,27 @@ def link_tracklets(
     e_vel = np.array([e[1] for e in ends])
     s_box = np.array([s[0] for s in starts])
     s_vel = np.array([s[1] for s in starts])
-    gap = first[None, :] - last[:, None]  # (end A, start B)
-    ok = (gap >= 1) & (gap <= max_gap)
-    fwd = e_box[:, None, :2] + e_vel[:, None, :] * gap[..., None]
-    bwd = s_box[None, :, :2] - s_vel[None, :, :] * gap[..., None]
-    h = np.sqrt(e_box[:, None, 3] * s_box[None, :, 3])
-    d1 = np.linalg.norm(fwd - s_box[None, :, :2], axis=-1) / h
-    d2 = np.linalg.norm(bwd - e_box[:, None, :2], axis=-1) / h
+    a, b = _link_candidates(first, last, max_gap)  # (end A, start B) pairs, 1 <= gap <= max_gap
+    gap = (first[b] - last[a])[:, None]
+    h = np.sqrt(e_box[a, 3] * s_box[b, 3])
+    d1 = np.linalg.norm(e_box[a, :2] + e_vel[a] * gap - s_box[b, :2], axis=-1) / h
+    d2 = np.linalg.norm(s_box[b, :2] - s_vel[b] * gap - e_box[a, :2], axis=-1) / h
     cost = (d1 + d2) / 2
-    ratio = np.maximum(e_box[:, None, 3], s_box[None, :, 3]) / np.minimum(e_box[:, None, 3], s_box[None, :, 3])
-    limit = max_distance + 0.02 * gap
-    ok &= (cost <= limit) & (ratio < 1.5)
+    ratio = np.maximum(e_box[a, 3], s_box[b, 3]) / np.minimum(e_box[a, 3], s_box[b, 3])
+    limit = max_distance + 0.02 * gap[:, 0]
+    ok = (cost <= limit) & (ratio < 1.5)
     if features is not None:
         have = np.array([tid in features for tid in ids])
         if have.any():
             dim = len(next(iter(features.values())))
-            f = np.array([features[t] if t in features else np.zeros(dim) for t in ids])
-            app = cosine_distance(f, f)
-            both = have[:, None] & have[None, :]
+            f = normalize_rows(np.array([features[t] if t in features else np.zeros(dim) for t in ids]))
+            app = 1.0 - np.einsum("ij,ij->i", f[a], f[b]).astype(np.float64)
+            both = have[a] & have[b]
             ok &= ~both | (app <= max_feature_distance)
             cost = cost + np.where(both, app, 0.0)
     # normalise by the gate so that one threshold (1) serves every gap
-    norm = np.where(ok, cost / np.maximum(limit, 1e-9), 2.0)
-    m, _, _ = linear_assignment(norm, 1.0)
+    a, b, norm = a[ok], b[ok], cost[ok] / np.maximum(limit[ok], 1e-9)
+    m = _assign_sparse(n, a, b, norm)
     succ = {int(a): int(b) for a, b in m}
     has_pred = set(succ.values())
     new_id = {}
@@ -448,10 +491,10 @@ def link_tracklets(
             cur = succ[cur]
             new_id[ids[cur]] = root
     if new_id:
-        col = arr[:, 1].copy()
-        for old, root in new_id.items():
-            col[arr[:, 1] == old] = root
-        arr[:, 1] = col
+        old = np.array(sorted(new_id), dtype=np.float64)
+        pos = np.clip(np.searchsorted(old, arr[:, 1]), 0, len(old) - 1)
+        hit = old[pos] == arr[:, 1]
+        arr[hit, 1] = np.array([new_id[int(t)] for t in old])[pos[hit]]
     return _sorted(arr)
 
 
