@@ -1,27 +1,25 @@
-"""One writer at a time for a dataset's document (its field schema and its runs), across processes.
+"""One writer at a time for a dataset's run records, across processes.
 
-FiftyOne saves a dataset's document from the copy each process holds in memory:
-adding a field writes the whole ``sample_fields`` / ``frame_fields`` list, and
-a run key is chosen from the runs that process last loaded. Two of our jobs
-that start at once on one dataset (two CLI runs, Ray workers, delegated copies)
-therefore lose each other's new fields (a later reload then fails with
-``FieldDoesNotExist``), or both register ``posetrack_run_N`` and one deletes the
-other's record.
+FiftyOne registers a run from the runs the registering process last loaded,
+and deletes one by writing that process's copy of the runs back. Two of our
+jobs starting at once on one dataset (two CLI runs, delegated copies) could
+both take ``posetrack_run_N``; when one then processed nothing and deleted its
+record, it deleted the other's (in CI the other run then failed with "Dataset
+has no run key 'posetrack_run_1'").
 
 :func:`dataset_document_lock` serializes those changes: it takes a lease on a
-document of the dataset's database, reloads the dataset's document (so the
-change starts from what the database holds), runs the block and gives the
-lease back. The lease ends by itself after :data:`LEASE_SECONDS`, so a killed
-holder blocks the others that long at most. It is reentrant in a process.
+document of the dataset's database, reloads the dataset's document (its
+fields as the database holds them; the sample and frame classes are left as
+they are, so ``Sample`` objects in memory keep working), runs the block and
+gives the lease back. The lease ends by itself after :data:`LEASE_SECONDS`, so
+a killed holder blocks the others that long at most. It is reentrant in a
+thread. :func:`~fiftyone_posetrack.fo.runs.begin_run` and
+:meth:`~fiftyone_posetrack.fo.runs.RunRecord.delete` use it.
 
-Used around every schema and run-record change of the jobs
-(:mod:`fiftyone_posetrack.fo.jobs`, :mod:`fiftyone_posetrack.fo.staging`,
-:mod:`fiftyone_posetrack.fo.runs`) and of the track-quality stage; label
-writes do not need it (they go to the frame documents, atomically, by the
-staging swap). The reload rebuilds the dataset's document classes: ``Sample``
-objects loaded before it keep the old schema, so take the lock before loading
-the samples a block will edit (the imports of :mod:`fiftyone_posetrack.fo.io`,
-which edit samples they loaded first, do not use it).
+Not covered: two processes adding *fields* at once can still lose one of
+them (FiftyOne writes the whole field list from its copy, and a reload that
+rebuilt the sample classes broke ``Sample`` objects held in memory, so the
+schema additions are left as FiftyOne does them).
 """
 
 from __future__ import annotations
@@ -94,7 +92,7 @@ def dataset_document_lock(dataset, wait: float = WAIT_SECONDS):
             pause = min(0.2, pause * 2)
     depth[key] = 1
     try:
-        dataset._reload(hard=True)  # start from the schema and runs the database holds
+        dataset._reload()  # the runs (and fields) as the database holds them; classes untouched
         yield
     finally:
         depth[key] = 0

@@ -82,7 +82,7 @@ from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo import runs as fruns
 from fiftyone_posetrack.fo.geometry import check_video_file
-from fiftyone_posetrack.fo.staging import StagedVideo, add_sample_fields, declare_fields, discard_video, prune_staging
+from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video, prune_staging
 from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
 from fiftyone_posetrack.values import check_field_name
 
@@ -498,9 +498,9 @@ def claim_video(
 
     Declares the claim fields (:func:`claim_field`) of its output fields when missing.
     """
-    missing = [claim_field(n) for n in _outputs(job_or_field) if not dataset.has_sample_field(claim_field(n))]
-    if missing:
-        add_sample_fields(dataset, {name: fo.DictField for name in missing})
+    for name in _outputs(job_or_field):
+        if not dataset.has_sample_field(claim_field(name)):
+            dataset.add_sample_field(claim_field(name), fo.DictField)
     return _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key) is not None
 
 
@@ -664,7 +664,9 @@ def run_video_jobs(
             status = status_fields(job)[0]
             names = (*status_fields(job), fruns.run_field(status), *(claim_field(f) for f in job.outputs))
             kinds = (fo.StringField, fo.FloatField, fo.StringField, *(fo.DictField for _ in job.outputs))
-            add_sample_fields(dataset, dict(zip(names, kinds)))
+            for name, cls in zip(names, kinds):
+                if not dataset.has_sample_field(name):
+                    dataset.add_sample_field(name, cls)
             declare_fields(dataset, job.outputs)
             prune_staging(dataset)  # what killed runs of since deleted datasets left aside
             record = joined if joined is not None else fruns.begin_run(samples, config)

@@ -31,7 +31,6 @@ import numpy as np
 import fiftyone as fo
 from fiftyone import ViewField as F
 
-from fiftyone_posetrack.fo.doclock import dataset_document_lock
 from fiftyone_posetrack.fo.evaluation.base import check_label_field, check_video_collection
 from fiftyone_posetrack.fo.labels import detections_to_arrays, keypoints_to_arrays, read_videos
 from fiftyone_posetrack.tracking.quality import FLAGS, QualityConfig, score_tracks, top_frames
@@ -66,17 +65,16 @@ def has_quality(samples, key: str = QUALITY_KEY) -> bool:
 def _declare(dataset, key: str, box: str) -> None:
     """Declares the fields once (later runs find them)."""
     f = quality_fields(key)
-    with dataset_document_lock(dataset):  # another process adding fields at once keeps its own
-        for name, ftype, kw in (
-            (f["score"], fo.FloatField, {}),
-            (f["flags"], fo.ListField, {"subfield": fo.StringField}),
-            (f["births"], fo.IntField, {}),
-            (f["deaths"], fo.IntField, {}),
-        ):
-            if not dataset.has_frame_field(name):
-                dataset.add_frame_field(name, ftype, **kw)
-        if dataset.get_field(f"frames.{box}.detections.{key}_flags") is None:
-            dataset.add_frame_field(f"{box}.detections.{key}_flags", fo.ListField, subfield=fo.StringField)
+    for name, ftype, kw in (
+        (f["score"], fo.FloatField, {}),
+        (f["flags"], fo.ListField, {"subfield": fo.StringField}),
+        (f["births"], fo.IntField, {}),
+        (f["deaths"], fo.IntField, {}),
+    ):
+        if not dataset.has_frame_field(name):
+            dataset.add_frame_field(name, ftype, **kw)
+    if dataset.get_field(f"frames.{box}.detections.{key}_flags") is None:
+        dataset.add_frame_field(f"{box}.detections.{key}_flags", fo.ListField, subfield=fo.StringField)
 
 
 def _check_key(key: str) -> str:

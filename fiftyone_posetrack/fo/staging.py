@@ -26,10 +26,9 @@ import fiftyone as fo
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from fiftyone_posetrack.fo.doclock import dataset_document_lock
 from fiftyone_posetrack.fo.labels import frame_ids
 
-__all__ = ["STAGING_COLLECTION", "StagedVideo", "add_sample_fields", "declare_fields", "discard_video", "prune_staging"]
+__all__ = ["STAGING_COLLECTION", "StagedVideo", "declare_fields", "discard_video", "prune_staging"]
 
 #: the collection of staged labels in FiftyOne's database
 STAGING_COLLECTION = "posetrack_staging"
@@ -156,24 +155,7 @@ class StagedVideo:
 
 
 def declare_fields(dataset, fields: Mapping[str, type]) -> None:
-    """Adds ``{frame field: label class}`` to the frame schema where missing (as ``set_values`` would).
-
-    The additions are made under :func:`~fiftyone_posetrack.fo.doclock.dataset_document_lock`,
-    so that another process adding fields at once does not lose them.
-    """
-    if all(dataset.has_frame_field(name) for name in fields):
-        return
-    with dataset_document_lock(dataset):
-        for name, cls in fields.items():
-            if not dataset.has_frame_field(name):
-                dataset.add_frame_field(name, fo.EmbeddedDocumentField, embedded_doc_type=cls)
-
-
-def add_sample_fields(dataset, fields: Mapping[str, type]) -> None:
-    """Adds ``{sample field: field class}`` where missing, under the dataset's document lock (as :func:`declare_fields`)."""
-    if all(dataset.has_sample_field(name) for name in fields):
-        return
-    with dataset_document_lock(dataset):
-        for name, cls in fields.items():
-            if not dataset.has_sample_field(name):
-                dataset.add_sample_field(name, cls)
+    """Adds ``{frame field: label class}`` to the frame schema where missing (as ``set_values`` would)."""
+    for name, cls in fields.items():
+        if not dataset.has_frame_field(name):
+            dataset.add_frame_field(name, fo.EmbeddedDocumentField, embedded_doc_type=cls)
