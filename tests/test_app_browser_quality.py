@@ -27,7 +27,7 @@ import pytest
 import fiftyone as fo
 
 from fiftyone_posetrack.fo.plugin import install_plugin
-from test_app_browser import ARGS, CHROMIUM, _click_until, _dismiss_popover, _free_port, _wait, playwright  # noqa: F401 (fixture)
+from test_app_browser import ARGS, CHROMIUM, _click_until, _dismiss_popover, _free_port, _open_panel, _wait, playwright  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -101,10 +101,7 @@ def test_panel_flags_table_opens_a_flagged_frame(page, scored_app, tmp_path):
     dataset, session, _ = scored_app
     rows = quality_table(dataset)
     assert rows, "the fixture's crowd has flagged frames (the identity swap)"
-    page.locator("[data-cy=new-panel-btn]").first.click()
-    page.get_by_text("Pose tracking", exact=True).first.click()
-    panel = page.locator("[data-cy=panel-content-pose_tracking_panel]")
-    expect(panel.get_by_text("Track quality", exact=False).first).to_be_visible()
+    panel = _open_panel(page, "Track quality")
     table = panel.locator("table").first  # the flags table comes before the tracks table
     expect(table.locator("thead")).to_contain_text("Flags")
     expect(table.locator("tbody tr")).to_have_count(len(rows))
