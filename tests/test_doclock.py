@@ -74,6 +74,44 @@ def test_two_processes_registering_and_deleting_runs_at_once_never_share_a_key(d
             assert dataset.get_run_info(key).config.fields[0].startswith(f"{role}_"), (role, key)
 
 
+FIELDS_WORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    import fiftyone as fo
+    from fiftyone_posetrack.fo.jobs import declare_job_fields
+
+    name, role, go = sys.argv[1:4]
+    dataset = fo.load_dataset(name)
+    while not os.path.exists(go):
+        time.sleep(0.005)
+    for i in range(12):  # as 12 jobs starting one after another in this process
+        declare_job_fields(dataset, {f"{role}_status{i}": fo.StringField, "shared_claim": fo.DictField},
+                           {f"{role}_boxes{i}": fo.Detections, "shared": fo.Keypoints})
+    """
+)
+
+
+def test_two_processes_starting_jobs_at_once_keep_each_others_fields(dataset, tmp_path):
+    """FiftyOne writes the whole field list from each process's copy: without the lock 22 of 30 new
+    fields were kept in a trial; both processes also declare the same shared fields, which must
+    exist once."""
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", FIELDS_WORKER, dataset.name, role, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+             for role in ("a", "b")]  # fmt: skip
+    time.sleep(0.5)
+    go.touch()
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    dataset.reload()
+    for role in ("a", "b"):
+        for i in range(12):
+            assert dataset.has_sample_field(f"{role}_status{i}") and dataset.has_frame_field(f"{role}_boxes{i}"), (role, i)
+    doc = dataset._doc
+    assert [f.name for f in doc.sample_fields].count("shared_claim") == 1
+    assert [f.name for f in doc.frame_fields].count("shared") == 1
+
+
 def test_a_lease_left_by_a_killed_holder_ends_and_a_live_one_is_waited_for(dataset):
     import fiftyone_posetrack.fo.doclock as doclock
     from fiftyone_posetrack.types import BadInputError

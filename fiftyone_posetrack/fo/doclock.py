@@ -16,10 +16,11 @@ a killed holder blocks the others that long at most. It is reentrant in a
 thread. :func:`~fiftyone_posetrack.fo.runs.begin_run` and
 :meth:`~fiftyone_posetrack.fo.runs.RunRecord.delete` use it.
 
-Not covered: two processes adding *fields* at once can still lose one of
-them (FiftyOne writes the whole field list from its copy, and a reload that
-rebuilt the sample classes broke ``Sample`` objects held in memory, so the
-schema additions are left as FiftyOne does them).
+A job's start declares its fields under the same lock with ``full=True``
+(:func:`~fiftyone_posetrack.fo.jobs.declare_job_fields`): FiftyOne writes the
+whole field list from its copy, so two runs starting at once lost each
+other's new fields. A full reload rebuilds the sample classes, which is safe
+only where no ``Sample`` edits are held (a job's start; not the imports).
 """
 
 from __future__ import annotations
@@ -49,8 +50,13 @@ def _lock_id(dataset) -> str:
 
 
 @contextlib.contextmanager
-def dataset_document_lock(dataset, wait: float = WAIT_SECONDS):
+def dataset_document_lock(dataset, wait: float = WAIT_SECONDS, full: bool = False):
     """Holds the dataset's document lease for the block, the document reloaded first.
+
+    ``full``: reload as ``dataset.reload()`` does (the sample and frame classes
+    rebuilt from the database's schema and the samples in memory reloaded), for
+    a block that adds fields; only where no unsaved ``Sample`` edits are held
+    (a job's start).
 
     Raises:
         BadInputError: when another process held it for longer than ``wait`` seconds
@@ -92,7 +98,10 @@ def dataset_document_lock(dataset, wait: float = WAIT_SECONDS):
             pause = min(0.2, pause * 2)
     depth[key] = 1
     try:
-        dataset._reload()  # the runs (and fields) as the database holds them; classes untouched
+        if full:
+            dataset.reload()  # the schema as the database holds it, classes and samples in memory too
+        else:
+            dataset._reload()  # the runs (and fields) as the database holds them; classes untouched
         yield
     finally:
         depth[key] = 0

@@ -81,6 +81,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tqdm.auto import tqdm
 
 from fiftyone_posetrack.fo import runs as fruns
+from fiftyone_posetrack.fo.doclock import dataset_document_lock
 from fiftyone_posetrack.fo.geometry import check_video_file
 from fiftyone_posetrack.fo.staging import StagedVideo, declare_fields, discard_video, prune_staging
 from fiftyone_posetrack.types import BadInputError, DatabaseUnavailableError
@@ -504,6 +505,23 @@ def claim_video(
     return _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key) is not None
 
 
+def declare_job_fields(dataset: fo.Dataset, sample_fields: dict, frame_fields: dict) -> None:
+    """Adds a job's sample fields (``{name: field class}``) and output frame fields
+    (``{name: label class}``) where missing, at the job's start.
+
+    Under :func:`~fiftyone_posetrack.fo.doclock.dataset_document_lock` with a
+    full reload: FiftyOne writes the whole field list from this process's copy,
+    so without it two runs starting at once lost each other's new fields.
+    """
+    if all(dataset.has_sample_field(n) for n in sample_fields) and all(dataset.has_frame_field(n) for n in frame_fields):
+        return
+    with dataset_document_lock(dataset, full=True):
+        for name, cls in sample_fields.items():
+            if not dataset.has_sample_field(name):
+                dataset.add_sample_field(name, cls)
+        declare_fields(dataset, frame_fields)
+
+
 def _token_filter(sample_id: str, job_or_field, token: str) -> dict:
     return {"_id": ObjectId(sample_id), **{f"{claim_field(f)}.token": token for f in _outputs(job_or_field)}}
 
@@ -664,10 +682,7 @@ def run_video_jobs(
             status = status_fields(job)[0]
             names = (*status_fields(job), fruns.run_field(status), *(claim_field(f) for f in job.outputs))
             kinds = (fo.StringField, fo.FloatField, fo.StringField, *(fo.DictField for _ in job.outputs))
-            for name, cls in zip(names, kinds):
-                if not dataset.has_sample_field(name):
-                    dataset.add_sample_field(name, cls)
-            declare_fields(dataset, job.outputs)
+            declare_job_fields(dataset, dict(zip(names, kinds)), job.outputs)
             prune_staging(dataset)  # what killed runs of since deleted datasets left aside
             record = joined if joined is not None else fruns.begin_run(samples, config)
             summary.run_key = record.key
