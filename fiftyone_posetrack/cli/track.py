@@ -31,8 +31,9 @@ def register(subparsers) -> None:
             "(frame,id,x,y,w,h,score,-1,-1,-1). With --frames (a video or an image folder, "
             "frame 1 = first image) appearance features from the embedder are used, and "
             "optionally optical-flow box smoothing; without it tracking is motion only. Without "
-            "--tracker, the 'ocsort' tracker preset is used (OC-SORT + tracklet linking + interpolation + GSI, chosen across "
-            "the shared benchmarks by its worst loss; docs/tracking.md); post-processing options override the preset's."
+            "--tracker, the 'ocsort' tracker preset is used (OC-SORT + tracklet linking + interpolation + GSI, "
+            "chosen across the shared benchmarks by its worst loss; docs/tracking.md); post-processing options "
+            "override the preset's."
         ),
     )
     track.add_argument("det", metavar="DET.txt", help="MOT detection file (frames up to seqLength of a "

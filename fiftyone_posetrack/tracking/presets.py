@@ -10,7 +10,8 @@ a JSON file, e.g. one written by ``posetrack tune --save-preset FILE``::
 
 ``ocsort`` (OC-SORT with its defaults: box-state Kalman filter, corner OCM,
 detection boxes out; then motion-only tracklet linking across gaps of up to
-60 frames, linear interpolation of gaps up to 20 frames and GSI) is the default of ``posetrack track-mot``: chosen by its worst HOTA loss
+60 frames, linear interpolation of gaps up to 20 frames and GSI) is the
+default of ``posetrack track-mot``: chosen by its worst HOTA loss
 against each shared benchmark's best row (MOT17 half-val, DanceTrack val dev,
 TUD re-tracking, the synthetic crowd) with ``bench/bench_tracking_suite.py``
 (``docs/tracking.md``). ``mot17`` (ByteTrack 0.6 / 0.7, match 0.9, max_age
