@@ -194,3 +194,39 @@ def test_read_videos_by_cursor_equals_the_view_read(dataset, clip):
     kept = {d.index for lab in high.labels["boxes"] if lab is not None for d in lab.detections}
     assert kept == {2}, "the view's label filter applies"
     assert direct.name == "clip" and (direct.width, direct.height) == (200, 100)
+
+
+def test_frame_ids_created_by_two_writers_at_once_are_one_set(dataset, clip):
+    """Runs that create a video's frame documents at the same moment (two runs on one video, or one
+    stopped between its read and its insert) get the same ids, and each frame exists once.
+
+    (Before, the second insert died with E11000 on ``_sample_id_1_frame_number``: CI, 2026-12-07.)
+    """
+    import threading
+
+    from fiftyone_posetrack.fo.labels import frame_ids
+
+    (sid,) = add_videos(dataset, [clip])
+    numbers = list(range(1, 3001))
+    for attempt in range(3):  # fresh frame numbers each time, so every writer finds them missing
+        wanted = [n + attempt * 10_000 for n in numbers]
+        start, results, errors = threading.Barrier(6), [], []
+
+        def create():
+            start.wait()
+            try:
+                results.append(frame_ids(dataset, sid, wanted))
+            except Exception as e:  # noqa: BLE001 (the assertion below names it)
+                errors.append(e)
+
+        threads = [threading.Thread(target=create) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        assert len(results) == 6 and all(r == results[0] for r in results), "every writer got the same ids"
+        assert sorted(results[0]) == wanted
+    docs = list(dataset._frame_collection.find({}, {"_sample_id": 1, "frame_number": 1}))
+    keys = [(d["_sample_id"], d["frame_number"]) for d in docs]
+    assert len(keys) == len(set(keys)) == 3 * len(numbers), "each frame exists once"

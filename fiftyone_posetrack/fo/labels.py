@@ -30,9 +30,12 @@ from typing import Iterable, Iterator, Mapping
 import fiftyone as fo
 import numpy as np
 from bson import ObjectId
+from pymongo.errors import BulkWriteError
 
 from fiftyone_posetrack.formats.paths import unique_names, video_name
 from fiftyone_posetrack.types import BadInputError, FramePoses, FrameTracks
+
+_DUPLICATE_KEY = 11000  # MongoDB's error code for a unique-index violation
 
 logger = logging.getLogger(__name__)
 
@@ -222,20 +225,31 @@ def frame_ids(dataset: fo.Dataset, sample_id: str, numbers: Iterable[int]) -> di
 
     Reads only those frames (by the ``_sample_id, frame_number`` index); new
     frame documents get the fields FiftyOne's own ``set_values`` gives them.
+    Safe when another process creates the same frames at once (two runs on one
+    video, or a run stopped between the read and the insert): the unique
+    ``(_sample_id, frame_number)`` index refuses the second copy, and the ids
+    of the frames the other process created are read back.
     """
     numbers = sorted({int(n) for n in numbers})
     oid = ObjectId(sample_id)
     coll = dataset._frame_collection
-    found = {
-        d["frame_number"]: d["_id"]
-        for d in coll.find({"_sample_id": oid, "frame_number": {"$in": numbers}}, {"frame_number": 1})
-    }
+
+    def read(wanted):
+        query = {"_sample_id": oid, "frame_number": {"$in": wanted}}
+        return {d["frame_number"]: d["_id"] for d in coll.find(query, {"frame_number": 1})}
+
+    found = read(numbers)
     missing = [n for n in numbers if n not in found]
     if missing:
         now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as FiftyOne stores it
         docs = [{"_sample_id": oid, "frame_number": n, "last_modified_at": now} for n in missing]
-        coll.insert_many(docs, ordered=False)
-        found.update((d["frame_number"], d["_id"]) for d in docs)
+        try:
+            coll.insert_many(docs, ordered=False)
+            found.update((d["frame_number"], d["_id"]) for d in docs)
+        except BulkWriteError as e:
+            if any(err.get("code") != _DUPLICATE_KEY for err in e.details.get("writeErrors", [])):
+                raise
+            found.update(read(missing))  # ours and the other process's
     return {n: str(found[n]) for n in numbers}
 
 
