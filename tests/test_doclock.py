@@ -132,3 +132,16 @@ def test_a_lease_left_by_a_killed_holder_ends_and_a_live_one_is_waited_for(datas
             pass
     assert time.monotonic() - start >= 0.3
     assert coll.find_one({"_id": key}) is None  # given back
+
+
+def test_a_full_block_inside_a_held_lock_still_sees_fields_added_since(dataset):
+    """A nested ``full=True`` block rebuilds the schema from the database (before, a nested block
+    skipped its reload, so a field another process added after the outer block began stayed unseen)."""
+    import fiftyone_posetrack.fo.doclock as doclock
+
+    add = "import fiftyone as fo, sys; fo.load_dataset(sys.argv[1]).add_sample_field('added_outside', fo.StringField)"
+    with doclock.dataset_document_lock(dataset):
+        subprocess.run([sys.executable, "-c", add, dataset.name], check=True, timeout=300, env=dict(os.environ))
+        assert not dataset.has_sample_field("added_outside"), "this process's copy predates the addition"
+        with doclock.dataset_document_lock(dataset, full=True):
+            assert dataset.has_sample_field("added_outside")

@@ -67,9 +67,11 @@ def dataset_document_lock(dataset, wait: float = WAIT_SECONDS, full: bool = Fals
     if depth is None:
         depth = _held.depth = {}
     key = _lock_id(dataset)
-    if depth.get(key):
+    if depth.get(key):  # held by this thread: the document is current; a full block still rebuilds the classes
         depth[key] += 1
         try:
+            if full:
+                dataset.reload()
             yield
         finally:
             depth[key] -= 1

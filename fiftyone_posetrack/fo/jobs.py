@@ -497,11 +497,10 @@ def claim_video(
 ) -> bool:
     """Atomically claims a video (naming ``run_key`` as its writer); False if another worker holds it or it is done.
 
-    Declares the claim fields (:func:`claim_field`) of its output fields when missing.
+    Declares the claim fields (:func:`claim_field`) of its output fields when
+    missing, as a job's start does (:func:`declare_job_fields`).
     """
-    for name in _outputs(job_or_field):
-        if not dataset.has_sample_field(claim_field(name)):
-            dataset.add_sample_field(claim_field(name), fo.DictField)
+    declare_job_fields(dataset, {claim_field(name): fo.DictField for name in _outputs(job_or_field)}, {})
     return _claim(dataset, sample_id, job_or_field, run_started, stale_after, overwrite, run_key) is not None
 
 
