@@ -105,6 +105,16 @@ def test_iou_and_cosine():
     np.testing.assert_allclose(cosine_distance(f, f), [[0, 1], [1, 0]], atol=1e-6)
 
 
+def test_paired_cosine_is_the_dense_matrix_at_the_pairs():
+    from fiftyone_posetrack.tracking.matching import paired_cosine_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 16)), rng.normal(size=(5, 16))
+    rows, cols = rng.integers(0, 7, 20), rng.integers(0, 5, 20)
+    np.testing.assert_allclose(paired_cosine_distance(a[rows], b[cols]), cosine_distance(a, b)[rows, cols], atol=1e-6)
+    assert paired_cosine_distance(np.zeros((0, 16)), np.zeros((0, 16))).shape == (0,)
+
+
 def test_gallery_distance_is_nearest_neighbour():
     gal = [np.array([[1, 0, 0], [0, 1, 0]], np.float32), np.zeros((0, 3), np.float32),
            np.array([[0, 0, 1]], np.float32)]  # fmt: skip

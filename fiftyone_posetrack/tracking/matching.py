@@ -16,6 +16,7 @@ __all__ = [
     "buffered_boxes",
     "height_iou_matrix",
     "cosine_distance",
+    "paired_cosine_distance",
     "gallery_distance",
     "linear_assignment",
     "normalize_rows",
@@ -95,6 +96,16 @@ def cosine_distance(a: np.ndarray, b: np.ndarray, normalized: bool = False) -> n
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
     return 1.0 - (a @ b.T).astype(np.float64)
+
+
+def paired_cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine distance ``1 - cos`` of matching rows: ``(K, D)`` and ``(K, D)`` -> ``(K,)`` float64 in ``[0, 2]``.
+
+    For sparse candidate pairs (row ``k`` of ``a`` against row ``k`` of ``b``),
+    where :func:`cosine_distance` would build the dense ``(N, M)`` matrix.
+    """
+    a, b = normalize_rows(a), normalize_rows(b)
+    return 1.0 - np.einsum("ij,ij->i", a, b).astype(np.float64)
 
 
 def gallery_distance(galleries: list[np.ndarray], features: np.ndarray) -> np.ndarray:

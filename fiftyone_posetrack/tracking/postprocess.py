@@ -433,7 +433,7 @@ def link_tracklets(
     Returns:
         ``(N, 10)`` tracks with the ids of linked tracklets replaced
     """
-    from fiftyone_posetrack.tracking.matching import normalize_rows
+    from fiftyone_posetrack.tracking.matching import paired_cosine_distance
 
     arr = check_tracks(tracks)
     max_gap = _check_number("max_gap", max_gap, 1, integer=True)
@@ -472,8 +472,8 @@ def link_tracklets(
         have = np.array([tid in features for tid in ids])
         if have.any():
             dim = len(next(iter(features.values())))
-            f = normalize_rows(np.array([features[t] if t in features else np.zeros(dim) for t in ids]))
-            app = 1.0 - np.einsum("ij,ij->i", f[a], f[b]).astype(np.float64)
+            f = np.array([features[t] if t in features else np.zeros(dim) for t in ids], dtype=np.float32)
+            app = paired_cosine_distance(f[a], f[b])
             both = have[a] & have[b]
             ok &= ~both | (app <= max_feature_distance)
             cost = cost + np.where(both, app, 0.0)
