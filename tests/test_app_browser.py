@@ -58,6 +58,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_listening(session, timeout: float = 180.0) -> None:
+    """Waits until the App server delivers the App's events to this Python ``fo.Session``.
+
+    FiftyOne's session client subscribes to its App server from a thread: it
+    pings the server for up to 10 s, then retries every 10 s, while
+    ``fo.launch_app`` returns as soon as the server is up. On busy cores the
+    subscription can come after the page has loaded: until then the App's view
+    changes never reach ``session.view``, and the late subscription resets the
+    App to the session's initial state (CI: "timed out waiting for the
+    session's view to be the clip"). So a probe event (an empty label
+    selection, posted as another subscriber) is sent until the session's own
+    listener receives it.
+    """
+    import threading
+
+    import requests
+
+    received = threading.Event()
+
+    def listener(_event):
+        received.set()
+
+    session._client.add_event_listener("select_labels", listener)
+    probe = {"event": "select_labels", "data": {"labels": []}, "subscription": "posetrack-test-probe"}
+    deadline = time.time() + timeout
+    try:
+        while not received.is_set():
+            if time.time() > deadline:
+                raise AssertionError(f"the Python session did not subscribe to its App server in {timeout:.0f} s")
+            try:
+                requests.post(f"http://127.0.0.1:{session.server_port}/event", json=probe, timeout=10)
+            except requests.RequestException:  # the server is still starting
+                pass
+            received.wait(1.0)
+    finally:
+        session._client.remove_event_listener("select_labels", listener)
+
+
 @pytest.fixture(scope="module")
 def playwright():
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
@@ -83,6 +121,7 @@ def app(shared_dir, tmp_path, monkeypatch):
     dataset.save()
     port = _free_port()
     session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1")
+    _wait_listening(session)
     try:
         yield dataset, f"http://127.0.0.1:{port}"
     finally:
@@ -176,6 +215,7 @@ def evaluated_app(shared_dir, tmp_path, fo_home):
     apply_track_colors(dataset, ["pred_detections", "pred_keypoints"])  # what a pipeline run sets
     port = _free_port()
     session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1")
+    _wait_listening(session)
     try:
         yield dataset, session, f"http://127.0.0.1:{port}"
     finally:

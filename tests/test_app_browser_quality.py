@@ -27,7 +27,9 @@ import pytest
 import fiftyone as fo
 
 from fiftyone_posetrack.fo.plugin import install_plugin
-from test_app_browser import ARGS, CHROMIUM, _click_until, _dismiss_popover, _free_port, _open_panel, _wait, playwright  # noqa: F401 (fixture)
+from test_app_browser import (  # noqa: F401 (playwright: a fixture)
+    ARGS, CHROMIUM, _click_until, _dismiss_popover, _free_port, _open_panel, _wait, _wait_listening, playwright,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -64,6 +66,7 @@ def scored_app(shared_dir, tmp_path_factory, fo_home):
     score_track_quality(dataset, "pred_detections", "pred_keypoints")
     port = _free_port()
     session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1")
+    _wait_listening(session)
     try:
         yield dataset, session, f"http://127.0.0.1:{port}"
     finally:
@@ -76,7 +79,12 @@ def scored_app(shared_dir, tmp_path_factory, fo_home):
 def page(playwright, scored_app, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
-    dataset, _, url = scored_app
+    dataset, session, url = scored_app
+    # the App server keeps the last test's state (the flagged clip's view, its sample in the modal, the
+    # panel): start each test from the dataset itself
+    session.view = None
+    session.sample_id = None
+    session.spaces = None
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     page = browser.new_page(viewport={"width": 1800, "height": 1100})
     page.set_default_timeout(60_000)
