@@ -143,6 +143,47 @@ def test_ray_run_equals_a_one_process_run_and_spreads_over_both_nodes(cluster, v
     ds.delete()
 
 
+def _wait_gone(pids, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        time.sleep(0.1)
+    assert not alive, f"worker processes {sorted(alive)} still run"
+
+
+@pytest.mark.slow
+def test_warm_workers_serve_the_next_run_and_are_released(cluster, videos, config, reference, monkeypatch):
+    """The next run of this process takes over the last run's workers (same processes, same labels);
+    they end at release_ray_workers(), or by themselves after WORKER_IDLE_SECONDS."""
+    from fiftyone_posetrack.fo import engine_ray
+    from fiftyone_posetrack.fo.run import ray_jobs
+
+    def run_once(name) -> list[int]:
+        ds = make_dataset(name, videos)
+        seen = {}
+        summary = engine_ray.run_on_ray(ds, *ray_jobs(config), workers=2, use_gpus=False, progress=False,
+                                        on_start=lambda handles: seen.update(handles))  # fmt: skip
+        assert len(summary.processed) == 2 and labels(ds) == reference, name
+        ds.delete()
+        return sorted(who["pid"] for who in seen["identities"])
+
+    engine_ray.release_ray_workers()  # what earlier tests left warm
+    cold = run_once("ray-warm-a")
+    assert run_once("ray-warm-b") == cold, "the second run ran in the first run's worker processes"
+    assert engine_ray.release_ray_workers() == 2 and engine_ray.release_ray_workers() == 0
+    _wait_gone(cold)
+    monkeypatch.setattr(engine_ray, "WORKER_IDLE_SECONDS", 1.0)
+    fresh = run_once("ray-warm-c")
+    assert not set(fresh) & set(cold), "new workers after the release"
+    _wait_gone(fresh)  # idle for WORKER_IDLE_SECONDS: killed, their CPUs given back
+    assert engine_ray._warm is None
+
+
 def test_a_stage_whose_models_cannot_be_pickled_is_refused_before_anything_is_written(cluster, videos, config):
     from fiftyone_posetrack.pipeline.core import build_detector
 

@@ -8,10 +8,18 @@ then hands the videos to ``workers`` Ray actors, one video at a time each, in
 the manner of Ray's batch-inference examples (an :class:`ray.util.ActorPool`
 of model-holding actors):
 
-- **Actors hold the models**: each builds its job (its models) once, in its
-  constructor, placed by resources: one GPU per actor (``num_gpus=1``, Ray sets
-  its ``CUDA_VISIBLE_DEVICES``) when the cluster has GPUs and the job may use
-  them, else ``num_cpus`` CPUs; spread over the nodes (``"SPREAD"``).
+- **Actors hold the models**: each builds its job (its models) once per run,
+  before any video, placed by resources: one GPU per actor (``num_gpus=1``, Ray
+  sets its ``CUDA_VISIBLE_DEVICES``) when the cluster has GPUs and the job may
+  use them, else ``num_cpus`` CPUs; spread over the nodes (``"SPREAD"``).
+- **Warm workers**: a worker process costs seconds to start (mostly importing
+  FiftyOne), so the actors of a run that ended well stay up for
+  :data:`WORKER_IDLE_SECONDS` and the next run of this process with the same
+  cluster, worker count, resources and settings takes them over (it builds its
+  own job in them). Then, or at :func:`release_ray_workers`, they are killed and
+  their resources given back. A worker that Ray restarted, or any run that
+  failed, is never reused. The models are dropped at the end of each run, so
+  idle workers hold no GPU memory.
 - **Videos are the unit of work**: tracking is sequential inside a video. Each
   actor runs its video through the same per-video path as an in-process run
   (:func:`~fiftyone_posetrack.fo.jobs.run_video_jobs` on a one-video
@@ -46,8 +54,11 @@ import math
 import os
 import re
 import socket
+import threading
 import time
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -67,13 +78,25 @@ from fiftyone_posetrack.fo.jobs import (
 )
 from fiftyone_posetrack.types import BadInputError
 
-__all__ = ["ENGINES", "check_engine", "check_ray_address", "picklable_job", "run_on_ray", "worker_resources"]
+__all__ = [
+    "ENGINES",
+    "WORKER_IDLE_SECONDS",
+    "check_engine",
+    "check_ray_address",
+    "picklable_job",
+    "release_ray_workers",
+    "run_on_ray",
+    "worker_resources",
+]
 
 #: the engines of every label-writing run
 ENGINES = ("inprocess", "ray")
 
 #: how often Ray restarts a dead worker actor, and retries the video it held
 MAX_RESTARTS = 3
+
+#: seconds the workers of a finished run wait for the next run of this process before they are killed
+WORKER_IDLE_SECONDS = 120.0
 
 #: environment variables the workers get from the driver (database, FiftyOne and package settings)
 _ENV_PREFIXES = ("FIFTYONE_", "POSETRACK_")
@@ -221,6 +244,9 @@ def _actor_classes():
         def __init__(self):
             self.frames, self.holders = 0, {}
 
+        def reset(self) -> None:  # a new run on warm workers
+            self.frames, self.holders = 0, {}
+
         def add(self, frames: int) -> None:
             self.frames += int(frames)
 
@@ -234,12 +260,10 @@ def _actor_classes():
             return self.frames, dict(self.holders)
 
     class VideoWorker:
-        """Holds one job (its models, built once) and runs it on one video per call."""
+        """Holds the job of one run (its models, built once per run) and runs it on one video per call."""
 
-        def __init__(self, make_job: Callable[[], VideoJob], dataset_name: str, options: dict, progress):
-            self.job = make_job()
-            self.dataset = fo.load_dataset(dataset_name)
-            self.options, self.progress = options, progress
+        def __init__(self):
+            self.run_id = self.job = self.dataset = self.options = self.progress = None
             ctx = ray.get_runtime_context()
             self.where = {
                 "node": ctx.get_node_id(),
@@ -251,7 +275,23 @@ def _actor_classes():
         def identity(self) -> dict:
             return dict(self.where, pid=os.getpid())
 
-        def process(self, sample_id: str, run_key: str) -> dict:
+        def begin(self, run_id: str, make_job: Callable[[], VideoJob], dataset_name: str, options: dict, progress) -> dict:
+            """Builds the run's job (its models) and loads its dataset; a restarted worker does it again."""
+            if self.run_id != run_id:
+                self.job = None  # the last run's models go before the new ones are built
+                self.job = make_job()
+                self.dataset = fo.load_dataset(dataset_name)
+                self.dataset.reload()  # a warm worker's copy predates the fields the driver declared
+                self.options, self.progress, self.run_id = options, progress, run_id
+            return self.identity()
+
+        def end(self) -> None:
+            """Drops the run's job (its models: GPU memory) while the worker waits for the next run."""
+            self.run_id = self.job = self.dataset = self.progress = None
+
+        def process(self, run_id: str, make_job, dataset_name: str, options: dict, progress, sample_id: str,
+                    run_key: str) -> dict:  # fmt: skip
+            self.begin(run_id, make_job, dataset_name, options, progress)
             self.progress.hold.remote(sample_id, os.getpid())
             # a retry after this run's worker died: its claim names this run and is dead, free it
             release_claim(self.dataset, sample_id, self.job, run_key)
@@ -282,6 +322,90 @@ def _actor_classes():
             return {"sample_id": sample_id, "entry": entry, "summary": summary, "timings": timings}
 
     return Progress, ray.remote(VideoWorker)
+
+
+@dataclass
+class _Workers:
+    """The actors of a run (and its progress actor), kept warm for the next run with the same ``key``."""
+
+    key: tuple
+    actors: list
+    progress: object
+    pids: list = field(default_factory=list)  # each actor's process: a restarted actor is not reused
+    timer: threading.Timer | None = None
+
+    def kill(self) -> None:
+        import ray
+
+        if self.timer is not None:
+            self.timer.cancel()
+        for actor in (*self.actors, self.progress):
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead, or its cluster is gone
+                pass
+
+    def alive(self) -> bool:
+        """Every actor answers from the process it was started in (none was restarted)."""
+        import ray
+
+        try:
+            pids = [who["pid"] for who in ray.get([a.identity.remote() for a in self.actors], timeout=30)]
+            ray.get(self.progress.reset.remote(), timeout=30)
+        except Exception:  # noqa: BLE001 - a dead actor, a lost node, a gone cluster
+            return False
+        return pids == self.pids
+
+
+_warm_lock = threading.Lock()
+_warm: _Workers | None = None
+
+
+def release_ray_workers() -> int:
+    """Kills the workers kept warm for this process's next Ray run; returns how many there were."""
+    global _warm
+    with _warm_lock:
+        workers, _warm = _warm, None
+    if workers is None:
+        return 0
+    workers.kill()
+    return len(workers.actors)
+
+
+def _take_workers(key: tuple, make: Callable[[], _Workers]) -> tuple[_Workers, bool]:
+    """The warm workers if their ``key`` matches and they are sound (``(workers, True)``), else new ones."""
+    global _warm
+    with _warm_lock:
+        workers, _warm = _warm, None
+    if workers is not None:
+        if workers.timer is not None:
+            workers.timer.cancel()
+        if workers.key == key and workers.alive():
+            return workers, True
+        workers.kill()  # before new ones: they may need its resources
+    return make(), False
+
+
+def _keep_workers(workers: _Workers) -> None:
+    """Keeps a finished run's workers for :data:`WORKER_IDLE_SECONDS` (one set per process)."""
+    global _warm
+    with _warm_lock:
+        if _warm is None:
+            workers.timer = threading.Timer(WORKER_IDLE_SECONDS, _expire, args=(workers,))
+            workers.timer.daemon = True
+            workers.timer.start()
+            _warm, workers = workers, None
+    if workers is not None:  # another run's workers wait already
+        workers.kill()
+
+
+def _expire(workers: _Workers) -> None:
+    global _warm
+    with _warm_lock:
+        if _warm is not workers:
+            return
+        _warm = None
+    workers.kill()
 
 
 def _status(job: VideoJob) -> str:
@@ -364,31 +488,46 @@ def run_on_ray(
     if not ids:
         return summary
     Progress, Worker = _actor_classes()
-    tracker = Progress.remote()
+    env, count = _worker_env(), min(workers, len(ids))
+
+    def start() -> _Workers:
+        actors = [
+            Worker.options(
+                **resources, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
+                scheduling_strategy="SPREAD", runtime_env={"env_vars": env},
+            ).remote()
+            for _ in range(count)
+        ]  # fmt: skip
+        return _Workers(key, actors, Progress.remote())
+
+    key = (ray.get_runtime_context().gcs_address, tuple(sorted(resources.items())), count, tuple(sorted(env.items())))
+    pool, warm = _take_workers(key, start)
+    actors, tracker = pool.actors, pool.progress
     options = {"flush_frames": int(flush_frames), "stale_after": float(stale_after)}
     job_ref = ray.put(make_job)  # held until the run ends: a restarted worker rebuilds its job from it
-    actors = [
-        Worker.options(
-            **resources, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
-            scheduling_strategy="SPREAD", runtime_env={"env_vars": _worker_env()},
-        ).remote(job_ref, dataset.name, options, tracker)
-        for _ in range(min(workers, len(ids)))
-    ]  # fmt: skip
+    run_id = uuid.uuid4().hex
+    run_args = (run_id, job_ref, dataset.name, options, tracker)
     record = None
+    reusable = False
     total = sum(n or 0 for n in counts)
     bar = tqdm(total=total, desc=f"{job.name} on {len(actors)} Ray worker(s)", unit="frame", disable=not progress)
     timings: dict[str, float] = defaultdict(float)
     try:
-        identities = ray.get([a.identity.remote() for a in actors])  # up, models built: the job is sound
+        try:  # up, models built: the job is sound
+            identities = ray.get([a.begin.remote(*run_args) for a in actors])
+        except Exception as e:  # noqa: BLE001 - the job's own error (e.g. a missing model), re-raised as itself
+            raise _cause(e) from None
+        if not warm:
+            pool.pids = [who["pid"] for who in identities]
         if on_start is not None:
             on_start({"progress": tracker, "workers": actors, "identities": identities})
         if job.prepare is not None:
             job.prepare(dataset)
         record = fruns.begin_run(samples, config)
         summary.run_key = record.key
-        pool = ActorPool(actors)
+        pool_of_actors = ActorPool(actors)
         for sample_id in ids:
-            pool.submit(lambda a, sid: a.process.remote(sid, record.key), sample_id)
+            pool_of_actors.submit(lambda a, sid: a.process.remote(*run_args, sid, record.key), sample_id)
         shown = finished = 0  # frames on the bar; frames of the videos finished
 
         def show(frames: int) -> None:
@@ -400,9 +539,9 @@ def run_on_ray(
                 if progress_callback is not None:
                     progress_callback(frames / max(1, total), f"{frames}/{total} frames")
 
-        while pool.has_next():
+        while pool_of_actors.has_next():
             try:
-                out = pool.get_next_unordered(timeout=0.5)
+                out = pool_of_actors.get_next_unordered(timeout=0.5)
             except TimeoutError:
                 out = None
             except Exception as e:  # noqa: BLE001 - a worker's error, re-raised as itself
@@ -425,11 +564,18 @@ def run_on_ray(
                 summary.processed.append(sample_id)
                 summary.frames += int(entry.get("frames") or 0)
         dataset.reload()
+        reusable = True
     finally:
         bar.close()
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
-        ray.kill(tracker, no_restart=True)
+        if reusable:  # the workers drop the run's models and wait for the next run
+            try:
+                ray.get([a.end.remote() for a in actors], timeout=60)
+            except Exception:  # noqa: BLE001 - a worker that cannot answer is not kept
+                reusable = False
+        if reusable:
+            _keep_workers(pool)
+        else:
+            pool.kill()
         if record is not None:
             for sample_id in set(ids) - set(record.videos):  # interrupted: free this run's claims for a rerun
                 release_claim(dataset, sample_id, job, record.key)

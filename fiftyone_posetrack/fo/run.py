@@ -125,7 +125,8 @@ def run(
             see :func:`fiftyone_posetrack.fo.jobs.run_video_jobs`
         engine: ``"inprocess"`` (one video at a time, here) or ``"ray"``
             (one video per Ray worker at a time, each worker building the
-            models of ``config`` once; :mod:`fiftyone_posetrack.fo.engine_ray`)
+            models of ``config`` once; the workers stay up for this process's
+            next run: :mod:`fiftyone_posetrack.fo.engine_ray`)
         workers: Ray workers (None: one per GPU of the cluster, else per CPU)
         ray_address: the Ray cluster to join (None: the one this process is
             connected to, else a new local one; ``"auto"``; ``"ray://HOST:PORT"``)
