@@ -246,6 +246,7 @@ def test_a_sigkilled_worker_restarts_and_its_video_is_redone_identically(cluster
             result["error"] = e
 
     from fiftyone_posetrack.fo import engine_ray
+    from fiftyone_posetrack.fo.run import ray_jobs
 
     original = engine_ray.run_on_ray
 
@@ -279,6 +280,14 @@ def test_a_sigkilled_worker_restarts_and_its_video_is_redone_identically(cluster
     assert entry["status"] == "done" and not entry["worker"].endswith(f":{victim[1]}"), "redone by a new process"
     assert staging.count_documents({"sample": {"$in": [bson.ObjectId(i) for i in ds.values("id")]}}) == 0
     ds.delete()
+    # the restarted worker is not kept warm for the next run: that one starts a worker of its own
+    restarted = int(entry["worker"].rpartition(":")[2])
+    again = make_dataset("ray-kill-next", videos)
+    seen = {}
+    engine_ray.run_on_ray(again, *ray_jobs(config), workers=1, use_gpus=False, progress=False,
+                          on_start=lambda handles: seen.update(handles))  # fmt: skip
+    assert [who["pid"] for who in seen["identities"]] != [restarted] and labels(again) == reference
+    again.delete()
 
 
 def _free_port() -> int:
