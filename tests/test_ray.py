@@ -163,10 +163,10 @@ def test_warm_workers_serve_the_next_run_and_are_released(cluster, videos, confi
     from fiftyone_posetrack.fo import engine_ray
     from fiftyone_posetrack.fo.run import ray_jobs
 
-    def run_once(name) -> list[int]:
+    def run_once(name, workers=2) -> list[int]:
         ds = make_dataset(name, videos)
         seen = {}
-        summary = engine_ray.run_on_ray(ds, *ray_jobs(config), workers=2, use_gpus=False, progress=False,
+        summary = engine_ray.run_on_ray(ds, *ray_jobs(config), workers=workers, use_gpus=False, progress=False,
                                         on_start=lambda handles: seen.update(handles))  # fmt: skip
         assert len(summary.processed) == 2 and labels(ds) == reference, name
         ds.delete()
@@ -175,6 +175,8 @@ def test_warm_workers_serve_the_next_run_and_are_released(cluster, videos, confi
     engine_ray.release_ray_workers()  # what earlier tests left warm
     cold = run_once("ray-warm-a")
     assert run_once("ray-warm-b") == cold, "the second run ran in the first run's worker processes"
+    (one,) = run_once("ray-warm-one", workers=1)
+    assert one in cold, "a run with fewer workers takes one of the warm ones"
     assert engine_ray.release_ray_workers() == 2 and engine_ray.release_ray_workers() == 0
     _wait_gone(cold)
     monkeypatch.setattr(engine_ray, "WORKER_IDLE_SECONDS", 1.0)

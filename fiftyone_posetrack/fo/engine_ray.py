@@ -14,9 +14,9 @@ of model-holding actors):
   use them, else ``num_cpus`` CPUs; spread over the nodes (``"SPREAD"``).
 - **Warm workers**: a worker process costs seconds to start (mostly importing
   FiftyOne), so the actors of a run that ended well stay up for
-  :data:`WORKER_IDLE_SECONDS` and the next run of this process with the same
-  cluster, worker count, resources and settings takes them over (it builds its
-  own job in them). Then, or at :func:`release_ray_workers`, they are killed and
+  :data:`WORKER_IDLE_SECONDS` and the next run of this process on the same
+  cluster, with the same resources per worker and settings, takes them over
+  when they are enough for it (it builds its own job in the ones it uses). Then, or at :func:`release_ray_workers`, they are killed and
   their resources given back. A worker that Ray restarted, or any run that
   failed, is never reused. The models are dropped at the end of each run, so
   idle workers hold no GPU memory.
@@ -372,15 +372,16 @@ def release_ray_workers() -> int:
     return len(workers.actors)
 
 
-def _take_workers(key: tuple, make: Callable[[], _Workers]) -> tuple[_Workers, bool]:
-    """The warm workers if their ``key`` matches and they are sound (``(workers, True)``), else new ones."""
+def _take_workers(key: tuple, count: int, make: Callable[[], _Workers]) -> tuple[_Workers, bool]:
+    """The warm workers if their ``key`` matches, they are at least ``count`` and sound
+    (``(workers, True)``; the run uses the first ``count``), else new ones."""
     global _warm
     with _warm_lock:
         workers, _warm = _warm, None
     if workers is not None:
         if workers.timer is not None:
             workers.timer.cancel()
-        if workers.key == key and workers.alive():
+        if workers.key == key and len(workers.actors) >= count and workers.alive():
             return workers, True
         workers.kill()  # before new ones: they may need its resources
     return make(), False
@@ -500,9 +501,9 @@ def run_on_ray(
         ]  # fmt: skip
         return _Workers(key, actors, Progress.remote())
 
-    key = (ray.get_runtime_context().gcs_address, tuple(sorted(resources.items())), count, tuple(sorted(env.items())))
-    pool, warm = _take_workers(key, start)
-    actors, tracker = pool.actors, pool.progress
+    key = (ray.get_runtime_context().gcs_address, tuple(sorted(resources.items())), tuple(sorted(env.items())))
+    pool, warm = _take_workers(key, count, start)
+    actors, tracker = pool.actors[:count], pool.progress
     options = {"flush_frames": int(flush_frames), "stale_after": float(stale_after)}
     job_ref = ray.put(make_job)  # held until the run ends: a restarted worker rebuilds its job from it
     run_id = uuid.uuid4().hex
@@ -569,7 +570,7 @@ def run_on_ray(
         bar.close()
         if reusable:  # the workers drop the run's models and wait for the next run
             try:
-                ray.get([a.end.remote() for a in actors], timeout=60)
+                ray.get([a.end.remote() for a in pool.actors], timeout=60)
             except Exception:  # noqa: BLE001 - a worker that cannot answer is not kept
                 reusable = False
         if reusable:
