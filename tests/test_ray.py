@@ -186,6 +186,31 @@ def test_warm_workers_serve_the_next_run_and_are_released(cluster, videos, confi
     assert engine_ray._warm is None
 
 
+IDLE_AFTER_SHUTDOWN = """
+import ray
+from fiftyone_posetrack.fo import engine_ray
+
+ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+progress_class, _ = engine_ray._actor_classes()
+workers = engine_ray._Workers((ray.get_runtime_context().gcs_address,), [], progress_class.remote())
+engine_ray.WORKER_IDLE_SECONDS = 5.0
+engine_ray._keep_workers(workers)
+ray.shutdown()
+workers.timer.join(timeout=120)  # the idle timer fires after the shutdown; wait until its kill returned
+assert not workers.timer.is_alive() and engine_ray._warm is None, "the timer ran"
+print("INITIALIZED", ray.is_initialized())
+"""
+
+
+def test_warm_workers_expiring_after_ray_shutdown_start_no_new_ray(tmp_path):
+    """Ray's API auto-starts a local instance when called disconnected: the idle timer of workers
+    whose cluster was shut down must leave them alone (CI: it started a new Ray after the tests)."""
+    out = subprocess.run([sys.executable, "-c", IDLE_AFTER_SHUTDOWN], capture_output=True, text=True, timeout=300,
+                         env=os.environ.copy(), cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "INITIALIZED False" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
 def test_a_stage_whose_models_cannot_be_pickled_is_refused_before_anything_is_written(cluster, videos, config):
     from fiftyone_posetrack.pipeline.core import build_detector
 

@@ -334,11 +334,24 @@ class _Workers:
     pids: list = field(default_factory=list)  # each actor's process: a restarted actor is not reused
     timer: threading.Timer | None = None
 
+    def connected(self) -> bool:
+        """Whether this process is still connected to the cluster the workers live on.
+
+        Ray's API called while disconnected starts a new local Ray instance
+        (``auto_init``): after ``ray.shutdown()`` (or a switch to another
+        cluster) the handles are left alone, their cluster ends them.
+        """
+        import ray
+
+        return ray.is_initialized() and ray.get_runtime_context().gcs_address == self.key[0]
+
     def kill(self) -> None:
         import ray
 
         if self.timer is not None:
             self.timer.cancel()
+        if not self.connected():
+            return
         for actor in (*self.actors, self.progress):
             try:
                 ray.kill(actor, no_restart=True)
@@ -349,6 +362,8 @@ class _Workers:
         """Every actor answers from the process it was started in (none was restarted)."""
         import ray
 
+        if not self.connected():
+            return False
         try:
             pids = [who["pid"] for who in ray.get([a.identity.remote() for a in self.actors], timeout=30)]
             ray.get(self.progress.reset.remote(), timeout=30)
