@@ -190,7 +190,7 @@ IDLE_AFTER_SHUTDOWN = """
 import ray
 from fiftyone_posetrack.fo import engine_ray
 
-ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
 progress_class, _ = engine_ray._actor_classes()
 workers = engine_ray._Workers((ray.get_runtime_context().gcs_address,), [], progress_class.remote())
 engine_ray.WORKER_IDLE_SECONDS = 5.0
