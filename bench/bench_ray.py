@@ -175,6 +175,14 @@ def _ceiling(args, root: pathlib.Path, paths: list[str], dataset) -> float:
     return wall
 
 
+def task_seconds_per_worker(videos: dict) -> dict[str, float]:
+    """``{worker: its tasks' seconds}`` from a run record's videos."""
+    out: dict[str, float] = {}
+    for v in videos.values():
+        out[v["worker"]] = out.get(v["worker"], 0.0) + v["task_seconds"]
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -259,9 +267,7 @@ def _bench(args, root: pathlib.Path, mongod_pid: int) -> int:
     print(f"speed-up: {t_in / t_ray:.2f}x (target >= 1.7x)")
     same = labels(base, fields) == labels(ds, fields)
     print(f"labels identical: {same}")
-    busiest: dict[str, float] = {}
-    for v in ray_videos.values():
-        busiest[v["worker"]] = busiest.get(v["worker"], 0.0) + v["task_seconds"]
+    busiest = task_seconds_per_worker(ray_videos)
     per_run = t_ray - max(busiest.values())
     per_video = sum(v["task_seconds"] - v["seconds"] for v in ray_videos.values()) / len(ray_videos)
     slower = sum(v["seconds"] for v in ray_videos.values()) / sum(v["seconds"] for v in in_videos.values())
@@ -276,9 +282,7 @@ def _bench(args, root: pathlib.Path, mongod_pid: int) -> int:
     warm = run_on_ray(warm_ds, *ray_jobs(config), workers=args.workers, use_gpus=gpu, progress=False, on_start=pin)
     t_warm = time.perf_counter() - start
     warm_videos = get_run(warm_ds, warm.run_key)["videos"]
-    warm_busiest: dict[str, float] = {}
-    for v in warm_videos.values():
-        warm_busiest[v["worker"]] = warm_busiest.get(v["worker"], 0.0) + v["task_seconds"]
+    warm_busiest = task_seconds_per_worker(warm_videos)
     warm_per_run = t_warm - max(warm_busiest.values())
     warm_same = labels(base, fields) == labels(warm_ds, fields)
     took_over = set(warm_busiest) == set(busiest)

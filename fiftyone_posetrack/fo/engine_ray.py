@@ -16,8 +16,9 @@ of model-holding actors):
   FiftyOne), so the actors of a run that ended well stay up for
   :data:`WORKER_IDLE_SECONDS` and the next run of this process on the same
   cluster, with the same resources per worker and settings, takes them over
-  when they are enough for it (it builds its own job in the ones it uses). Then, or at :func:`release_ray_workers`, they are killed and
-  their resources given back. A worker that Ray restarted, or any run that
+  when they are enough for it (it builds its own job in the ones it uses).
+  Then, or at :func:`release_ray_workers`, they are killed and their resources
+  given back. A worker that Ray restarted, or any run that
   failed, is never reused. The models are dropped at the end of each run, so
   idle workers hold no GPU memory.
 - **Videos are the unit of work**: tracking is sequential inside a video. Each
@@ -287,7 +288,7 @@ def _actor_classes():
 
         def end(self) -> None:
             """Drops the run's job (its models: GPU memory) while the worker waits for the next run."""
-            self.run_id = self.job = self.dataset = self.progress = None
+            self.run_id = self.job = self.dataset = self.options = self.progress = None
 
         def process(self, run_id: str, make_job, dataset_name: str, options: dict, progress, sample_id: str,
                     run_key: str) -> dict:  # fmt: skip
@@ -359,7 +360,8 @@ class _Workers:
                 pass
 
     def alive(self) -> bool:
-        """Every actor answers from the process it was started in (none was restarted)."""
+        """Every actor answers from the process it was started in (none was restarted); the
+        progress actor's answer is its reset for the next run."""
         import ray
 
         if not self.connected():
@@ -505,6 +507,7 @@ def run_on_ray(
         return summary
     Progress, Worker = _actor_classes()
     env, count = _worker_env(), min(workers, len(ids))
+    key = (ray.get_runtime_context().gcs_address, tuple(sorted(resources.items())), tuple(sorted(env.items())))
 
     def start() -> _Workers:
         actors = [
@@ -516,9 +519,8 @@ def run_on_ray(
         ]  # fmt: skip
         return _Workers(key, actors, Progress.remote())
 
-    key = (ray.get_runtime_context().gcs_address, tuple(sorted(resources.items())), tuple(sorted(env.items())))
-    pool, warm = _take_workers(key, count, start)
-    actors, tracker = pool.actors[:count], pool.progress
+    held, warm = _take_workers(key, count, start)
+    actors, tracker = held.actors[:count], held.progress
     options = {"flush_frames": int(flush_frames), "stale_after": float(stale_after)}
     job_ref = ray.put(make_job)  # held until the run ends: a restarted worker rebuilds its job from it
     run_id = uuid.uuid4().hex
@@ -534,16 +536,16 @@ def run_on_ray(
         except Exception as e:  # noqa: BLE001 - the job's own error (e.g. a missing model), re-raised as itself
             raise _cause(e) from None
         if not warm:
-            pool.pids = [who["pid"] for who in identities]
+            held.pids = [who["pid"] for who in identities]
         if on_start is not None:
             on_start({"progress": tracker, "workers": actors, "identities": identities})
         if job.prepare is not None:
             job.prepare(dataset)
         record = fruns.begin_run(samples, config)
         summary.run_key = record.key
-        pool_of_actors = ActorPool(actors)
+        pool = ActorPool(actors)
         for sample_id in ids:
-            pool_of_actors.submit(lambda a, sid: a.process.remote(*run_args, sid, record.key), sample_id)
+            pool.submit(lambda a, sid: a.process.remote(*run_args, sid, record.key), sample_id)
         shown = finished = 0  # frames on the bar; frames of the videos finished
 
         def show(frames: int) -> None:
@@ -555,9 +557,9 @@ def run_on_ray(
                 if progress_callback is not None:
                     progress_callback(frames / max(1, total), f"{frames}/{total} frames")
 
-        while pool_of_actors.has_next():
+        while pool.has_next():
             try:
-                out = pool_of_actors.get_next_unordered(timeout=0.5)
+                out = pool.get_next_unordered(timeout=0.5)
             except TimeoutError:
                 out = None
             except Exception as e:  # noqa: BLE001 - a worker's error, re-raised as itself
@@ -585,13 +587,13 @@ def run_on_ray(
         bar.close()
         if reusable:  # the workers drop the run's models and wait for the next run
             try:
-                ray.get([a.end.remote() for a in pool.actors], timeout=60)
+                ray.get([a.end.remote() for a in held.actors], timeout=60)
             except Exception:  # noqa: BLE001 - a worker that cannot answer is not kept
                 reusable = False
         if reusable:
-            _keep_workers(pool)
+            _keep_workers(held)
         else:
-            pool.kill()
+            held.kill()
         if record is not None:
             for sample_id in set(ids) - set(record.videos):  # interrupted: free this run's claims for a rerun
                 release_claim(dataset, sample_id, job, record.key)
