@@ -156,21 +156,28 @@ def _wait_gone(pids, timeout: float = 120.0) -> None:
     assert not alive, f"worker processes {sorted(alive)} still run"
 
 
+def _worker_pids_of_a_run(name, videos, config, reference, workers) -> list[int]:
+    """Runs ``run_on_ray`` on a fresh dataset (labels checked against the reference); its workers' pids."""
+    from fiftyone_posetrack.fo import engine_ray
+    from fiftyone_posetrack.fo.run import ray_jobs
+
+    ds = make_dataset(name, videos)
+    seen = {}
+    summary = engine_ray.run_on_ray(ds, *ray_jobs(config), workers=workers, use_gpus=False, progress=False,
+                                    on_start=lambda handles: seen.update(handles))  # fmt: skip
+    assert len(summary.processed) == 2 and labels(ds) == reference, name
+    ds.delete()
+    return sorted(who["pid"] for who in seen["identities"])
+
+
 @pytest.mark.slow
 def test_warm_workers_serve_the_next_run_and_are_released(cluster, videos, config, reference, monkeypatch):
     """The next run of this process takes over the last run's workers (same processes, same labels);
     they end at release_ray_workers(), or by themselves after WORKER_IDLE_SECONDS."""
     from fiftyone_posetrack.fo import engine_ray
-    from fiftyone_posetrack.fo.run import ray_jobs
 
     def run_once(name, workers=2) -> list[int]:
-        ds = make_dataset(name, videos)
-        seen = {}
-        summary = engine_ray.run_on_ray(ds, *ray_jobs(config), workers=workers, use_gpus=False, progress=False,
-                                        on_start=lambda handles: seen.update(handles))  # fmt: skip
-        assert len(summary.processed) == 2 and labels(ds) == reference, name
-        ds.delete()
-        return sorted(who["pid"] for who in seen["identities"])
+        return _worker_pids_of_a_run(name, videos, config, reference, workers)
 
     engine_ray.release_ray_workers()  # what earlier tests left warm
     cold = run_once("ray-warm-a")
@@ -273,7 +280,6 @@ def test_a_sigkilled_worker_restarts_and_its_video_is_redone_identically(cluster
             result["error"] = e
 
     from fiftyone_posetrack.fo import engine_ray
-    from fiftyone_posetrack.fo.run import ray_jobs
 
     original = engine_ray.run_on_ray
 
@@ -309,12 +315,7 @@ def test_a_sigkilled_worker_restarts_and_its_video_is_redone_identically(cluster
     ds.delete()
     # the restarted worker is not kept warm for the next run: that one starts a worker of its own
     restarted = int(entry["worker"].rpartition(":")[2])
-    again = make_dataset("ray-kill-next", videos)
-    seen = {}
-    engine_ray.run_on_ray(again, *ray_jobs(config), workers=1, use_gpus=False, progress=False,
-                          on_start=lambda handles: seen.update(handles))  # fmt: skip
-    assert [who["pid"] for who in seen["identities"]] != [restarted] and labels(again) == reference
-    again.delete()
+    assert _worker_pids_of_a_run("ray-kill-next", videos, config, reference, workers=1) != [restarted]
 
 
 def _free_port() -> int:
